@@ -1,0 +1,195 @@
+// mnemo's storage engine: one RocksDB instance per data directory holding
+// namespaces of documents, chunks and their dense vectors, plus one dense
+// index per namespace.
+//
+// Crash consistency: every write commits its records and its index-log
+// entries in one RocksDB WriteBatch with the WAL synced before the call
+// returns, so an acknowledged write survives kill -9. Index snapshots are
+// saved (by Checkpoint, on Close, and in the background) with the last index
+// log sequence they contain; Open loads each snapshot and replays the log
+// after it from the stored vectors.
+//
+// Thread safety: every method is safe to call concurrently. Searches on a
+// namespace run in parallel; writes to a namespace are serialised and exclude
+// its searches while they update the index.
+#ifndef MNEMO_DB_STORE_H_
+#define MNEMO_DB_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "index/dense_index.h"
+#include "index/filter.h"
+#include "index/metric.h"
+
+namespace mnemo::db {
+
+using index::Metric;
+
+// Limits on what a single call may carry. Violations give INVALID_ARGUMENT
+// (malformed) or RESOURCE_EXHAUSTED (too large / too many).
+struct Limits {
+  uint32_t max_id_bytes = 512;            // ids are 1..max_id_bytes bytes
+  uint32_t max_metadata_bytes = 64 << 10;  // metadata JSON per record
+  uint32_t max_text_bytes = 4 << 20;       // text per document or chunk
+  uint32_t max_k = 1024;                   // search k is 1..max_k
+  uint32_t max_query_batch = 4096;         // queries per Search
+  uint32_t max_write_batch = 20000;        // documents + chunks per Upsert
+  uint32_t max_dim = 65536;
+  uint32_t max_namespaces = 10000;
+};
+
+struct StoreOptions {
+  // Create the data directory and store when missing (default true).
+  bool create_if_missing = true;
+  // Sync the WAL before acknowledging a write (default true). false trades
+  // durability of the last writes on power loss for latency; a process
+  // crash (kill -9) loses nothing either way.
+  bool sync_writes = true;
+  // Save an index snapshot after this many logged index changes in a
+  // namespace, on a background thread (0 = only on Checkpoint and Close).
+  uint64_t snapshot_every_ops = 100000;
+  // RocksDB block cache size in bytes.
+  uint64_t block_cache_bytes = 256ull << 20;
+  Limits limits;
+};
+
+struct NamespaceConfig {
+  std::string name;  // [A-Za-z0-9_.-]{1,128}
+  uint32_t dim = 0;
+  Metric metric = Metric::kInnerProduct;
+  std::string index_factory = "Flat";
+  uint64_t train_threshold = 0;  // see index::DenseIndexOptions
+  std::string description;
+};
+
+struct NamespaceInfo {
+  NamespaceConfig config;
+  uint64_t chunk_count = 0;
+  uint64_t document_count = 0;
+  bool index_trained = false;
+  std::string index_description;
+  int64_t created_unix_ms = 0;
+  uint64_t approximate_bytes = 0;
+};
+
+struct Document {
+  std::string id;
+  std::string text;
+  std::string metadata_json;  // a JSON object or empty
+};
+
+struct Chunk {
+  std::string id;
+  std::string document_id;  // may be empty
+  std::string text;
+  std::string metadata_json;  // a JSON object or empty
+  std::vector<float> vector;  // namespace dim; as given (not normalised)
+};
+
+struct WriteResult {
+  uint64_t documents_written = 0;
+  uint64_t chunks_written = 0;
+};
+
+struct DeleteResult {
+  uint64_t chunks_deleted = 0;
+  uint64_t documents_deleted = 0;
+};
+
+struct GetResult {
+  std::vector<Chunk> chunks;        // found chunks, request order
+  std::vector<Document> documents;  // found documents, request order
+  std::vector<std::string> missing_ids;
+};
+
+struct SearchOptions {
+  int k = 10;
+  index::Filter filter;          // empty = no filter
+  bool include_payload = false;  // fill text, document id and metadata
+  bool include_vectors = false;
+  index::DenseSearchParams params;
+};
+
+struct Hit {
+  std::string id;
+  float score = 0;  // see index::Metric
+  std::optional<Chunk> chunk;  // when payload or vectors were asked for
+};
+
+class Store {
+ public:
+  // Opens (or creates) the store in `path`. Loads index snapshots and
+  // replays the index log. Fails with FAILED_PRECONDITION when another
+  // process holds the directory, DATA_LOSS on unreadable data.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options,
+                                                     const std::string& path);
+
+  // Flushes, saves index snapshots and closes. Called by the destructor
+  // when not called before; calling it twice is harmless.
+  virtual absl::Status Close() = 0;
+  virtual ~Store() = default;
+
+  // ALREADY_EXISTS if the name is taken; INVALID_ARGUMENT on a bad name,
+  // dim, or factory string.
+  virtual absl::StatusOr<NamespaceInfo> CreateNamespace(const NamespaceConfig& config) = 0;
+  // NOT_FOUND when absent.
+  virtual absl::StatusOr<NamespaceInfo> GetNamespace(absl::string_view name) = 0;
+  virtual absl::StatusOr<std::vector<NamespaceInfo>> ListNamespaces() = 0;
+  // Removes the namespace and everything in it (range deletes). NOT_FOUND
+  // when absent.
+  virtual absl::Status DropNamespace(absl::string_view name) = 0;
+
+  // Inserts or replaces documents and chunks atomically: either all are
+  // stored and indexed or none is. Validates everything first (ids, dim,
+  // NaN/Inf, metadata JSON object and size, text size, batch size).
+  virtual absl::StatusOr<WriteResult> Upsert(absl::string_view ns,
+                                            absl::Span<const Document> documents,
+                                            absl::Span<const Chunk> chunks) = 0;
+
+  // Deletes atomically. Unknown ids are not an error (counted as 0).
+  virtual absl::StatusOr<DeleteResult> Delete(absl::string_view ns,
+                                             absl::Span<const std::string> chunk_ids,
+                                             absl::Span<const std::string> document_ids) = 0;
+
+  virtual absl::StatusOr<GetResult> Get(absl::string_view ns,
+                                       absl::Span<const std::string> chunk_ids,
+                                       absl::Span<const std::string> document_ids,
+                                       bool include_vectors) = 0;
+
+  // Batch search: queries holds n * dim floats. Returns n hit lists, best
+  // first, at most k each (fewer when the namespace or filter has fewer).
+  virtual absl::StatusOr<std::vector<std::vector<Hit>>> Search(
+      absl::string_view ns, absl::Span<const float> queries,
+      const SearchOptions& options) = 0;
+
+  // Empty name = all namespaces.
+  virtual absl::StatusOr<std::vector<NamespaceInfo>> Stats(absl::string_view ns) = 0;
+
+  // Saves every index snapshot, flushes memtables and trims the index log.
+  // With a non-empty target_dir (which must not exist) also writes a
+  // consistent, openable copy of the whole store there. Returns the RocksDB
+  // sequence number the checkpoint covers.
+  virtual absl::StatusOr<uint64_t> Checkpoint(const std::string& target_dir) = 0;
+
+  // Compacts one namespace's key range (or everything) and rebuilds indexes
+  // that carry dead entries.
+  virtual absl::Status Compact(absl::string_view ns) = 0;
+
+  virtual const StoreOptions& options() const = 0;
+  virtual const std::string& path() const = 0;
+};
+
+// Validates a namespace name: [A-Za-z0-9_.-]{1,128}.
+absl::Status ValidateNamespaceName(absl::string_view name);
+
+}  // namespace mnemo::db
+
+#endif  // MNEMO_DB_STORE_H_
