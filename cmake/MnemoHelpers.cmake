@@ -46,9 +46,15 @@ function(mnemo_cc_test)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 300)
   endif()
+  # An empty LABELS value would swallow the next property name, so labels
+  # are passed only when given.
+  set(label_props)
+  if(ARG_LABELS)
+    set(label_props LABELS "${ARG_LABELS}")
+  endif()
   include(GoogleTest)
   gtest_discover_tests(${ARG_NAME}
     DISCOVERY_TIMEOUT 60
-    PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}"
+    PROPERTIES TIMEOUT ${ARG_TIMEOUT} ${label_props}
                ENVIRONMENT "MNEMO_BIN_DIR=${CMAKE_BINARY_DIR}/bin;OMP_NUM_THREADS=1")
 endfunction()

@@ -1,0 +1,238 @@
+// mnemod: the mnemo gRPC server.
+//
+// Opens the store in --data-dir, serves mnemo.v1.Mnemo plus the standard
+// health service and server reflection on --listen, and shuts down
+// gracefully on SIGTERM / SIGINT: stop accepting calls, let running ones
+// finish (5 s), then close the store (snapshots + flush) and exit 0.
+//
+// Once serving it writes the bound port to --port-file (atomically, via a
+// temporary file and rename) and prints
+//   mnemod listening on HOST:PORT data_dir=DIR
+// on stdout; scripts and tests wait for either.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "db/store.h"
+#include "server/logging.h"
+#include "server/service.h"
+
+#ifndef MNEMO_VERSION
+#define MNEMO_VERSION "0.0.0"
+#endif
+
+namespace mnemo::server {
+namespace {
+
+// Self-pipe: the signal handler only writes one byte; main blocks reading.
+int g_signal_pipe[2] = {-1, -1};
+
+void OnSignal(int signo) {
+  const char byte = static_cast<char>(signo);
+  // write() is async-signal-safe; a full pipe already has a pending wake-up.
+  [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &byte, 1);
+}
+
+absl::Status InstallSignalHandlers() {
+  if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
+    return absl::InternalError(absl::StrCat("pipe2: ", std::strerror(errno)));
+  }
+  struct sigaction action {};
+  action.sa_handler = OnSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  if (sigaction(SIGTERM, &action, nullptr) != 0 || sigaction(SIGINT, &action, nullptr) != 0) {
+    return absl::InternalError(absl::StrCat("sigaction: ", std::strerror(errno)));
+  }
+  signal(SIGPIPE, SIG_IGN);
+  return absl::OkStatus();
+}
+
+// Blocks until a termination signal arrives; returns its number.
+int WaitForSignal() {
+  while (true) {
+    char byte = 0;
+    ssize_t n = read(g_signal_pipe[0], &byte, 1);
+    if (n == 1) return static_cast<unsigned char>(byte);
+    if (n < 0 && errno == EINTR) continue;
+    return 0;
+  }
+}
+
+// Writes `port` to `path` via path.tmp + rename so readers never see a
+// partial file.
+absl::Status WritePortFile(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << "\n";
+    out.flush();
+    if (!out) return absl::InternalError(absl::StrCat("cannot write ", tmp));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::InternalError(
+        absl::StrCat("rename ", tmp, " -> ", path, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+// "host:port" → "host" (keeps brackets of an IPv6 literal).
+std::string HostOf(const std::string& listen) {
+  size_t colon = listen.rfind(':');
+  return colon == std::string::npos ? listen : listen.substr(0, colon);
+}
+
+struct Flags {
+  std::string listen = "127.0.0.1:7070";
+  std::string data_dir = "./mnemo-data";
+  std::string port_file;
+  int max_message_bytes = 64 << 20;
+  uint32_t max_k = db::Limits{}.max_k;
+  uint32_t max_query_batch = db::Limits{}.max_query_batch;
+  uint32_t max_write_batch = db::Limits{}.max_write_batch;
+  bool sync_writes = true;
+  std::string log_format = "text";
+  std::string log_level = "info";
+};
+
+int Run(const Flags& flags) {
+  if (absl::Status s = InitLogging(
+          flags.log_format == "json" ? LogFormat::kJson : LogFormat::kText, flags.log_level);
+      !s.ok()) {
+    std::fprintf(stderr, "mnemod: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  if (absl::Status s = InstallSignalHandlers(); !s.ok()) {
+    LogEvent(spdlog::level::critical, "cannot install signal handlers",
+             {{"error", std::string(s.message())}});
+    return 1;
+  }
+
+  db::StoreOptions options;
+  options.sync_writes = flags.sync_writes;
+  options.limits.max_k = flags.max_k;
+  options.limits.max_query_batch = flags.max_query_batch;
+  options.limits.max_write_batch = flags.max_write_batch;
+  auto store_or = db::Store::Open(options, flags.data_dir);
+  if (!store_or.ok()) {
+    LogEvent(spdlog::level::critical, "cannot open store",
+             {{"data_dir", flags.data_dir},
+              {"code", absl::StatusCodeToString(store_or.status().code())},
+              {"error", std::string(store_or.status().message())}});
+    return 1;
+  }
+  std::unique_ptr<db::Store> store = std::move(store_or).value();
+
+  MnemoService service(store.get(), MNEMO_VERSION);
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(flags.listen, grpc::InsecureServerCredentials(), &port);
+  // Oversized messages are refused by gRPC itself with RESOURCE_EXHAUSTED.
+  builder.SetMaxReceiveMessageSize(flags.max_message_bytes);
+  builder.SetMaxSendMessageSize(flags.max_message_bytes);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    LogEvent(spdlog::level::critical, "cannot listen", {{"listen", flags.listen}});
+    mnemo::IgnoreError(store->Close());
+    return 1;
+  }
+
+  if (!flags.port_file.empty()) {
+    if (absl::Status s = WritePortFile(flags.port_file, port); !s.ok()) {
+      LogEvent(spdlog::level::critical, "cannot write port file",
+               {{"port_file", flags.port_file}, {"error", std::string(s.message())}});
+      server->Shutdown();
+      mnemo::IgnoreError(store->Close());
+      return 1;
+    }
+  }
+  const std::string address = absl::StrCat(HostOf(flags.listen), ":", port);
+  std::printf("mnemod listening on %s data_dir=%s\n", address.c_str(), flags.data_dir.c_str());
+  std::fflush(stdout);
+  LogEvent(spdlog::level::info, "serving",
+           {{"address", address},
+            {"data_dir", flags.data_dir},
+            {"version", MNEMO_VERSION},
+            {"max_message_bytes", flags.max_message_bytes},
+            {"sync_writes", flags.sync_writes}});
+
+  const int signo = WaitForSignal();
+  LogEvent(spdlog::level::info, "shutting down", {{"signal", strsignal(signo)}});
+  // Idle clients only notice the GOAWAY when they next poll their channel,
+  // so a connected but idle client can hold shutdown until the deadline.
+  const auto shutdown_start = std::chrono::steady_clock::now();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server->Wait();
+  LogEvent(spdlog::level::info, "grpc server stopped",
+           {{"elapsed_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now() - shutdown_start)
+                               .count()}});
+  absl::Status close_status = store->Close();
+  if (!close_status.ok()) {
+    LogEvent(spdlog::level::err, "store close failed",
+             {{"code", absl::StatusCodeToString(close_status.code())},
+              {"error", std::string(close_status.message())}});
+    return 1;
+  }
+  LogEvent(spdlog::level::info, "stopped", {{"data_dir", flags.data_dir}});
+  return 0;
+}
+
+}  // namespace
+}  // namespace mnemo::server
+
+int main(int argc, char** argv) {
+  mnemo::server::Flags flags;
+  CLI::App app{"mnemod: the mnemo retrieval memory server"};
+  app.set_config("--config", "", "read flags from a TOML/INI file (same keys as the flags)");
+  app.add_option("--listen", flags.listen, "address to serve on (host:port; port 0 = any)")
+      ->capture_default_str();
+  app.add_option("--data-dir", flags.data_dir, "store directory (created when missing)")
+      ->capture_default_str();
+  app.add_option("--port-file", flags.port_file,
+                 "write the bound port here once serving (atomically)");
+  app.add_option("--max-message-bytes", flags.max_message_bytes,
+                 "largest gRPC message received or sent")
+      ->capture_default_str()
+      ->check(CLI::Range(1024, 2047 << 20));
+  app.add_option("--max-k", flags.max_k, "largest search k")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-query-batch", flags.max_query_batch, "most queries per Search")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-write-batch", flags.max_write_batch,
+                 "most documents + chunks per Upsert message")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--sync-writes", flags.sync_writes,
+                 "sync the WAL before acknowledging writes (true/false)")
+      ->capture_default_str();
+  app.add_option("--log-format", flags.log_format, "text or json")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-level", flags.log_level,
+                 "trace, debug, info, warn, error, critical or off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  CLI11_PARSE(app, argc, argv);
+  return mnemo::server::Run(flags);
+}

@@ -1,0 +1,254 @@
+#include "server/service.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "server/convert.h"
+#include "server/logging.h"
+#include "server/status_mapping.h"
+
+namespace mnemo::server {
+namespace {
+
+// Finishes a unary call with `status` (logged at debug level when it is an
+// error: bad input is the client's problem, not an operator's).
+grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, absl::string_view method,
+                                 const absl::Status& status) {
+  if (!status.ok()) {
+    LogEvent(spdlog::level::debug, "rpc failed",
+             {{"method", std::string(method)},
+              {"code", absl::StatusCodeToString(status.code())},
+              {"error", std::string(status.message())},
+              {"peer", ctx->peer()}});
+  }
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+absl::Status UpsertInto(db::Store* store, const v1::UpsertRequest& request,
+                        v1::UpsertResponse* response) {
+  std::vector<db::Document> documents;
+  documents.reserve(request.documents_size());
+  for (const v1::Document& doc : request.documents()) documents.push_back(DocumentFromProto(doc));
+  std::vector<db::Chunk> chunks;
+  chunks.reserve(request.chunks_size());
+  for (const v1::Chunk& chunk : request.chunks()) chunks.push_back(ChunkFromProto(chunk));
+  ASSIGN_OR_RETURN(db::WriteResult written,
+                   store->Upsert(request.namespace_(), documents, chunks));
+  response->set_documents_written(response->documents_written() + written.documents_written);
+  response->set_chunks_written(response->chunks_written() + written.chunks_written);
+  return absl::OkStatus();
+}
+
+absl::Status DoSearch(db::Store* store, const v1::SearchRequest& request,
+                      v1::SearchResponse* response) {
+  // The request states its dimension so that a client with the wrong model
+  // is refused instead of having its floats silently re-chunked.
+  ASSIGN_OR_RETURN(db::NamespaceInfo info, store->GetNamespace(request.namespace_()));
+  if (request.dim() != info.config.dim) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("query dim ", request.dim(), " does not match namespace \"",
+                     request.namespace_(), "\" dim ", info.config.dim));
+  }
+  if (request.queries_size() == 0 || request.queries_size() % request.dim() != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "queries holds ", request.queries_size(), " floats, not a positive multiple of dim ",
+        request.dim()));
+  }
+  ASSIGN_OR_RETURN(db::SearchOptions options, SearchOptionsFromProto(request));
+  ASSIGN_OR_RETURN(
+      std::vector<std::vector<db::Hit>> results,
+      store->Search(request.namespace_(),
+                    absl::MakeConstSpan(request.queries().data(), request.queries_size()),
+                    options));
+  for (const std::vector<db::Hit>& hits : results) {
+    v1::QueryResult* result = response->add_results();
+    for (const db::Hit& hit : hits) HitToProto(hit, result->add_hits());
+  }
+  return absl::OkStatus();
+}
+
+// Server side of UpsertStream; deletes itself when the call is done.
+class UpsertStreamReactor final : public grpc::ServerReadReactor<v1::UpsertRequest> {
+ public:
+  UpsertStreamReactor(db::Store* store, grpc::CallbackServerContext* ctx,
+                      v1::UpsertResponse* response)
+      : store_(store), ctx_(ctx), response_(response) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client half-closed (or the call broke): report totals
+      Finish(grpc::Status::OK);
+      return;
+    }
+    absl::Status status = UpsertInto(store_, request_, response_);
+    if (!status.ok()) {
+      LogEvent(spdlog::level::debug, "rpc failed",
+               {{"method", "UpsertStream"},
+                {"code", absl::StatusCodeToString(status.code())},
+                {"error", std::string(status.message())},
+                {"peer", ctx_->peer()}});
+      Finish(ToGrpcStatus(status));
+      return;
+    }
+    request_.Clear();
+    StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  db::Store* const store_;
+  grpc::CallbackServerContext* const ctx_;
+  v1::UpsertResponse* const response_;
+  v1::UpsertRequest request_;
+};
+
+}  // namespace
+
+MnemoService::MnemoService(db::Store* store, std::string version)
+    : store_(store), version_(std::move(version)) {}
+
+grpc::ServerUnaryReactor* MnemoService::CreateNamespace(grpc::CallbackServerContext* ctx,
+                                                        const v1::CreateNamespaceRequest* request,
+                                                        v1::CreateNamespaceResponse* response) {
+  absl::Status status = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(db::NamespaceConfig config, NamespaceConfigFromProto(request->config()));
+    ASSIGN_OR_RETURN(db::NamespaceInfo info, store_->CreateNamespace(config));
+    NamespaceInfoToProto(info, response->mutable_info());
+    LogEvent(spdlog::level::info, "namespace created",
+             {{"namespace", config.name}, {"dim", config.dim},
+              {"index_factory", config.index_factory}});
+    return absl::OkStatus();
+  }();
+  return Finish(ctx, "CreateNamespace", status);
+}
+
+grpc::ServerUnaryReactor* MnemoService::GetNamespace(grpc::CallbackServerContext* ctx,
+                                                     const v1::GetNamespaceRequest* request,
+                                                     v1::GetNamespaceResponse* response) {
+  absl::Status status = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(db::NamespaceInfo info, store_->GetNamespace(request->name()));
+    NamespaceInfoToProto(info, response->mutable_info());
+    return absl::OkStatus();
+  }();
+  return Finish(ctx, "GetNamespace", status);
+}
+
+grpc::ServerUnaryReactor* MnemoService::ListNamespaces(grpc::CallbackServerContext* ctx,
+                                                       const v1::ListNamespacesRequest* request,
+                                                       v1::ListNamespacesResponse* response) {
+  absl::Status status = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(std::vector<db::NamespaceInfo> infos, store_->ListNamespaces());
+    for (const db::NamespaceInfo& info : infos) {
+      NamespaceInfoToProto(info, response->add_namespaces());
+    }
+    return absl::OkStatus();
+  }();
+  return Finish(ctx, "ListNamespaces", status);
+}
+
+grpc::ServerUnaryReactor* MnemoService::DropNamespace(grpc::CallbackServerContext* ctx,
+                                                      const v1::DropNamespaceRequest* request,
+                                                      v1::DropNamespaceResponse* response) {
+  absl::Status status = store_->DropNamespace(request->name());
+  if (status.ok()) LogEvent(spdlog::level::info, "namespace dropped", {{"namespace", request->name()}});
+  return Finish(ctx, "DropNamespace", status);
+}
+
+grpc::ServerUnaryReactor* MnemoService::Upsert(grpc::CallbackServerContext* ctx,
+                                               const v1::UpsertRequest* request,
+                                               v1::UpsertResponse* response) {
+  return Finish(ctx, "Upsert", UpsertInto(store_, *request, response));
+}
+
+grpc::ServerReadReactor<v1::UpsertRequest>* MnemoService::UpsertStream(
+    grpc::CallbackServerContext* ctx, v1::UpsertResponse* response) {
+  return new UpsertStreamReactor(store_, ctx, response);
+}
+
+grpc::ServerUnaryReactor* MnemoService::Get(grpc::CallbackServerContext* ctx,
+                                            const v1::GetRequest* request,
+                                            v1::GetResponse* response) {
+  absl::Status status = [&]() -> absl::Status {
+    std::vector<std::string> chunk_ids(request->chunk_ids().begin(), request->chunk_ids().end());
+    std::vector<std::string> doc_ids(request->document_ids().begin(),
+                                     request->document_ids().end());
+    ASSIGN_OR_RETURN(db::GetResult result, store_->Get(request->namespace_(), chunk_ids, doc_ids,
+                                                       request->include_vectors()));
+    for (const db::Chunk& chunk : result.chunks) ChunkToProto(chunk, response->add_chunks());
+    for (const db::Document& doc : result.documents) {
+      DocumentToProto(doc, response->add_documents());
+    }
+    for (std::string& id : result.missing_ids) response->add_missing_ids(std::move(id));
+    return absl::OkStatus();
+  }();
+  return Finish(ctx, "Get", status);
+}
+
+grpc::ServerUnaryReactor* MnemoService::Delete(grpc::CallbackServerContext* ctx,
+                                               const v1::DeleteRequest* request,
+                                               v1::DeleteResponse* response) {
+  absl::Status status = [&]() -> absl::Status {
+    std::vector<std::string> chunk_ids(request->chunk_ids().begin(), request->chunk_ids().end());
+    std::vector<std::string> doc_ids(request->document_ids().begin(),
+                                     request->document_ids().end());
+    ASSIGN_OR_RETURN(db::DeleteResult result,
+                     store_->Delete(request->namespace_(), chunk_ids, doc_ids));
+    response->set_chunks_deleted(result.chunks_deleted);
+    response->set_documents_deleted(result.documents_deleted);
+    return absl::OkStatus();
+  }();
+  return Finish(ctx, "Delete", status);
+}
+
+grpc::ServerUnaryReactor* MnemoService::Search(grpc::CallbackServerContext* ctx,
+                                               const v1::SearchRequest* request,
+                                               v1::SearchResponse* response) {
+  return Finish(ctx, "Search", DoSearch(store_, *request, response));
+}
+
+grpc::ServerUnaryReactor* MnemoService::Stats(grpc::CallbackServerContext* ctx,
+                                              const v1::StatsRequest* request,
+                                              v1::StatsResponse* response) {
+  absl::Status status = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(std::vector<db::NamespaceInfo> infos, store_->Stats(request->namespace_()));
+    uint64_t total = 0;
+    for (const db::NamespaceInfo& info : infos) {
+      NamespaceInfoToProto(info, response->add_namespaces());
+      total += info.approximate_bytes;
+    }
+    response->set_total_approximate_bytes(total);
+    response->set_data_dir(store_->path());
+    response->set_version(version_);
+    return absl::OkStatus();
+  }();
+  return Finish(ctx, "Stats", status);
+}
+
+grpc::ServerUnaryReactor* MnemoService::Checkpoint(grpc::CallbackServerContext* ctx,
+                                                   const v1::CheckpointRequest* request,
+                                                   v1::CheckpointResponse* response) {
+  absl::Status status = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(uint64_t sequence, store_->Checkpoint(request->target_dir()));
+    response->set_last_sequence(sequence);
+    LogEvent(spdlog::level::info, "checkpoint written",
+             {{"target_dir", request->target_dir()}, {"last_sequence", sequence}});
+    return absl::OkStatus();
+  }();
+  return Finish(ctx, "Checkpoint", status);
+}
+
+grpc::ServerUnaryReactor* MnemoService::Compact(grpc::CallbackServerContext* ctx,
+                                                const v1::CompactRequest* request,
+                                                v1::CompactResponse* response) {
+  absl::Status status = store_->Compact(request->namespace_());
+  if (status.ok()) LogEvent(spdlog::level::info, "compacted", {{"namespace", request->namespace_()}});
+  return Finish(ctx, "Compact", status);
+}
+
+}  // namespace mnemo::server

@@ -1,0 +1,186 @@
+#include "server/convert.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace mnemo::server {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+TEST(ConvertTest, NamespaceConfigRoundTrip) {
+  v1::NamespaceConfig p;
+  p.set_name("docs");
+  p.set_dim(8);
+  p.set_metric(v1::METRIC_COSINE);
+  p.set_index_factory("HNSW32");
+  p.set_train_threshold(100);
+  p.set_description("d");
+  auto c = NamespaceConfigFromProto(p);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->name, "docs");
+  EXPECT_EQ(c->dim, 8u);
+  EXPECT_EQ(c->metric, index::Metric::kCosine);
+  EXPECT_EQ(c->index_factory, "HNSW32");
+  EXPECT_EQ(c->train_threshold, 100u);
+  v1::NamespaceConfig back;
+  NamespaceConfigToProto(*c, &back);
+  EXPECT_EQ(back.SerializeAsString(), p.SerializeAsString());
+}
+
+TEST(ConvertTest, UnspecifiedMetricIsInnerProductAndEmptyFactoryIsFlat) {
+  v1::NamespaceConfig p;
+  p.set_name("a");
+  p.set_dim(2);
+  auto c = NamespaceConfigFromProto(p);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->metric, index::Metric::kInnerProduct);
+  EXPECT_EQ(c->index_factory, "Flat");
+}
+
+TEST(ConvertTest, UnknownMetricIsInvalidArgument) {
+  v1::NamespaceConfig p;
+  p.set_name("a");
+  p.set_dim(2);
+  p.set_metric(static_cast<v1::Metric>(77));
+  EXPECT_EQ(NamespaceConfigFromProto(p).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ConvertTest, ChunkRoundTripKeepsEveryField) {
+  db::Chunk c{"c1", "d1", "text", R"({"a":1})", {1.5f, -2.0f}};
+  v1::Chunk p;
+  ChunkToProto(c, &p);
+  db::Chunk back = ChunkFromProto(p);
+  EXPECT_EQ(back.id, "c1");
+  EXPECT_EQ(back.document_id, "d1");
+  EXPECT_EQ(back.text, "text");
+  EXPECT_EQ(back.metadata_json, R"({"a":1})");
+  EXPECT_THAT(back.vector, ElementsAre(1.5f, -2.0f));
+}
+
+TEST(ConvertTest, HitWithoutChunkHasNoChunk) {
+  db::Hit hit;
+  hit.id = "x";
+  hit.score = 0.5f;
+  v1::Hit p;
+  HitToProto(hit, &p);
+  EXPECT_EQ(p.id(), "x");
+  EXPECT_FLOAT_EQ(p.score(), 0.5f);
+  EXPECT_FALSE(p.has_chunk());
+}
+
+TEST(ConvertFilterTest, EmptyFilterIsEmpty) {
+  auto f = FilterFromProto(v1::Filter());
+  ASSERT_TRUE(f.ok());
+  EXPECT_TRUE(f->empty());
+}
+
+TEST(ConvertFilterTest, EqInAndRangeConvert) {
+  v1::Filter p;
+  auto* eq = p.add_all_of();
+  eq->set_field("lang");
+  eq->mutable_eq()->set_string_value("en");
+  auto* in = p.add_all_of();
+  in->set_field("year");
+  in->mutable_in()->add_values()->set_number_value(2020);
+  in->mutable_in()->add_values()->set_bool_value(true);
+  auto* range = p.add_all_of();
+  range->set_field("score");
+  range->mutable_range()->set_gt(1);
+  range->mutable_range()->set_lte(5);
+
+  auto f = FilterFromProto(p);
+  ASSERT_TRUE(f.ok()) << f.status();
+  ASSERT_EQ(f->all_of.size(), 3u);
+  EXPECT_EQ(f->all_of[0].op, index::FieldCondition::Op::kEq);
+  EXPECT_EQ(std::get<std::string>(f->all_of[0].values.at(0)), "en");
+  EXPECT_EQ(f->all_of[1].op, index::FieldCondition::Op::kIn);
+  EXPECT_EQ(std::get<double>(f->all_of[1].values.at(0)), 2020.0);
+  EXPECT_EQ(std::get<bool>(f->all_of[1].values.at(1)), true);
+  const index::FieldCondition& r = f->all_of[2];
+  EXPECT_EQ(r.op, index::FieldCondition::Op::kRange);
+  EXPECT_EQ(r.lower, 1.0);
+  EXPECT_FALSE(r.lower_inclusive);
+  EXPECT_EQ(r.upper, 5.0);
+  EXPECT_TRUE(r.upper_inclusive);
+}
+
+TEST(ConvertFilterTest, ConditionWithoutOpIsInvalidArgument) {
+  v1::Filter p;
+  p.add_all_of()->set_field("lang");
+  auto f = FilterFromProto(p);
+  EXPECT_EQ(f.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(f.status().message(), HasSubstr("no op"));
+}
+
+TEST(ConvertFilterTest, ValueWithoutKindIsInvalidArgument) {
+  v1::Filter p;
+  auto* c = p.add_all_of();
+  c->set_field("lang");
+  c->mutable_eq();  // eq set, but its oneof kind is not
+  EXPECT_EQ(FilterFromProto(p).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ConvertFilterTest, InValueWithoutKindIsInvalidArgument) {
+  v1::Filter p;
+  auto* c = p.add_all_of();
+  c->set_field("lang");
+  c->mutable_in()->add_values()->set_string_value("en");
+  c->mutable_in()->add_values();
+  EXPECT_EQ(FilterFromProto(p).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ConvertFilterTest, EmptyInListIsInvalidArgument) {
+  v1::Filter p;
+  auto* c = p.add_all_of();
+  c->set_field("lang");
+  c->mutable_in();
+  EXPECT_EQ(FilterFromProto(p).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ConvertFilterTest, RangeWithoutBoundIsInvalidArgument) {
+  v1::Filter p;
+  auto* c = p.add_all_of();
+  c->set_field("year");
+  c->mutable_range();
+  auto f = FilterFromProto(p);
+  EXPECT_EQ(f.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(f.status().message(), HasSubstr("no bound"));
+}
+
+TEST(ConvertFilterTest, RangeWithGtAndGteIsInvalidArgument) {
+  v1::Filter p;
+  auto* c = p.add_all_of();
+  c->set_field("year");
+  c->mutable_range()->set_gt(1);
+  c->mutable_range()->set_gte(1);
+  EXPECT_EQ(FilterFromProto(p).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ConvertSearchTest, OptionsCarryKFlagsAndParams) {
+  v1::SearchRequest r;
+  r.set_k(7);
+  r.set_include_payload(true);
+  r.mutable_params()->set_hnsw_ef_search(99);
+  r.mutable_params()->set_ivf_nprobe(3);
+  r.mutable_params()->set_refine_factor(2.5f);
+  auto o = SearchOptionsFromProto(r);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->k, 7);
+  EXPECT_TRUE(o->include_payload);
+  EXPECT_FALSE(o->include_vectors);
+  EXPECT_EQ(o->params.hnsw_ef_search, 99u);
+  EXPECT_EQ(o->params.ivf_nprobe, 3u);
+  EXPECT_FLOAT_EQ(o->params.refine_factor, 2.5f);
+}
+
+TEST(ConvertSearchTest, MalformedFilterFailsTheOptions) {
+  v1::SearchRequest r;
+  r.set_k(1);
+  r.mutable_filter()->add_all_of()->set_field("x");
+  EXPECT_EQ(SearchOptionsFromProto(r).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace mnemo::server
