@@ -1,0 +1,231 @@
+#include "db/records.h"
+
+#include <bit>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "db/keys.h"
+#include "nlohmann/json.hpp"
+
+namespace mnemo::db::records {
+namespace {
+
+static_assert(std::endian::native == std::endian::little,
+              "vector and snapshot encodings assume a little-endian host");
+
+constexpr char kRecordFormat = 1;
+constexpr char kSnapshotMagic[8] = {'M', 'N', 'E', 'M', 'O', 'I', 'D', 'X'};
+constexpr uint32_t kSnapshotFormat = 1;
+
+void AppendVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+void AppendField(std::string* out, absl::string_view field) {
+  AppendVarint(out, field.size());
+  out->append(field.data(), field.size());
+}
+
+// Reads length-prefixed fields from a value, tracking the position.
+class FieldReader {
+ public:
+  explicit FieldReader(absl::string_view in) : in_(in) {}
+
+  bool ReadField(std::string* out) {
+    uint64_t len = 0;
+    int shift = 0;
+    while (true) {
+      if (pos_ >= in_.size() || shift > 63) return false;
+      auto byte = static_cast<uint8_t>(in_[pos_++]);
+      len |= static_cast<uint64_t>(byte & 0x7f) << shift;
+      if ((byte & 0x80) == 0) break;
+      shift += 7;
+    }
+    if (len > in_.size() - pos_) return false;
+    out->assign(in_.data() + pos_, len);
+    pos_ += len;
+    return true;
+  }
+  bool AtEnd() const { return pos_ == in_.size(); }
+
+ private:
+  absl::string_view in_;
+  size_t pos_ = 0;
+};
+
+uint64_t Fnv1a(absl::string_view bytes) {
+  uint64_t h = 1469598103934665603ull;
+  for (char c : bytes) {
+    h ^= static_cast<uint8_t>(c);
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+template <typename T>
+void AppendLe(std::string* out, T v) {
+  char buf[sizeof(T)];
+  std::memcpy(buf, &v, sizeof(T));
+  out->append(buf, sizeof(T));
+}
+
+template <typename T>
+T ReadLe(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+}  // namespace
+
+std::string EncodeDocument(absl::string_view text, absl::string_view metadata_json) {
+  std::string out(1, kRecordFormat);
+  AppendField(&out, text);
+  AppendField(&out, metadata_json);
+  return out;
+}
+
+absl::Status DecodeDocument(absl::string_view value, Document* doc) {
+  if (value.empty() || value[0] != kRecordFormat) {
+    return absl::DataLossError("document record: unknown format");
+  }
+  FieldReader r(value.substr(1));
+  if (!r.ReadField(&doc->text) || !r.ReadField(&doc->metadata_json) || !r.AtEnd()) {
+    return absl::DataLossError("document record: truncated or malformed");
+  }
+  return absl::OkStatus();
+}
+
+std::string EncodeChunk(absl::string_view chunk_id, absl::string_view document_id,
+                        absl::string_view text, absl::string_view metadata_json) {
+  std::string out(1, kRecordFormat);
+  AppendField(&out, chunk_id);
+  AppendField(&out, document_id);
+  AppendField(&out, text);
+  AppendField(&out, metadata_json);
+  return out;
+}
+
+absl::Status DecodeChunk(absl::string_view value, Chunk* chunk) {
+  if (value.empty() || value[0] != kRecordFormat) {
+    return absl::DataLossError("chunk record: unknown format");
+  }
+  FieldReader r(value.substr(1));
+  if (!r.ReadField(&chunk->id) || !r.ReadField(&chunk->document_id) ||
+      !r.ReadField(&chunk->text) || !r.ReadField(&chunk->metadata_json) || !r.AtEnd()) {
+    return absl::DataLossError("chunk record: truncated or malformed");
+  }
+  return absl::OkStatus();
+}
+
+std::string EncodeNamespace(const StoredNamespace& ns) {
+  nlohmann::json j;
+  j["name"] = ns.config.name;
+  j["dim"] = ns.config.dim;
+  j["metric"] = std::string(index::MetricName(ns.config.metric));
+  j["index_factory"] = ns.config.index_factory;
+  j["train_threshold"] = ns.config.train_threshold;
+  j["description"] = ns.config.description;
+  j["nsid"] = ns.nsid;
+  j["created_unix_ms"] = ns.created_unix_ms;
+  return j.dump();
+}
+
+absl::StatusOr<StoredNamespace> DecodeNamespace(absl::string_view value) {
+  nlohmann::json j = nlohmann::json::parse(value.begin(), value.end(), nullptr,
+                                           /*allow_exceptions=*/false);
+  if (!j.is_object()) return absl::DataLossError("namespace config: not a JSON object");
+  StoredNamespace ns;
+  try {
+    ns.config.name = j.at("name").get<std::string>();
+    ns.config.dim = j.at("dim").get<uint32_t>();
+    auto metric = index::ParseMetric(j.at("metric").get<std::string>());
+    if (!metric.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("namespace config: ", metric.status().message()));
+    }
+    ns.config.metric = *metric;
+    ns.config.index_factory = j.at("index_factory").get<std::string>();
+    ns.config.train_threshold = j.at("train_threshold").get<uint64_t>();
+    ns.config.description = j.value("description", std::string());
+    ns.nsid = j.at("nsid").get<uint32_t>();
+    ns.created_unix_ms = j.value("created_unix_ms", int64_t{0});
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(absl::StrCat("namespace config: ", e.what()));
+  }
+  return ns;
+}
+
+std::string EncodeCounters(const NamespaceCounters& c) {
+  std::string out;
+  keys::AppendU64(&out, c.next_internal_id);
+  keys::AppendU64(&out, c.next_log_seq);
+  return out;
+}
+
+absl::StatusOr<NamespaceCounters> DecodeCounters(absl::string_view value) {
+  if (value.size() != 16) return absl::DataLossError("namespace counters: bad size");
+  NamespaceCounters c;
+  c.next_internal_id = *keys::ReadU64(value);
+  c.next_log_seq = *keys::ReadU64(value.substr(8));
+  return c;
+}
+
+std::string EncodeVector(absl::Span<const float> v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+}
+
+absl::Status DecodeVector(absl::string_view value, uint32_t dim, std::vector<float>* out) {
+  if (value.size() != static_cast<size_t>(dim) * sizeof(float)) {
+    return absl::DataLossError(absl::StrCat("dense vector: ", value.size(),
+                                            " bytes, expected ", dim * sizeof(float)));
+  }
+  size_t old = out->size();
+  out->resize(old + dim);
+  std::memcpy(out->data() + old, value.data(), value.size());
+  return absl::OkStatus();
+}
+
+std::string EncodeSnapshot(uint32_t nsid, uint64_t log_seq,
+                           absl::Span<const uint8_t> payload) {
+  std::string out(kSnapshotMagic, sizeof(kSnapshotMagic));
+  AppendLe<uint32_t>(&out, kSnapshotFormat);
+  AppendLe<uint32_t>(&out, nsid);
+  AppendLe<uint64_t>(&out, log_seq);
+  AppendLe<uint64_t>(&out, payload.size());
+  out.append(reinterpret_cast<const char*>(payload.data()), payload.size());
+  AppendLe<uint64_t>(&out, Fnv1a(out));
+  return out;
+}
+
+absl::StatusOr<SnapshotFile> DecodeSnapshot(absl::string_view bytes) {
+  constexpr size_t kHeader = 8 + 4 + 4 + 8 + 8;
+  if (bytes.size() < kHeader + 8 ||
+      std::memcmp(bytes.data(), kSnapshotMagic, sizeof(kSnapshotMagic)) != 0) {
+    return absl::DataLossError("index snapshot: bad magic or truncated");
+  }
+  const char* p = bytes.data();
+  if (ReadLe<uint32_t>(p + 8) != kSnapshotFormat) {
+    return absl::DataLossError("index snapshot: unknown format version");
+  }
+  SnapshotFile file;
+  file.nsid = ReadLe<uint32_t>(p + 12);
+  file.log_seq = ReadLe<uint64_t>(p + 16);
+  uint64_t size = ReadLe<uint64_t>(p + 24);
+  if (size != bytes.size() - kHeader - 8) {
+    return absl::DataLossError("index snapshot: payload size mismatch");
+  }
+  uint64_t checksum = ReadLe<uint64_t>(p + kHeader + size);
+  if (checksum != Fnv1a(bytes.substr(0, kHeader + size))) {
+    return absl::DataLossError("index snapshot: checksum mismatch");
+  }
+  file.payload.assign(reinterpret_cast<const uint8_t*>(p + kHeader),
+                      reinterpret_cast<const uint8_t*>(p + kHeader + size));
+  return file;
+}
+
+}  // namespace mnemo::db::records

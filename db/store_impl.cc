@@ -1,0 +1,1596 @@
+// RocksDB-backed implementation of db::Store. See keys.h for the key layout
+// and records.h for the value encodings.
+//
+// Locking: `mu_` (store) guards the namespace map and the closed flag. Each
+// namespace has `snapshot_mu` (serialises snapshot writers of that
+// namespace) and `mu` (readers: Search/Get/Stats/snapshot serialisation;
+// writer: Upsert/Delete/Drop/rebuild). Lock order is
+// mu_ -> Namespace::snapshot_mu -> Namespace::mu -> bg_mu_; no path takes
+// them in another order.
+//
+// Recovery invariant: for every namespace, the index equals
+//   snapshot(seq S) + the index-log entries with seq > S
+// where each log entry is committed in the same WriteBatch as the rows it
+// describes. Internal ids are never reused, so replaying "add id" reads the
+// vector from the `dense` CF and skips ids whose row is gone (removed by a
+// later entry that is replayed too).
+
+#include <fcntl.h>
+#include <cstring>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/status_macros.h"
+#include "db/keys.h"
+#include "db/records.h"
+#include "db/store.h"
+#include "db/store_testing.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/options.h"
+#include "rocksdb/table.h"
+#include "rocksdb/utilities/checkpoint.h"
+#include "rocksdb/write_batch.h"
+#include "spdlog/spdlog.h"
+
+namespace mnemo::db {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kSchemaVersion[] = "1";
+constexpr size_t kRebuildBatch = 4096;
+
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view context) {
+  if (s.ok()) return absl::OkStatus();
+  std::string msg = absl::StrCat(context, ": ", s.ToString());
+  if (s.IsNotFound()) return absl::NotFoundError(msg);
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
+  if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) return absl::UnavailableError(msg);
+  // RocksDB reports a held directory lock as an IO error on "<dir>/LOCK"
+  // ("While lock file: ..." from another process, "lock hold by current
+  // process" from this one).
+  if (s.IsIOError() && absl::StrContains(s.ToString(), "/LOCK")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        context, ": the data directory is in use by another Store (RocksDB LOCK held): ",
+        s.ToString()));
+  }
+  return absl::InternalError(msg);
+}
+
+// rocksdb::Slice -> absl::string_view (Debian's Abseil does not alias
+// std::string_view).
+absl::string_view View(const rocksdb::Slice& s) { return absl::string_view(s.data(), s.size()); }
+
+int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Graph indexes only mark removed ids dead; Compact rebuilds them.
+bool KeepsDeadEntries(absl::string_view factory) {
+  return absl::StrContains(factory, "HNSW") || absl::StrContains(factory, "NSG");
+}
+
+absl::Status ErrnoStatus(absl::string_view what, const std::string& path) {
+  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+}
+
+absl::Status FsyncPath(const std::string& path, bool directory) {
+  int fd = ::open(path.c_str(), (directory ? O_DIRECTORY : 0) | O_RDONLY);
+  if (fd < 0) return ErrnoStatus("open", path);
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return ErrnoStatus("fsync", path);
+  return absl::OkStatus();
+}
+
+// Writes `data` to `path` so that a crash leaves either the old file or the
+// complete new one: temp file, fsync, rename, fsync of the directory.
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view data) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus("create", tmp);
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      absl::Status st = ErrnoStatus("write", tmp);
+      ::close(fd);
+      return st;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    absl::Status st = ErrnoStatus("fsync", tmp);
+    ::close(fd);
+    return st;
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus("rename", tmp);
+  return FsyncPath(fs::path(path).parent_path().string(), /*directory=*/true);
+}
+
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(absl::StrCat("cannot read ", path));
+  return std::move(ss).str();
+}
+
+absl::Status ValidateId(absl::string_view id, absl::string_view kind, const Limits& limits) {
+  if (id.empty()) return absl::InvalidArgumentError(absl::StrCat(kind, " id is empty"));
+  if (id.size() > limits.max_id_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(kind, " id of ", id.size(),
+                                                   " bytes exceeds the limit of ",
+                                                   limits.max_id_bytes));
+  }
+  return absl::OkStatus();
+}
+
+// Checks size and JSON-object shape of a metadata field; fills `attrs`.
+absl::Status ValidateMetadata(absl::string_view json, absl::string_view what,
+                              const Limits& limits, index::Attributes* attrs) {
+  if (json.size() > limits.max_metadata_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat("metadata of ", what, " is ", json.size(),
+                                                     " bytes; the limit is ",
+                                                     limits.max_metadata_bytes));
+  }
+  auto parsed = index::ParseAttributes(json);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metadata of ", what, ": ", parsed.status().message()));
+  }
+  if (attrs != nullptr) *attrs = *std::move(parsed);
+  return absl::OkStatus();
+}
+
+absl::Status ValidateText(absl::string_view text, absl::string_view what, const Limits& limits) {
+  if (text.size() > limits.max_text_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat("text of ", what, " is ", text.size(),
+                                                     " bytes; the limit is ",
+                                                     limits.max_text_bytes));
+  }
+  return absl::OkStatus();
+}
+
+index::DenseIndexOptions IndexOptionsFor(const NamespaceConfig& config) {
+  index::DenseIndexOptions o;
+  o.dim = config.dim;
+  o.metric = config.metric;
+  o.factory = config.index_factory;
+  o.train_threshold = config.train_threshold;
+  return o;
+}
+
+// Why a namespace object no longer serves requests.
+enum class Gone { kNo, kDropped, kClosed };
+
+// In-memory state of one namespace. `config`, `nsid` and `created_unix_ms`
+// are immutable after construction.
+struct Namespace {
+  NamespaceConfig config;
+  uint32_t nsid = 0;
+  int64_t created_unix_ms = 0;
+
+  // Held for the whole of a snapshot write so that snapshot files of a
+  // namespace only move forward in log sequence.
+  absl::Mutex snapshot_mu ABSL_ACQUIRED_BEFORE(mu);
+
+  mutable absl::Mutex mu;
+  Gone gone ABSL_GUARDED_BY(mu) = Gone::kNo;
+  std::unique_ptr<index::DenseIndex> index ABSL_GUARDED_BY(mu);
+  index::AttributeTable attrs ABSL_GUARDED_BY(mu);
+  // internal id -> external chunk id of every live chunk.
+  absl::flat_hash_map<int64_t, std::string> external_ids ABSL_GUARDED_BY(mu);
+  uint64_t document_count ABSL_GUARDED_BY(mu) = 0;
+  // Persistent counters as of the last committed write; the index reflects
+  // every log entry up to counters.next_log_seq - 1.
+  records::NamespaceCounters counters ABSL_GUARDED_BY(mu);
+  // Log seq the newest snapshot file holds, when that file matches the
+  // in-memory index exactly (no rebuild since).
+  std::optional<uint64_t> snapshot_seq ABSL_GUARDED_BY(mu);
+  // Bumped on every index rebuild; a snapshot serialised before a rebuild is
+  // not recorded as current.
+  uint64_t index_generation ABSL_GUARDED_BY(mu) = 0;
+  // Removed ids may still sit in the index as dead entries (HNSW).
+  bool may_have_dead_entries ABSL_GUARDED_BY(mu) = false;
+  // How Open recovered the index (for tests and logs).
+  testing::RecoveryInfo recovery ABSL_GUARDED_BY(mu);
+  // Logged index changes since the last snapshot; drives background
+  // snapshots.
+  std::atomic<uint64_t> ops_since_snapshot{0};
+
+  absl::Status GoneStatus() const ABSL_SHARED_LOCKS_REQUIRED(mu) {
+    if (gone == Gone::kClosed) return absl::FailedPreconditionError("store is closed");
+    if (gone == Gone::kDropped) {
+      return absl::NotFoundError(absl::StrCat("namespace '", config.name, "' was dropped"));
+    }
+    return absl::OkStatus();
+  }
+};
+
+using NamespacePtr = std::shared_ptr<Namespace>;
+
+class StoreImpl final : public Store {
+ public:
+  friend absl::Status testing::CloseWithoutSnapshotForTesting(Store* store);
+  friend absl::StatusOr<testing::RecoveryInfo> testing::RecoveryInfoForTesting(
+      Store* store, absl::string_view ns);
+
+  StoreImpl(const StoreOptions& options, const std::string& path)
+      : options_(options), path_(path), index_dir_((fs::path(path) / "indexes").string()) {}
+
+  ~StoreImpl() override { IgnoreError(Close()); }
+
+  absl::Status Init();
+
+  absl::Status Close() override;
+  absl::StatusOr<NamespaceInfo> CreateNamespace(const NamespaceConfig& config) override;
+  absl::StatusOr<NamespaceInfo> GetNamespace(absl::string_view name) override;
+  absl::StatusOr<std::vector<NamespaceInfo>> ListNamespaces() override;
+  absl::Status DropNamespace(absl::string_view name) override;
+  absl::StatusOr<WriteResult> Upsert(absl::string_view ns, absl::Span<const Document> documents,
+                                     absl::Span<const Chunk> chunks) override;
+  absl::StatusOr<DeleteResult> Delete(absl::string_view ns,
+                                      absl::Span<const std::string> chunk_ids,
+                                      absl::Span<const std::string> document_ids) override;
+  absl::StatusOr<GetResult> Get(absl::string_view ns, absl::Span<const std::string> chunk_ids,
+                                absl::Span<const std::string> document_ids,
+                                bool include_vectors) override;
+  absl::StatusOr<std::vector<std::vector<Hit>>> Search(absl::string_view ns,
+                                                       absl::Span<const float> queries,
+                                                       const SearchOptions& options) override;
+  absl::StatusOr<std::vector<NamespaceInfo>> Stats(absl::string_view ns) override;
+  absl::StatusOr<uint64_t> Checkpoint(const std::string& target_dir) override;
+  absl::Status Compact(absl::string_view ns) override;
+  const StoreOptions& options() const override { return options_; }
+  const std::string& path() const override { return path_; }
+
+ private:
+  absl::Status OpenDb();
+  absl::Status LoadNamespaces();
+  absl::Status LoadNamespace(Namespace* ns);
+  // Loads the snapshot file and replays the log after it into `*out`.
+  absl::Status LoadSnapshotAndReplay(Namespace* ns, std::unique_ptr<index::DenseIndex>* out,
+                                     uint64_t* snapshot_seq, uint64_t* replayed)
+      ABSL_SHARED_LOCKS_REQUIRED(ns->mu);
+  // Builds a fresh index from the namespace's `dense` rows.
+  absl::StatusOr<std::unique_ptr<index::DenseIndex>> BuildIndexFromDense(const Namespace& ns);
+  absl::Status RebuildIndexLocked(Namespace* ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ns->mu);
+  void RemoveOrphanSnapshots();
+
+  absl::StatusOr<NamespacePtr> FindNamespace(absl::string_view name) ABSL_LOCKS_EXCLUDED(mu_);
+  NamespaceInfo InfoLocked(const Namespace& ns) ABSL_SHARED_LOCKS_REQUIRED(ns.mu);
+  std::vector<NamespacePtr> AllNamespaces() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Writes a snapshot of `ns` unless the current one is up to date, then
+  // trims the log entries it covers.
+  absl::Status SnapshotNamespace(Namespace* ns);
+  std::string SnapshotPath(uint32_t nsid) const {
+    return (fs::path(index_dir_) / absl::StrCat(nsid, ".idx")).string();
+  }
+
+  // Applies a committed write to the in-memory state.
+  absl::Status ApplyLocked(Namespace* ns, const std::vector<int64_t>& removed,
+                           const std::vector<int64_t>& added, const std::vector<float>& vectors,
+                           std::vector<std::pair<int64_t, index::Attributes>> added_attrs,
+                           std::vector<std::string> added_external, int64_t doc_delta,
+                           const records::NamespaceCounters& counters, uint64_t log_ops)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ns->mu);
+
+  // Point reads of many keys in one CF; nullopt for absent keys.
+  absl::StatusOr<std::vector<std::optional<std::string>>> MultiGet(
+      rocksdb::ColumnFamilyHandle* cf, const std::vector<std::string>& keys);
+  absl::StatusOr<std::optional<std::string>> GetOne(rocksdb::ColumnFamilyHandle* cf,
+                                                    const std::string& key);
+  rocksdb::WriteOptions SyncedWrite() const {
+    rocksdb::WriteOptions w;
+    w.sync = options_.sync_writes;
+    return w;
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> DataCfs() const {
+    return {docs_, chunks_, dense_, idmap_, ilog_};
+  }
+
+  void RequestSnapshot() ABSL_LOCKS_EXCLUDED(bg_mu_);
+  void BackgroundLoop();
+  absl::Status CloseImpl(bool save_snapshots);
+
+  const StoreOptions options_;
+  const std::string path_;
+  const std::string index_dir_;
+
+  // Serialises Close; db_ and the handles are only destroyed under it, after
+  // every namespace was marked closed under its writer lock.
+  absl::Mutex close_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* docs_ = nullptr;
+  rocksdb::ColumnFamilyHandle* chunks_ = nullptr;
+  rocksdb::ColumnFamilyHandle* dense_ = nullptr;
+  rocksdb::ColumnFamilyHandle* idmap_ = nullptr;
+  rocksdb::ColumnFamilyHandle* ilog_ = nullptr;
+
+  absl::Mutex mu_;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  uint32_t next_nsid_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::flat_hash_map<std::string, NamespacePtr> namespaces_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex bg_mu_;
+  absl::CondVar bg_cv_;
+  bool bg_stop_ ABSL_GUARDED_BY(bg_mu_) = false;
+  bool bg_wakeup_ ABSL_GUARDED_BY(bg_mu_) = false;
+  std::thread bg_thread_;
+};
+
+// ---------------------------------------------------------------------------
+// Open / Close
+
+absl::Status StoreImpl::OpenDb() {
+  std::error_code ec;
+  if (options_.create_if_missing) {
+    fs::create_directories(index_dir_, ec);
+    if (ec) {
+      return absl::InternalError(absl::StrCat("cannot create ", index_dir_, ": ", ec.message()));
+    }
+  } else if (!fs::exists(fs::path(path_) / "CURRENT", ec)) {
+    return absl::NotFoundError(absl::StrCat("no store at ", path_));
+  } else {
+    fs::create_directories(index_dir_, ec);
+  }
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = options_.create_if_missing;
+  db_options.create_missing_column_families = true;
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  rocksdb::ColumnFamilyOptions cf_options;
+  cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  // Open every CF that exists (a newer schema may have added some) plus the
+  // ones this version needs.
+  std::vector<std::string> names;
+  rocksdb::Status list = rocksdb::DB::ListColumnFamilies(db_options, path_, &names);
+  if (!list.ok()) names.clear();
+  for (const char* required :
+       {rocksdb::kDefaultColumnFamilyName.c_str(), keys::kMetaCf, keys::kDocsCf, keys::kChunksCf,
+        keys::kDenseCf, keys::kIdMapCf, keys::kIndexLogCf}) {
+    if (std::find(names.begin(), names.end(), required) == names.end()) {
+      names.push_back(required);
+    }
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& name : names) descriptors.emplace_back(name, cf_options);
+
+  rocksdb::DB* raw = nullptr;
+  RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(db_options, path_, descriptors, &handles_, &raw),
+                            absl::StrCat("opening store at ", path_)));
+  db_.reset(raw);
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string& n = names[i];
+    if (n == keys::kMetaCf) meta_ = handles_[i];
+    if (n == keys::kDocsCf) docs_ = handles_[i];
+    if (n == keys::kChunksCf) chunks_ = handles_[i];
+    if (n == keys::kDenseCf) dense_ = handles_[i];
+    if (n == keys::kIdMapCf) idmap_ = handles_[i];
+    if (n == keys::kIndexLogCf) ilog_ = handles_[i];
+  }
+
+  ASSIGN_OR_RETURN(auto version, GetOne(meta_, keys::kSchemaVersionKey));
+  if (!version.has_value()) {
+    RETURN_IF_ERROR(FromRocks(
+        db_->Put(SyncedWrite(), meta_, keys::kSchemaVersionKey, kSchemaVersion),
+        "writing schema version"));
+  } else if (*version != kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "store at ", path_, " has schema version ", *version, "; this build reads ",
+        kSchemaVersion));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StoreImpl::Init() {
+  RETURN_IF_ERROR(OpenDb());
+  RETURN_IF_ERROR(LoadNamespaces());
+  RemoveOrphanSnapshots();
+  bg_thread_ = std::thread([this] { BackgroundLoop(); });
+  return absl::OkStatus();
+}
+
+absl::Status StoreImpl::LoadNamespaces() {
+  ASSIGN_OR_RETURN(auto next, GetOne(meta_, keys::kNextNsIdKey));
+  uint32_t next_nsid = 1;
+  if (next.has_value()) {
+    auto v = keys::ReadU32(*next);
+    if (!v.has_value()) return absl::DataLossError("meta next_nsid is malformed");
+    next_nsid = *v;
+  }
+
+  std::vector<NamespacePtr> loaded;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+    for (it->Seek(keys::kNsConfigPrefix);
+         it->Valid() && it->key().starts_with(keys::kNsConfigPrefix); it->Next()) {
+      ASSIGN_OR_RETURN(records::StoredNamespace stored,
+                       records::DecodeNamespace(it->value().ToString()));
+      auto ns = std::make_shared<Namespace>();
+      ns->config = stored.config;
+      ns->nsid = stored.nsid;
+      ns->created_unix_ms = stored.created_unix_ms;
+      loaded.push_back(std::move(ns));
+    }
+    RETURN_IF_ERROR(FromRocks(it->status(), "scanning namespaces"));
+  }
+
+  for (const NamespacePtr& ns : loaded) {
+    RETURN_IF_ERROR(Annotate(LoadNamespace(ns.get()),
+                             absl::StrCat("loading namespace '", ns->config.name, "'")));
+    next_nsid = std::max(next_nsid, ns->nsid + 1);
+  }
+  absl::MutexLock l(&mu_);
+  next_nsid_ = next_nsid;
+  for (NamespacePtr& ns : loaded) namespaces_[ns->config.name] = std::move(ns);
+  return absl::OkStatus();
+}
+
+absl::Status StoreImpl::LoadNamespace(Namespace* ns) {
+  absl::MutexLock lock(&ns->mu);
+  const uint32_t nsid = ns->nsid;
+  ASSIGN_OR_RETURN(auto counters_value, GetOne(meta_, keys::NsCountersKey(nsid)));
+  if (!counters_value.has_value()) {
+    return absl::DataLossError("namespace counters are missing");
+  }
+  ASSIGN_OR_RETURN(ns->counters, records::DecodeCounters(*counters_value));
+
+  // Chunks: external ids and filter attributes.
+  const std::string begin = keys::NsPrefix(nsid);
+  const std::string end = keys::NsEnd(nsid);
+  {
+    rocksdb::ReadOptions ro;
+    rocksdb::Slice upper(end);
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, chunks_));
+    for (it->Seek(begin); it->Valid(); it->Next()) {
+      auto id = keys::RowKeyId(View(it->key()));
+      if (!id.has_value()) return absl::DataLossError("malformed chunk key");
+      Chunk chunk;
+      RETURN_IF_ERROR(records::DecodeChunk(View(it->value()), &chunk));
+      auto attrs = index::ParseAttributes(chunk.metadata_json);
+      if (attrs.ok()) {
+        if (!attrs->empty()) ns->attrs.Set(static_cast<int64_t>(*id), *std::move(attrs));
+      } else {
+        spdlog::warn("namespace '{}': chunk '{}' has unreadable metadata: {}", ns->config.name,
+                     chunk.id, attrs.status().ToString());
+      }
+      ns->external_ids[static_cast<int64_t>(*id)] = std::move(chunk.id);
+    }
+    RETURN_IF_ERROR(FromRocks(it->status(), "scanning chunks"));
+  }
+  {
+    const std::string doc_prefix = keys::DocKeyPrefix(nsid);
+    const std::string doc_end = keys::PrefixEnd(doc_prefix);
+    rocksdb::ReadOptions ro;
+    rocksdb::Slice upper(doc_end);
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, docs_));
+    for (it->Seek(doc_prefix); it->Valid(); it->Next()) ++ns->document_count;
+    RETURN_IF_ERROR(FromRocks(it->status(), "scanning documents"));
+  }
+
+  std::unique_ptr<index::DenseIndex> index;
+  uint64_t snapshot_seq = 0;
+  uint64_t replayed = 0;
+  absl::Status loaded = LoadSnapshotAndReplay(ns, &index, &snapshot_seq, &replayed);
+  if (loaded.ok()) {
+    // The snapshot plus log must describe exactly the stored chunks.
+    bool consistent = index->size() == ns->external_ids.size();
+    for (auto it = ns->external_ids.begin(); consistent && it != ns->external_ids.end(); ++it) {
+      consistent = index->Contains(it->first);
+    }
+    if (!consistent) {
+      loaded = absl::DataLossError(absl::StrCat("index holds ", index->size(),
+                                                " vectors but the store has ",
+                                                ns->external_ids.size(), " chunks"));
+    }
+  }
+  if (loaded.ok()) {
+    ns->index = std::move(index);
+    const uint64_t last_seq = ns->counters.next_log_seq - 1;
+    if (snapshot_seq == last_seq) ns->snapshot_seq = snapshot_seq;
+    ns->may_have_dead_entries = KeepsDeadEntries(ns->config.index_factory);
+    ns->recovery = {true, snapshot_seq, replayed};
+    spdlog::info("namespace '{}': loaded index snapshot at log seq {}, replayed to {} ({} chunks)",
+                 ns->config.name, snapshot_seq, last_seq, ns->external_ids.size());
+  } else {
+    if (!absl::IsNotFound(loaded)) {
+      spdlog::warn("namespace '{}': index snapshot unusable ({}); rebuilding from stored vectors",
+                   ns->config.name, loaded.ToString());
+    }
+    ASSIGN_OR_RETURN(ns->index, BuildIndexFromDense(*ns));
+    if (ns->index->size() != ns->external_ids.size()) {
+      return absl::DataLossError(absl::StrCat("dense CF holds ", ns->index->size(),
+                                              " vectors but the store has ",
+                                              ns->external_ids.size(), " chunks"));
+    }
+    spdlog::info("namespace '{}': built index from {} stored vectors", ns->config.name,
+                 ns->index->size());
+    // Force the next snapshot to be written.
+    ns->ops_since_snapshot = std::max<uint64_t>(1, ns->external_ids.size());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StoreImpl::LoadSnapshotAndReplay(Namespace* ns,
+                                              std::unique_ptr<index::DenseIndex>* out,
+                                              uint64_t* snapshot_seq, uint64_t* replayed) {
+  const std::string file_path = SnapshotPath(ns->nsid);
+  std::error_code ec;
+  if (!fs::exists(file_path, ec)) return absl::NotFoundError("no snapshot");
+  ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(file_path));
+  ASSIGN_OR_RETURN(records::SnapshotFile file, records::DecodeSnapshot(bytes));
+  if (file.nsid != ns->nsid) {
+    return absl::DataLossError(absl::StrCat("snapshot belongs to namespace id ", file.nsid));
+  }
+  const uint64_t last_seq = ns->counters.next_log_seq - 1;
+  if (file.log_seq > last_seq) {
+    return absl::DataLossError(absl::StrCat("snapshot is at log seq ", file.log_seq,
+                                            " but the store only reached ", last_seq));
+  }
+  ASSIGN_OR_RETURN(auto index,
+                   index::DenseIndex::Deserialize(IndexOptionsFor(ns->config), file.payload));
+
+  // Collect the log after the snapshot. Ids are never reused, so the final
+  // state is: snapshot - removed ids + added ids whose rows still exist.
+  std::vector<int64_t> removes;
+  std::vector<int64_t> adds;
+  {
+    const std::string begin = keys::LogKey(ns->nsid, file.log_seq + 1);
+    const std::string end = keys::NsEnd(ns->nsid);
+    rocksdb::ReadOptions ro;
+    rocksdb::Slice upper(end);
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, ilog_));
+    for (it->Seek(begin); it->Valid(); it->Next()) {
+      absl::string_view v = View(it->value());
+      auto id = keys::ReadU64(v.substr(std::min<size_t>(1, v.size())));
+      if (v.size() != 9 || !id.has_value()) return absl::DataLossError("malformed index log entry");
+      if (v[0] == keys::kLogAdd) {
+        adds.push_back(static_cast<int64_t>(*id));
+      } else if (v[0] == keys::kLogRemove) {
+        removes.push_back(static_cast<int64_t>(*id));
+      } else {
+        return absl::DataLossError("unknown index log operation");
+      }
+    }
+    RETURN_IF_ERROR(FromRocks(it->status(), "scanning index log"));
+  }
+  if (!removes.empty()) RETURN_IF_ERROR(index->Remove(removes).status());
+  for (size_t start = 0; start < adds.size(); start += kRebuildBatch) {
+    size_t stop = std::min(adds.size(), start + kRebuildBatch);
+    std::vector<std::string> row_keys;
+    for (size_t i = start; i < stop; ++i) row_keys.push_back(keys::RowKey(ns->nsid, adds[i]));
+    ASSIGN_OR_RETURN(auto rows, MultiGet(dense_, row_keys));
+    std::vector<int64_t> ids;
+    std::vector<float> vectors;
+    for (size_t i = start; i < stop; ++i) {
+      const auto& row = rows[i - start];
+      if (!row.has_value()) continue;  // removed by a later log entry
+      RETURN_IF_ERROR(records::DecodeVector(*row, ns->config.dim, &vectors));
+      ids.push_back(adds[i]);
+    }
+    if (!ids.empty()) RETURN_IF_ERROR(index->Add(ids, vectors));
+  }
+  *snapshot_seq = file.log_seq;
+  *replayed = adds.size() + removes.size();
+  *out = std::move(index);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<index::DenseIndex>> StoreImpl::BuildIndexFromDense(
+    const Namespace& ns) {
+  ASSIGN_OR_RETURN(auto index, index::DenseIndex::Create(IndexOptionsFor(ns.config)));
+  const std::string begin = keys::NsPrefix(ns.nsid);
+  const std::string end = keys::NsEnd(ns.nsid);
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper(end);
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, dense_));
+  std::vector<int64_t> ids;
+  std::vector<float> vectors;
+  auto flush = [&]() -> absl::Status {
+    if (ids.empty()) return absl::OkStatus();
+    RETURN_IF_ERROR(index->Add(ids, vectors));
+    ids.clear();
+    vectors.clear();
+    return absl::OkStatus();
+  };
+  for (it->Seek(begin); it->Valid(); it->Next()) {
+    auto id = keys::RowKeyId(View(it->key()));
+    if (!id.has_value()) return absl::DataLossError("malformed dense key");
+    RETURN_IF_ERROR(records::DecodeVector(View(it->value()), ns.config.dim, &vectors));
+    ids.push_back(static_cast<int64_t>(*id));
+    if (ids.size() >= kRebuildBatch) RETURN_IF_ERROR(flush());
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scanning dense vectors"));
+  RETURN_IF_ERROR(flush());
+  return index;
+}
+
+absl::Status StoreImpl::RebuildIndexLocked(Namespace* ns) {
+  ASSIGN_OR_RETURN(auto index, BuildIndexFromDense(*ns));
+  ns->index = std::move(index);
+  ns->may_have_dead_entries = false;
+  ns->snapshot_seq.reset();
+  ++ns->index_generation;
+  ns->ops_since_snapshot.fetch_add(1);
+  return absl::OkStatus();
+}
+
+void StoreImpl::RemoveOrphanSnapshots() {
+  absl::flat_hash_set<std::string> live;
+  {
+    absl::MutexLock l(&mu_);
+    for (const auto& [name, ns] : namespaces_) live.insert(absl::StrCat(ns->nsid, ".idx"));
+  }
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(index_dir_, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (live.contains(name)) continue;
+    spdlog::info("removing stale index file {}", entry.path().string());
+    fs::remove(entry.path(), ec);
+  }
+}
+
+absl::Status StoreImpl::Close() { return CloseImpl(/*save_snapshots=*/true); }
+
+absl::Status StoreImpl::CloseImpl(bool save_snapshots) {
+  absl::MutexLock close_lock(&close_mu_);
+  if (db_ == nullptr) return absl::OkStatus();
+
+  {
+    absl::MutexLock l(&bg_mu_);
+    bg_stop_ = true;
+    bg_cv_.SignalAll();
+  }
+  if (bg_thread_.joinable()) bg_thread_.join();
+
+  std::vector<NamespacePtr> all;
+  {
+    absl::MutexLock l(&mu_);
+    closed_ = true;
+    for (const auto& [name, ns] : namespaces_) all.push_back(ns);
+  }
+  absl::Status result;
+  for (const NamespacePtr& ns : all) {
+    if (save_snapshots) {
+      absl::Status st = SnapshotNamespace(ns.get());
+      if (!st.ok()) {
+        spdlog::error("namespace '{}': snapshot on close failed: {}", ns->config.name,
+                      st.ToString());
+        result.Update(st);
+      }
+    }
+    absl::MutexLock l(&ns->mu);
+    ns->gone = Gone::kClosed;
+    ns->index.reset();
+  }
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  result.Update(FromRocks(db_->Flush(flush, handles_), "flushing on close"));
+  for (rocksdb::ColumnFamilyHandle* h : handles_) {
+    result.Update(FromRocks(db_->DestroyColumnFamilyHandle(h), "closing column family"));
+  }
+  handles_.clear();
+  result.Update(FromRocks(db_->Close(), "closing store"));
+  db_.reset();
+  {
+    absl::MutexLock l(&mu_);
+    namespaces_.clear();
+  }
+  spdlog::info("store at {} closed", path_);
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots
+
+absl::Status StoreImpl::SnapshotNamespace(Namespace* ns) {
+  absl::MutexLock snapshot_lock(&ns->snapshot_mu);
+  std::vector<uint8_t> bytes;
+  uint64_t seq = 0;
+  uint64_t generation = 0;
+  {
+    absl::ReaderMutexLock l(&ns->mu);
+    if (ns->gone != Gone::kNo) return absl::OkStatus();
+    seq = ns->counters.next_log_seq - 1;
+    if (ns->snapshot_seq == seq) return absl::OkStatus();
+    ASSIGN_OR_RETURN(bytes, ns->index->Serialize());
+    generation = ns->index_generation;
+    ns->ops_since_snapshot.store(0);
+  }
+  RETURN_IF_ERROR(WriteFileAtomically(SnapshotPath(ns->nsid),
+                                      records::EncodeSnapshot(ns->nsid, seq, bytes)));
+  {
+    absl::MutexLock l(&ns->mu);
+    if (ns->index_generation == generation) ns->snapshot_seq = seq;
+  }
+  // Entries up to `seq` are in a durable snapshot now. A crash before this
+  // trim only leaves entries that replay skips.
+  RETURN_IF_ERROR(FromRocks(db_->DeleteRange(rocksdb::WriteOptions(), ilog_,
+                                             keys::LogKey(ns->nsid, 0),
+                                             keys::LogKey(ns->nsid, seq + 1)),
+                            "trimming index log"));
+  spdlog::debug("namespace '{}': index snapshot at log seq {} ({} bytes)", ns->config.name, seq,
+                bytes.size());
+  return absl::OkStatus();
+}
+
+void StoreImpl::RequestSnapshot() {
+  absl::MutexLock l(&bg_mu_);
+  bg_wakeup_ = true;
+  bg_cv_.Signal();
+}
+
+void StoreImpl::BackgroundLoop() {
+  while (true) {
+    {
+      absl::MutexLock l(&bg_mu_);
+      while (!bg_stop_ && !bg_wakeup_) bg_cv_.Wait(&bg_mu_);
+      if (bg_stop_) return;
+      bg_wakeup_ = false;
+    }
+    for (const NamespacePtr& ns : AllNamespaces()) {
+      if (ns->ops_since_snapshot.load() < options_.snapshot_every_ops) continue;
+      absl::Status st = SnapshotNamespace(ns.get());
+      if (!st.ok()) {
+        spdlog::warn("namespace '{}': background snapshot failed: {}", ns->config.name,
+                     st.ToString());
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+absl::StatusOr<std::vector<std::optional<std::string>>> StoreImpl::MultiGet(
+    rocksdb::ColumnFamilyHandle* cf, const std::vector<std::string>& keys) {
+  std::vector<std::optional<std::string>> out(keys.size());
+  if (keys.empty()) return out;
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs(keys.size(), cf);
+  std::vector<std::string> values;
+  std::vector<rocksdb::Status> statuses =
+      db_->MultiGet(rocksdb::ReadOptions(), cfs, slices, &values);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].IsNotFound()) continue;
+    RETURN_IF_ERROR(FromRocks(statuses[i], "reading"));
+    out[i] = std::move(values[i]);
+  }
+  return out;
+}
+
+absl::StatusOr<std::optional<std::string>> StoreImpl::GetOne(rocksdb::ColumnFamilyHandle* cf,
+                                                             const std::string& key) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf, key, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  RETURN_IF_ERROR(FromRocks(s, "reading"));
+  return std::optional<std::string>(std::move(value));
+}
+
+absl::StatusOr<NamespacePtr> StoreImpl::FindNamespace(absl::string_view name) {
+  absl::ReaderMutexLock l(&mu_);
+  if (closed_) return absl::FailedPreconditionError("store is closed");
+  auto it = namespaces_.find(name);
+  if (it == namespaces_.end()) {
+    return absl::NotFoundError(absl::StrCat("namespace '", name, "' does not exist"));
+  }
+  return it->second;
+}
+
+std::vector<NamespacePtr> StoreImpl::AllNamespaces() {
+  absl::ReaderMutexLock l(&mu_);
+  std::vector<NamespacePtr> all;
+  if (closed_) return all;
+  for (const auto& [name, ns] : namespaces_) all.push_back(ns);
+  std::sort(all.begin(), all.end(), [](const NamespacePtr& a, const NamespacePtr& b) {
+    return a->config.name < b->config.name;
+  });
+  return all;
+}
+
+NamespaceInfo StoreImpl::InfoLocked(const Namespace& ns) {
+  NamespaceInfo info;
+  info.config = ns.config;
+  info.chunk_count = ns.external_ids.size();
+  info.document_count = ns.document_count;
+  info.index_trained = ns.index->is_trained();
+  info.index_description = ns.index->Describe();
+  info.created_unix_ms = ns.created_unix_ms;
+  const std::string begin = keys::NsPrefix(ns.nsid);
+  const std::string end = keys::NsEnd(ns.nsid);
+  rocksdb::Range range(begin, end);
+  rocksdb::SizeApproximationOptions approx;
+  approx.include_memtables = true;
+  approx.include_files = true;
+  for (rocksdb::ColumnFamilyHandle* cf : DataCfs()) {
+    uint64_t size = 0;
+    if (db_->GetApproximateSizes(approx, cf, &range, 1, &size).ok()) {
+      info.approximate_bytes += size;
+    }
+  }
+  return info;
+}
+
+// ---------------------------------------------------------------------------
+// Namespaces
+
+absl::StatusOr<NamespaceInfo> StoreImpl::CreateNamespace(const NamespaceConfig& config_in) {
+  RETURN_IF_ERROR(ValidateNamespaceName(config_in.name));
+  const Limits& limits = options_.limits;
+  if (config_in.dim < 1 || config_in.dim > limits.max_dim) {
+    return absl::InvalidArgumentError(absl::StrCat("dim must be in 1..", limits.max_dim,
+                                                   ", got ", config_in.dim));
+  }
+  NamespaceConfig config = config_in;
+  if (config.index_factory.empty()) config.index_factory = "Flat";
+  auto created = index::DenseIndex::Create(IndexOptionsFor(config));
+  if (!created.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("index factory '", config.index_factory,
+                                                   "': ", created.status().message()));
+  }
+
+  absl::MutexLock l(&mu_);
+  if (closed_) return absl::FailedPreconditionError("store is closed");
+  if (namespaces_.contains(config.name)) {
+    return absl::AlreadyExistsError(absl::StrCat("namespace '", config.name, "' already exists"));
+  }
+  if (namespaces_.size() >= limits.max_namespaces) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the store already holds the maximum of ", limits.max_namespaces,
+                     " namespaces"));
+  }
+  if (next_nsid_ > keys::kMaxNsId) {
+    return absl::ResourceExhaustedError("namespace ids are exhausted");
+  }
+  auto ns = std::make_shared<Namespace>();
+  ns->config = config;
+  ns->nsid = next_nsid_;
+  ns->created_unix_ms = NowUnixMs();
+
+  records::StoredNamespace stored{config, ns->nsid, ns->created_unix_ms};
+  rocksdb::WriteBatch batch;
+  std::string next;
+  keys::AppendU32(&next, ns->nsid + 1);
+  records::NamespaceCounters counters;
+  batch.Put(meta_, keys::NsConfigKey(config.name), records::EncodeNamespace(stored));
+  batch.Put(meta_, keys::NsCountersKey(ns->nsid), records::EncodeCounters(counters));
+  batch.Put(meta_, keys::kNextNsIdKey, next);
+  RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "creating namespace"));
+  next_nsid_ = ns->nsid + 1;
+
+  absl::MutexLock nl(&ns->mu);
+  ns->index = *std::move(created);
+  ns->counters = counters;
+  ns->snapshot_seq.reset();
+  NamespaceInfo info = InfoLocked(*ns);
+  namespaces_[config.name] = ns;
+  spdlog::info("created namespace '{}' (id {}, dim {}, {})", config.name, ns->nsid, config.dim,
+               config.index_factory);
+  return info;
+}
+
+absl::StatusOr<NamespaceInfo> StoreImpl::GetNamespace(absl::string_view name) {
+  ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(name));
+  absl::ReaderMutexLock l(&ns->mu);
+  RETURN_IF_ERROR(ns->GoneStatus());
+  return InfoLocked(*ns);
+}
+
+absl::StatusOr<std::vector<NamespaceInfo>> StoreImpl::ListNamespaces() { return Stats(""); }
+
+absl::StatusOr<std::vector<NamespaceInfo>> StoreImpl::Stats(absl::string_view name) {
+  std::vector<NamespaceInfo> out;
+  if (!name.empty()) {
+    ASSIGN_OR_RETURN(NamespaceInfo info, GetNamespace(name));
+    out.push_back(std::move(info));
+    return out;
+  }
+  // Hold the store lock so Close cannot tear the DB down underneath.
+  absl::ReaderMutexLock store_lock(&mu_);
+  if (closed_) return absl::FailedPreconditionError("store is closed");
+  std::vector<NamespacePtr> all;
+  for (const auto& [n, ns] : namespaces_) all.push_back(ns);
+  std::sort(all.begin(), all.end(), [](const NamespacePtr& a, const NamespacePtr& b) {
+    return a->config.name < b->config.name;
+  });
+  for (const NamespacePtr& ns : all) {
+    absl::ReaderMutexLock l(&ns->mu);
+    if (ns->gone != Gone::kNo) continue;
+    out.push_back(InfoLocked(*ns));
+  }
+  return out;
+}
+
+absl::Status StoreImpl::DropNamespace(absl::string_view name) {
+  absl::MutexLock l(&mu_);
+  if (closed_) return absl::FailedPreconditionError("store is closed");
+  auto it = namespaces_.find(name);
+  if (it == namespaces_.end()) {
+    return absl::NotFoundError(absl::StrCat("namespace '", name, "' does not exist"));
+  }
+  NamespacePtr ns = it->second;
+  absl::MutexLock snapshot_lock(&ns->snapshot_mu);
+  absl::MutexLock nl(&ns->mu);
+
+  const std::string begin = keys::NsPrefix(ns->nsid);
+  const std::string end = keys::NsEnd(ns->nsid);
+  rocksdb::WriteBatch batch;
+  for (rocksdb::ColumnFamilyHandle* cf : DataCfs()) {
+    RETURN_IF_ERROR(FromRocks(batch.DeleteRange(cf, begin, end), "dropping namespace"));
+  }
+  batch.Delete(meta_, keys::NsConfigKey(ns->config.name));
+  batch.Delete(meta_, keys::NsCountersKey(ns->nsid));
+  RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "dropping namespace"));
+
+  ns->gone = Gone::kDropped;
+  ns->index.reset();
+  ns->attrs.Clear();
+  ns->external_ids.clear();
+  namespaces_.erase(it);
+  std::error_code ec;
+  fs::remove(SnapshotPath(ns->nsid), ec);
+  if (ec) {
+    // Harmless: Open removes snapshot files of unknown namespaces.
+    spdlog::warn("namespace '{}': cannot remove snapshot: {}", ns->config.name, ec.message());
+  }
+  spdlog::info("dropped namespace '{}' (id {})", ns->config.name, ns->nsid);
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Writes
+
+absl::Status StoreImpl::ApplyLocked(Namespace* ns, const std::vector<int64_t>& removed,
+                                    const std::vector<int64_t>& added,
+                                    const std::vector<float>& vectors,
+                                    std::vector<std::pair<int64_t, index::Attributes>> added_attrs,
+                                    std::vector<std::string> added_external, int64_t doc_delta,
+                                    const records::NamespaceCounters& counters,
+                                    uint64_t log_ops) {
+  ns->counters = counters;
+  ns->document_count = static_cast<uint64_t>(static_cast<int64_t>(ns->document_count) + doc_delta);
+  for (int64_t id : removed) {
+    ns->attrs.Erase(id);
+    ns->external_ids.erase(id);
+  }
+  for (auto& [id, attrs] : added_attrs) {
+    if (!attrs.empty()) ns->attrs.Set(id, std::move(attrs));
+  }
+  for (size_t i = 0; i < added.size(); ++i) {
+    ns->external_ids[added[i]] = std::move(added_external[i]);
+  }
+  if (!removed.empty() && KeepsDeadEntries(ns->config.index_factory)) {
+    ns->may_have_dead_entries = true;
+  }
+
+  absl::Status st;
+  if (!removed.empty()) st = ns->index->Remove(removed).status();
+  if (st.ok() && !added.empty()) st = ns->index->Add(added, vectors);
+  if (!st.ok()) {
+    // The data is committed; bring the index back in line with it.
+    spdlog::error("namespace '{}': index update failed ({}); rebuilding from stored vectors",
+                  ns->config.name, st.ToString());
+    absl::Status rebuilt = RebuildIndexLocked(ns);
+    if (!rebuilt.ok()) {
+      return absl::InternalError(absl::StrCat(
+          "write committed but the index could not be updated: ", st.message(),
+          "; rebuild failed: ", rebuilt.message()));
+    }
+  }
+  const uint64_t pending = ns->ops_since_snapshot.fetch_add(log_ops) + log_ops;
+  if (options_.snapshot_every_ops > 0 && pending >= options_.snapshot_every_ops) {
+    RequestSnapshot();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
+                                              absl::Span<const Document> documents,
+                                              absl::Span<const Chunk> chunks) {
+  ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
+  const Limits& limits = options_.limits;
+  const uint32_t dim = ns->config.dim;
+
+  // Validate everything before touching the store.
+  if (documents.size() + chunks.size() > limits.max_write_batch) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("write carries ", documents.size() + chunks.size(),
+                     " documents and chunks; the limit is ", limits.max_write_batch));
+  }
+  absl::flat_hash_set<absl::string_view> seen;
+  for (const Document& doc : documents) {
+    RETURN_IF_ERROR(ValidateId(doc.id, "document", limits));
+    if (!seen.insert(doc.id).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("document id '", doc.id, "' appears twice in one write"));
+    }
+    const std::string what = absl::StrCat("document '", doc.id, "'");
+    RETURN_IF_ERROR(ValidateText(doc.text, what, limits));
+    RETURN_IF_ERROR(ValidateMetadata(doc.metadata_json, what, limits, nullptr));
+  }
+  seen.clear();
+  std::vector<index::Attributes> chunk_attrs(chunks.size());
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    const Chunk& chunk = chunks[c];
+    RETURN_IF_ERROR(ValidateId(chunk.id, "chunk", limits));
+    if (!seen.insert(chunk.id).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("chunk id '", chunk.id, "' appears twice in one write"));
+    }
+    if (!chunk.document_id.empty()) {
+      RETURN_IF_ERROR(ValidateId(chunk.document_id, "document", limits));
+    }
+    const std::string what = absl::StrCat("chunk '", chunk.id, "'");
+    if (chunk.vector.size() != dim) {
+      return absl::InvalidArgumentError(absl::StrCat(what, " has a vector of ",
+                                                     chunk.vector.size(),
+                                                     " floats; the namespace dim is ", dim));
+    }
+    for (size_t i = 0; i < chunk.vector.size(); ++i) {
+      if (!std::isfinite(chunk.vector[i])) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, " has a non-finite value at index ", i));
+      }
+    }
+    RETURN_IF_ERROR(ValidateText(chunk.text, what, limits));
+    RETURN_IF_ERROR(ValidateMetadata(chunk.metadata_json, what, limits, &chunk_attrs[c]));
+  }
+
+  absl::MutexLock lock(&ns->mu);
+  RETURN_IF_ERROR(ns->GoneStatus());
+  if (documents.empty() && chunks.empty()) return WriteResult();
+  const uint32_t nsid = ns->nsid;
+  records::NamespaceCounters counters = ns->counters;
+  rocksdb::WriteBatch batch;
+  uint64_t log_ops = 0;
+  auto log = [&](char op, int64_t id) {
+    std::string value(1, op);
+    keys::AppendU64(&value, static_cast<uint64_t>(id));
+    batch.Put(ilog_, keys::LogKey(nsid, counters.next_log_seq++), value);
+    ++log_ops;
+  };
+
+  int64_t new_docs = 0;
+  {
+    std::vector<std::string> doc_keys;
+    for (const Document& doc : documents) doc_keys.push_back(keys::DocKey(nsid, doc.id));
+    ASSIGN_OR_RETURN(auto existing, MultiGet(docs_, doc_keys));
+    for (size_t i = 0; i < documents.size(); ++i) {
+      if (!existing[i].has_value()) ++new_docs;
+      batch.Put(docs_, doc_keys[i],
+                records::EncodeDocument(documents[i].text, documents[i].metadata_json));
+    }
+  }
+
+  std::vector<int64_t> removed;
+  std::vector<int64_t> added;
+  std::vector<float> vectors;
+  std::vector<std::pair<int64_t, index::Attributes>> added_attrs;
+  std::vector<std::string> added_external;
+  {
+    std::vector<std::string> map_keys;
+    for (const Chunk& chunk : chunks) map_keys.push_back(keys::IdMapKey(nsid, chunk.id));
+    ASSIGN_OR_RETURN(auto existing, MultiGet(idmap_, map_keys));
+    // Old records of replaced chunks, to drop their membership keys.
+    std::vector<std::string> old_row_keys;
+    std::vector<size_t> old_index;
+    for (size_t c = 0; c < chunks.size(); ++c) {
+      if (!existing[c].has_value()) continue;
+      auto old_id = keys::ReadU64(*existing[c]);
+      if (!old_id.has_value()) return absl::DataLossError("malformed id map entry");
+      old_row_keys.push_back(keys::RowKey(nsid, static_cast<int64_t>(*old_id)));
+      old_index.push_back(c);
+      removed.push_back(static_cast<int64_t>(*old_id));
+    }
+    ASSIGN_OR_RETURN(auto old_rows, MultiGet(chunks_, old_row_keys));
+    for (size_t j = 0; j < old_index.size(); ++j) {
+      const Chunk& chunk = chunks[old_index[j]];
+      batch.Delete(chunks_, old_row_keys[j]);
+      batch.Delete(dense_, old_row_keys[j]);
+      if (old_rows[j].has_value()) {
+        Chunk old;
+        RETURN_IF_ERROR(records::DecodeChunk(*old_rows[j], &old));
+        if (!old.document_id.empty()) {
+          batch.Delete(docs_, keys::MembershipKey(nsid, old.document_id, chunk.id));
+        }
+      }
+      log(keys::kLogRemove, removed[j]);
+    }
+    vectors.reserve(chunks.size() * dim);
+    for (size_t c = 0; c < chunks.size(); ++c) {
+      const Chunk& chunk = chunks[c];
+      const auto id = static_cast<int64_t>(counters.next_internal_id++);
+      std::string id_value;
+      keys::AppendU64(&id_value, static_cast<uint64_t>(id));
+      const std::string row_key = keys::RowKey(nsid, id);
+      batch.Put(idmap_, map_keys[c], id_value);
+      batch.Put(chunks_, row_key,
+                records::EncodeChunk(chunk.id, chunk.document_id, chunk.text,
+                                     chunk.metadata_json));
+      batch.Put(dense_, row_key, records::EncodeVector(chunk.vector));
+      if (!chunk.document_id.empty()) {
+        batch.Put(docs_, keys::MembershipKey(nsid, chunk.document_id, chunk.id), "");
+      }
+      log(keys::kLogAdd, id);
+      added.push_back(id);
+      vectors.insert(vectors.end(), chunk.vector.begin(), chunk.vector.end());
+      added_attrs.emplace_back(id, std::move(chunk_attrs[c]));
+      added_external.push_back(chunk.id);
+    }
+  }
+  batch.Put(meta_, keys::NsCountersKey(nsid), records::EncodeCounters(counters));
+  RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "writing"));
+
+  RETURN_IF_ERROR(ApplyLocked(ns.get(), removed, added, vectors, std::move(added_attrs),
+                              std::move(added_external), new_docs, counters, log_ops));
+  WriteResult result;
+  result.documents_written = documents.size();
+  result.chunks_written = chunks.size();
+  return result;
+}
+
+absl::StatusOr<DeleteResult> StoreImpl::Delete(absl::string_view ns_name,
+                                               absl::Span<const std::string> chunk_ids,
+                                               absl::Span<const std::string> document_ids) {
+  ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
+  const Limits& limits = options_.limits;
+  if (chunk_ids.size() + document_ids.size() > limits.max_write_batch) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("delete carries ", chunk_ids.size() + document_ids.size(),
+                     " ids; the limit is ", limits.max_write_batch));
+  }
+  for (const std::string& id : chunk_ids) RETURN_IF_ERROR(ValidateId(id, "chunk", limits));
+  for (const std::string& id : document_ids) RETURN_IF_ERROR(ValidateId(id, "document", limits));
+
+  absl::MutexLock lock(&ns->mu);
+  RETURN_IF_ERROR(ns->GoneStatus());
+  const uint32_t nsid = ns->nsid;
+  records::NamespaceCounters counters = ns->counters;
+  rocksdb::WriteBatch batch;
+  DeleteResult result;
+
+  // Every chunk to delete: named ones plus members of named documents.
+  std::vector<std::string> victims;
+  absl::flat_hash_set<std::string> victim_set;
+  for (const std::string& id : chunk_ids) {
+    if (victim_set.insert(id).second) victims.push_back(id);
+  }
+  absl::flat_hash_set<absl::string_view> docs_seen;
+  int64_t doc_delta = 0;
+  for (const std::string& doc_id : document_ids) {
+    if (!docs_seen.insert(doc_id).second) continue;
+    ASSIGN_OR_RETURN(auto existing, GetOne(docs_, keys::DocKey(nsid, doc_id)));
+    if (existing.has_value()) {
+      batch.Delete(docs_, keys::DocKey(nsid, doc_id));
+      ++result.documents_deleted;
+      --doc_delta;
+    }
+    const std::string prefix = keys::MembershipPrefix(nsid, doc_id);
+    const std::string end = keys::PrefixEnd(prefix);
+    rocksdb::ReadOptions ro;
+    rocksdb::Slice upper(end);
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, docs_));
+    for (it->Seek(prefix); it->Valid(); it->Next()) {
+      std::string chunk_id = it->key().ToString().substr(prefix.size());
+      if (victim_set.insert(chunk_id).second) victims.push_back(std::move(chunk_id));
+    }
+    RETURN_IF_ERROR(FromRocks(it->status(), "scanning document chunks"));
+  }
+
+  std::vector<std::string> map_keys;
+  for (const std::string& id : victims) map_keys.push_back(keys::IdMapKey(nsid, id));
+  ASSIGN_OR_RETURN(auto internal, MultiGet(idmap_, map_keys));
+  std::vector<int64_t> removed;
+  std::vector<std::string> row_keys;
+  std::vector<size_t> victim_index;
+  for (size_t i = 0; i < victims.size(); ++i) {
+    if (!internal[i].has_value()) continue;
+    auto id = keys::ReadU64(*internal[i]);
+    if (!id.has_value()) return absl::DataLossError("malformed id map entry");
+    removed.push_back(static_cast<int64_t>(*id));
+    row_keys.push_back(keys::RowKey(nsid, static_cast<int64_t>(*id)));
+    victim_index.push_back(i);
+  }
+  ASSIGN_OR_RETURN(auto rows, MultiGet(chunks_, row_keys));
+  uint64_t log_ops = 0;
+  for (size_t j = 0; j < removed.size(); ++j) {
+    const std::string& chunk_id = victims[victim_index[j]];
+    batch.Delete(idmap_, map_keys[victim_index[j]]);
+    batch.Delete(chunks_, row_keys[j]);
+    batch.Delete(dense_, row_keys[j]);
+    if (rows[j].has_value()) {
+      Chunk old;
+      RETURN_IF_ERROR(records::DecodeChunk(*rows[j], &old));
+      if (!old.document_id.empty()) {
+        batch.Delete(docs_, keys::MembershipKey(nsid, old.document_id, chunk_id));
+      }
+    }
+    std::string value(1, keys::kLogRemove);
+    keys::AppendU64(&value, static_cast<uint64_t>(removed[j]));
+    batch.Put(ilog_, keys::LogKey(nsid, counters.next_log_seq++), value);
+    ++log_ops;
+  }
+  result.chunks_deleted = removed.size();
+  if (batch.Count() == 0) return result;
+  batch.Put(meta_, keys::NsCountersKey(nsid), records::EncodeCounters(counters));
+  RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "deleting"));
+  RETURN_IF_ERROR(ApplyLocked(ns.get(), removed, {}, {}, {}, {}, doc_delta, counters, log_ops));
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// Reads
+
+absl::StatusOr<GetResult> StoreImpl::Get(absl::string_view ns_name,
+                                         absl::Span<const std::string> chunk_ids,
+                                         absl::Span<const std::string> document_ids,
+                                         bool include_vectors) {
+  ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
+  const Limits& limits = options_.limits;
+  if (chunk_ids.size() + document_ids.size() > limits.max_write_batch) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("get carries ", chunk_ids.size() + document_ids.size(),
+                     " ids; the limit is ", limits.max_write_batch));
+  }
+  for (const std::string& id : chunk_ids) RETURN_IF_ERROR(ValidateId(id, "chunk", limits));
+  for (const std::string& id : document_ids) RETURN_IF_ERROR(ValidateId(id, "document", limits));
+
+  absl::ReaderMutexLock lock(&ns->mu);
+  RETURN_IF_ERROR(ns->GoneStatus());
+  const uint32_t nsid = ns->nsid;
+  GetResult result;
+
+  std::vector<std::string> map_keys;
+  for (const std::string& id : chunk_ids) map_keys.push_back(keys::IdMapKey(nsid, id));
+  ASSIGN_OR_RETURN(auto internal, MultiGet(idmap_, map_keys));
+  std::vector<std::string> row_keys;
+  std::vector<size_t> found;
+  for (size_t i = 0; i < chunk_ids.size(); ++i) {
+    auto id = internal[i].has_value() ? keys::ReadU64(*internal[i]) : std::nullopt;
+    if (!id.has_value()) {
+      result.missing_ids.push_back(chunk_ids[i]);
+      continue;
+    }
+    row_keys.push_back(keys::RowKey(nsid, static_cast<int64_t>(*id)));
+    found.push_back(i);
+  }
+  ASSIGN_OR_RETURN(auto rows, MultiGet(chunks_, row_keys));
+  std::vector<std::optional<std::string>> dense_rows;
+  if (include_vectors) {
+    ASSIGN_OR_RETURN(dense_rows, MultiGet(dense_, row_keys));
+  }
+  for (size_t j = 0; j < found.size(); ++j) {
+    if (!rows[j].has_value()) {
+      return absl::DataLossError(
+          absl::StrCat("chunk '", chunk_ids[found[j]], "' is mapped but has no record"));
+    }
+    Chunk chunk;
+    RETURN_IF_ERROR(records::DecodeChunk(*rows[j], &chunk));
+    if (include_vectors) {
+      if (!dense_rows[j].has_value()) {
+        return absl::DataLossError(
+            absl::StrCat("chunk '", chunk.id, "' has no stored vector"));
+      }
+      RETURN_IF_ERROR(records::DecodeVector(*dense_rows[j], ns->config.dim, &chunk.vector));
+    }
+    result.chunks.push_back(std::move(chunk));
+  }
+
+  std::vector<std::string> doc_keys;
+  for (const std::string& id : document_ids) doc_keys.push_back(keys::DocKey(nsid, id));
+  ASSIGN_OR_RETURN(auto docs, MultiGet(docs_, doc_keys));
+  for (size_t i = 0; i < document_ids.size(); ++i) {
+    if (!docs[i].has_value()) {
+      result.missing_ids.push_back(document_ids[i]);
+      continue;
+    }
+    Document doc;
+    doc.id = document_ids[i];
+    RETURN_IF_ERROR(records::DecodeDocument(*docs[i], &doc));
+    result.documents.push_back(std::move(doc));
+  }
+  return result;
+}
+
+absl::StatusOr<std::vector<std::vector<Hit>>> StoreImpl::Search(absl::string_view ns_name,
+                                                                absl::Span<const float> queries,
+                                                                const SearchOptions& options) {
+  ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
+  const Limits& limits = options_.limits;
+  const uint32_t dim = ns->config.dim;
+  if (options.k < 1 || static_cast<uint32_t>(options.k) > limits.max_k) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k must be in 1..", limits.max_k, ", got ", options.k));
+  }
+  if (queries.empty() || queries.size() % dim != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "queries hold ", queries.size(), " floats; expected a non-zero multiple of dim ", dim));
+  }
+  const size_t n = queries.size() / dim;
+  if (n > limits.max_query_batch) {
+    return absl::ResourceExhaustedError(absl::StrCat(n, " queries in one search; the limit is ",
+                                                     limits.max_query_batch));
+  }
+  for (size_t i = 0; i < queries.size(); ++i) {
+    if (!std::isfinite(queries[i])) {
+      return absl::InvalidArgumentError(absl::StrCat("query ", i / dim,
+                                                     " has a non-finite value at index ",
+                                                     i % dim));
+    }
+  }
+  RETURN_IF_ERROR(index::ValidateFilter(options.filter));
+
+  absl::ReaderMutexLock lock(&ns->mu);
+  RETURN_IF_ERROR(ns->GoneStatus());
+  std::vector<std::vector<Hit>> hits(n);
+  if (ns->index->size() == 0) return hits;
+  index::FilterPredicate predicate(&ns->attrs, &options.filter);
+  ASSIGN_OR_RETURN(index::DenseSearchResult found,
+                   ns->index->Search(queries, options.k,
+                                     options.filter.empty() ? nullptr : &predicate,
+                                     options.params));
+
+  const bool want_chunk = options.include_payload || options.include_vectors;
+  std::vector<std::pair<size_t, size_t>> positions;  // (query, hit) needing a row
+  std::vector<std::string> row_keys;
+  for (size_t q = 0; q < found.n; ++q) {
+    for (size_t j = 0; j < found.k; ++j) {
+      const int64_t id = found.ids[q * found.k + j];
+      if (id < 0) continue;
+      auto ext = ns->external_ids.find(id);
+      if (ext == ns->external_ids.end()) continue;  // cannot happen: index == store
+      Hit hit;
+      hit.id = ext->second;
+      hit.score = found.scores[q * found.k + j];
+      if (want_chunk) {
+        positions.emplace_back(q, hits[q].size());
+        row_keys.push_back(keys::RowKey(ns->nsid, id));
+      }
+      hits[q].push_back(std::move(hit));
+    }
+  }
+  if (!want_chunk) return hits;
+
+  std::vector<std::optional<std::string>> rows;
+  std::vector<std::optional<std::string>> dense_rows;
+  if (options.include_payload) {
+    ASSIGN_OR_RETURN(rows, MultiGet(chunks_, row_keys));
+  }
+  if (options.include_vectors) {
+    ASSIGN_OR_RETURN(dense_rows, MultiGet(dense_, row_keys));
+  }
+  for (size_t r = 0; r < positions.size(); ++r) {
+    Hit& hit = hits[positions[r].first][positions[r].second];
+    Chunk chunk;
+    if (options.include_payload && rows[r].has_value()) {
+      RETURN_IF_ERROR(records::DecodeChunk(*rows[r], &chunk));
+    }
+    chunk.id = hit.id;
+    if (options.include_vectors && dense_rows[r].has_value()) {
+      RETURN_IF_ERROR(records::DecodeVector(*dense_rows[r], dim, &chunk.vector));
+    }
+    hit.chunk = std::move(chunk);
+  }
+  return hits;
+}
+
+// ---------------------------------------------------------------------------
+// Maintenance
+
+// Holds snapshot_mu and a reader lock on every namespace so that no write
+// or snapshot lands while a checkpoint copies the store.
+class FreezeAll {
+ public:
+  explicit FreezeAll(std::vector<NamespacePtr> all) ABSL_NO_THREAD_SAFETY_ANALYSIS
+      : all_(std::move(all)) {
+    for (const NamespacePtr& ns : all_) {
+      ns->snapshot_mu.Lock();
+      ns->mu.ReaderLock();
+    }
+  }
+  ~FreezeAll() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    for (auto it = all_.rbegin(); it != all_.rend(); ++it) {
+      (*it)->mu.ReaderUnlock();
+      (*it)->snapshot_mu.Unlock();
+    }
+  }
+
+ private:
+  std::vector<NamespacePtr> all_;
+};
+
+absl::StatusOr<uint64_t> StoreImpl::Checkpoint(const std::string& target_dir) {
+  absl::ReaderMutexLock store_lock(&mu_);
+  if (closed_) return absl::FailedPreconditionError("store is closed");
+  std::vector<NamespacePtr> all;
+  for (const auto& [name, ns] : namespaces_) all.push_back(ns);
+  std::sort(all.begin(), all.end(),
+            [](const NamespacePtr& a, const NamespacePtr& b) { return a->nsid < b->nsid; });
+
+  for (const NamespacePtr& ns : all) {
+    RETURN_IF_ERROR(Annotate(SnapshotNamespace(ns.get()),
+                             absl::StrCat("snapshot of namespace '", ns->config.name, "'")));
+  }
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  RETURN_IF_ERROR(FromRocks(db_->Flush(flush, handles_), "flushing"));
+  if (target_dir.empty()) return db_->GetLatestSequenceNumber();
+
+  std::error_code ec;
+  if (fs::exists(target_dir, ec)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("checkpoint target ", target_dir, " already exists"));
+  }
+  // Writes are blocked from here on, so the RocksDB checkpoint and the
+  // copied snapshot files describe the same state (the log replay on open
+  // would reconcile an older snapshot anyway; a newer one must not happen).
+  FreezeAll freeze(all);
+  rocksdb::Checkpoint* raw = nullptr;
+  RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "checkpoint"));
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  uint64_t sequence = 0;
+  RETURN_IF_ERROR(FromRocks(checkpoint->CreateCheckpoint(target_dir, 0, &sequence),
+                            absl::StrCat("checkpoint to ", target_dir)));
+  const std::string target_indexes = (fs::path(target_dir) / "indexes").string();
+  fs::create_directories(target_indexes, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot create ", target_indexes, ": ", ec.message()));
+  }
+  for (const NamespacePtr& ns : all) {
+    const std::string from = SnapshotPath(ns->nsid);
+    if (!fs::exists(from, ec)) continue;
+    ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(from));
+    RETURN_IF_ERROR(WriteFileAtomically(
+        (fs::path(target_indexes) / fs::path(from).filename()).string(), bytes));
+  }
+  spdlog::info("checkpoint of {} written to {} at sequence {}", path_, target_dir, sequence);
+  return sequence;
+}
+
+absl::Status StoreImpl::Compact(absl::string_view ns_name) {
+  absl::ReaderMutexLock store_lock(&mu_);
+  if (closed_) return absl::FailedPreconditionError("store is closed");
+  std::vector<NamespacePtr> targets;
+  if (ns_name.empty()) {
+    for (const auto& [name, ns] : namespaces_) targets.push_back(ns);
+    for (rocksdb::ColumnFamilyHandle* cf : handles_) {
+      RETURN_IF_ERROR(FromRocks(
+          db_->CompactRange(rocksdb::CompactRangeOptions(), cf, nullptr, nullptr), "compacting"));
+    }
+  } else {
+    auto it = namespaces_.find(ns_name);
+    if (it == namespaces_.end()) {
+      return absl::NotFoundError(absl::StrCat("namespace '", ns_name, "' does not exist"));
+    }
+    targets.push_back(it->second);
+    const std::string begin = keys::NsPrefix(it->second->nsid);
+    const std::string end = keys::NsEnd(it->second->nsid);
+    rocksdb::Slice b(begin), e(end);
+    for (rocksdb::ColumnFamilyHandle* cf : DataCfs()) {
+      RETURN_IF_ERROR(
+          FromRocks(db_->CompactRange(rocksdb::CompactRangeOptions(), cf, &b, &e), "compacting"));
+    }
+  }
+  for (const NamespacePtr& ns : targets) {
+    absl::MutexLock l(&ns->mu);
+    if (ns->gone != Gone::kNo || !ns->may_have_dead_entries) continue;
+    RETURN_IF_ERROR(Annotate(RebuildIndexLocked(ns.get()),
+                             absl::StrCat("rebuilding index of '", ns->config.name, "'")));
+    spdlog::info("namespace '{}': index rebuilt without dead entries", ns->config.name);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status testing::CloseWithoutSnapshotForTesting(Store* store) {
+  auto* impl = dynamic_cast<StoreImpl*>(store);
+  if (impl == nullptr) return absl::InvalidArgumentError("not a store made by Store::Open");
+  return impl->CloseImpl(/*save_snapshots=*/false);
+}
+
+absl::StatusOr<testing::RecoveryInfo> testing::RecoveryInfoForTesting(Store* store,
+                                                                      absl::string_view ns) {
+  auto* impl = dynamic_cast<StoreImpl*>(store);
+  if (impl == nullptr) return absl::InvalidArgumentError("not a store made by Store::Open");
+  ASSIGN_OR_RETURN(NamespacePtr found, impl->FindNamespace(ns));
+  absl::ReaderMutexLock l(&found->mu);
+  RETURN_IF_ERROR(found->GoneStatus());
+  return found->recovery;
+}
+
+absl::Status ValidateNamespaceName(absl::string_view name) {
+  if (name.empty() || name.size() > 128) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("namespace name must be 1..128 characters, got ", name.size()));
+  }
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+    if (!ok) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "namespace name '", name, "' may only contain [A-Za-z0-9_.-]"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// The one place StoreOptions are checked.
+absl::Status ValidateOptions(const StoreOptions& options) {
+  const Limits& l = options.limits;
+  // Membership keys length-prefix document ids with 16 bits.
+  if (l.max_id_bytes < 1 || l.max_id_bytes > 0xFFFF) {
+    return absl::InvalidArgumentError("limits.max_id_bytes must be in 1..65535");
+  }
+  if (l.max_k < 1 || l.max_k > static_cast<uint32_t>(std::numeric_limits<int>::max())) {
+    return absl::InvalidArgumentError("limits.max_k must be in 1..INT_MAX");
+  }
+  if (l.max_query_batch < 1 || l.max_write_batch < 1 || l.max_dim < 1 || l.max_namespaces < 1) {
+    return absl::InvalidArgumentError(
+        "limits.max_query_batch, max_write_batch, max_dim and max_namespaces must be >= 1");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
+                                                   const std::string& path) {
+  if (path.empty()) return absl::InvalidArgumentError("store path is empty");
+  RETURN_IF_ERROR(ValidateOptions(options));
+  auto store = std::make_unique<StoreImpl>(options, path);
+  absl::Status st = store->Init();
+  if (!st.ok()) {
+    spdlog::error("cannot open store at {}: {}", path, st.ToString());
+    return st;  // the destructor closes what was opened
+  }
+  spdlog::info("store at {} open", path);
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace mnemo::db

@@ -1,0 +1,29 @@
+// Test seams of the storage engine. Not for production callers.
+#ifndef MNEMO_DB_STORE_TESTING_H_
+#define MNEMO_DB_STORE_TESTING_H_
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "db/store.h"
+
+namespace mnemo::db::testing {
+
+// Closes `store` without saving index snapshots, as a crash would leave the
+// indexes: the next Open has to load the older snapshots and replay the index
+// log. The store behaves as closed afterwards. INVALID_ARGUMENT when `store`
+// was not made by Store::Open.
+absl::Status CloseWithoutSnapshotForTesting(Store* store);
+
+// How Open recovered one namespace's index.
+struct RecoveryInfo {
+  bool loaded_snapshot = false;   // false: built from the dense CF
+  uint64_t snapshot_seq = 0;      // log seq the loaded snapshot held
+  uint64_t replayed_entries = 0;  // index-log entries applied after it
+};
+// NOT_FOUND for an unknown namespace; INVALID_ARGUMENT as above.
+absl::StatusOr<RecoveryInfo> RecoveryInfoForTesting(Store* store, absl::string_view ns);
+
+}  // namespace mnemo::db::testing
+
+#endif  // MNEMO_DB_STORE_TESTING_H_

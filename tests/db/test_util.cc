@@ -1,0 +1,43 @@
+#include "tests/db/test_util.h"
+
+#include <stdlib.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <stdexcept>
+
+#include "absl/strings/str_cat.h"
+
+namespace mnemo::db::test {
+
+std::vector<float> VectorFor(absl::string_view id, int dim) {
+  uint64_t h = 1469598103934665603ull;
+  for (char c : id) {
+    h ^= static_cast<uint8_t>(c);
+    h *= 1099511628211ull;
+  }
+  std::vector<float> v(dim);
+  for (int i = 0; i < dim; ++i) {
+    // splitmix64 step
+    h += 0x9e3779b97f4a7c15ull;
+    uint64_t z = h;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    v[i] = static_cast<float>(static_cast<double>(z >> 11) / static_cast<double>(1ull << 53)) *
+               2.0f -
+           1.0f;
+  }
+  return v;
+}
+
+std::string MakeTempDir(absl::string_view tag) {
+  const char* env = std::getenv("TEST_TMPDIR");
+  if (env == nullptr) env = std::getenv("TMPDIR");
+  std::string base = env != nullptr ? env : "/tmp";
+  std::string templ = absl::StrCat(base, "/mnemo_", tag, "_XXXXXX");
+  if (mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  return templ;
+}
+
+}  // namespace mnemo::db::test
