@@ -35,7 +35,9 @@ function(mnemo_cc_binary)
 endfunction()
 
 # mnemo_cc_test(NAME name SRCS ... DEPS ... [LABELS ...] [TIMEOUT s])
-# Registers each GoogleTest case with ctest (gtest_discover_tests).
+# Registers each GoogleTest case with ctest (gtest_discover_tests). Only one
+# ENVIRONMENT entry survives gtest_discover_tests (it splits lists), so
+# scripts/test exports OMP_NUM_THREADS for the whole run.
 function(mnemo_cc_test)
   cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
   add_executable(${ARG_NAME} ${ARG_SRCS})
@@ -56,5 +58,5 @@ function(mnemo_cc_test)
   gtest_discover_tests(${ARG_NAME}
     DISCOVERY_TIMEOUT 60
     PROPERTIES TIMEOUT ${ARG_TIMEOUT} ${label_props}
-               ENVIRONMENT "MNEMO_BIN_DIR=${CMAKE_BINARY_DIR}/bin;OMP_NUM_THREADS=1")
+               ENVIRONMENT "MNEMO_BIN_DIR=${CMAKE_BINARY_DIR}/bin")
 endfunction()

@@ -1,0 +1,281 @@
+#include "client/cli/cli.h"
+
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+#include "client/cli/commands.h"
+
+#ifndef MNEMO_VERSION
+#define MNEMO_VERSION "dev"
+#endif
+
+namespace mnemo::cli {
+namespace {
+
+constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
+
+using Action = std::function<absl::Status(Client&, const Output&)>;
+
+// Everything the parsed command line selects.
+struct Invocation {
+  GlobalOptions global;
+  double timeout_s = 0;
+  Action action;
+};
+
+constexpr char kFooter[] =
+    "Every verb accepts --server, --timeout and --json after it too.\n"
+    "Errors go to stderr as \"error: <CODE>: <message>\" with exit code 1\n"
+    "(2 for a usage error).";
+
+void AddNamespaceVerbs(CLI::App& app, Invocation& inv) {
+  CLI::App* ns = app.add_subcommand("ns", "Create, list, inspect and drop namespaces");
+  ns->require_subcommand(1);
+
+  auto create_opts = std::make_shared<NsCreateOptions>();
+  CLI::App* create = ns->add_subcommand(
+      "create", "Create a namespace: a collection of chunks with one vector space");
+  create->add_option("name", create_opts->name, "Namespace name")->required();
+  create->add_option("--dim", create_opts->dim, "Vector dimension (required)")
+      ->required()
+      ->check(CLI::PositiveNumber);
+  create->add_option("--metric", create_opts->metric,
+                     "Similarity: ip (inner product), l2 or cosine")
+      ->check(CLI::IsMember({"ip", "l2", "cosine"}))
+      ->capture_default_str();
+  create->add_option("--index", create_opts->index_factory,
+                     "FAISS index factory string, e.g. Flat, HNSW32, IVF1024,PQ16")
+      ->capture_default_str();
+  create->add_option("--train-threshold", create_opts->train_threshold,
+                     "Vectors to collect before training a trainable index (0 = server default)")
+      ->capture_default_str();
+  create->add_option("--description", create_opts->description, "Free-text description");
+  create->callback([&inv, create_opts] {
+    inv.action = [&inv, create_opts](Client& c, const Output& out) {
+      return NsCreate(c, inv.global, *create_opts, out);
+    };
+  });
+
+  CLI::App* list = ns->add_subcommand("list", "List namespaces with their sizes");
+  list->callback([&inv] {
+    inv.action = [&inv](Client& c, const Output& out) { return NsList(c, inv.global, out); };
+  });
+
+  auto get_name = std::make_shared<std::string>();
+  CLI::App* get = ns->add_subcommand("get", "Show one namespace's configuration and counts");
+  get->add_option("name", *get_name, "Namespace name")->required();
+  get->callback([&inv, get_name] {
+    inv.action = [&inv, get_name](Client& c, const Output& out) {
+      return NsGet(c, inv.global, *get_name, out);
+    };
+  });
+
+  auto drop_opts = std::make_shared<NsDropOptions>();
+  CLI::App* drop = ns->add_subcommand("drop", "Drop a namespace and all of its data");
+  drop->add_option("name", drop_opts->name, "Namespace name")->required();
+  drop->add_flag("-y,--yes", drop_opts->yes,
+                 "Do not ask for confirmation (required when stdin is not a terminal)");
+  drop->callback([&inv, drop_opts] {
+    inv.action = [&inv, drop_opts](Client& c, const Output& out) {
+      return NsDrop(c, inv.global, *drop_opts, out);
+    };
+  });
+}
+
+void AddDataVerbs(CLI::App& app, Invocation& inv) {
+  auto up = std::make_shared<UpsertOptions>();
+  CLI::App* upsert = app.add_subcommand(
+      "upsert",
+      "Insert or replace chunks and documents from a JSONL file.\n"
+      "Each line is a chunk {\"id\", \"document_id\", \"text\", \"metadata\": {...}, "
+      "\"vector\": [...]}\n"
+      "or a document {\"type\": \"document\", \"id\", \"text\", \"metadata\"}.\n"
+      "A file is checked completely before anything is sent; errors name file:line.");
+  upsert->add_option("--ns", up->ns, "Target namespace")
+      ->type_name("NS")->required();
+  upsert->add_option("file", up->file, "JSONL file, or - for stdin")
+      ->type_name("FILE")->required();
+  upsert->add_option("--batch", up->batch, "Records per streamed batch (one atomic write each)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  upsert->add_flag("--progress", up->progress,
+                   "Draw the progress bar on stderr even when it is not a terminal");
+  upsert->callback([&inv, up] {
+    inv.action = [&inv, up](Client& c, const Output& out) {
+      return Upsert(c, inv.global, *up, out);
+    };
+  });
+
+  auto so = std::make_shared<SearchOptions>();
+  auto vector = std::make_shared<std::string>();
+  auto like = std::make_shared<std::string>();
+  auto vectors_file = std::make_shared<std::string>();
+  CLI::App* search = app.add_subcommand(
+      "search", "Nearest-neighbour search by a vector, a stored chunk, or a file of vectors");
+  search->add_option("--ns", so->ns, "Namespace to search")
+      ->type_name("NS")->required();
+  CLI::Option* v = search->add_option("--vector", *vector,
+                                      "Query vector as a JSON array, e.g. '[0.1, 0.2, ...]'")
+      ->type_name("JSON");
+  CLI::Option* l = search->add_option(
+      "--like", *like, "More like this: use the stored vector of chunk CHUNK_ID as the query")
+      ->type_name("CHUNK_ID");
+  CLI::Option* f = search->add_option(
+      "--vectors-file", *vectors_file,
+      "JSONL of queries (arrays, or objects with \"vector\" and an optional \"id\"); - = stdin")
+      ->type_name("FILE");
+  v->excludes(l)->excludes(f);
+  l->excludes(f);
+  search->add_option("-k,--k", so->k, "Hits per query")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  search->add_option("--filter", so->filter_json,
+                     "Metadata filter as JSON: {\"field\": v}, {\"f\": {\"in\": [..]}}, "
+                     "{\"f\": {\"gte\": 1, \"lt\": 5}}; fields are ANDed")
+      ->type_name("JSON");
+  search->add_flag("--payload", so->payload, "Return text and metadata with each hit");
+  search->add_option("--ef", so->ef, "HNSW efSearch for this query (0 = index default)");
+  search->add_option("--nprobe", so->nprobe, "IVF lists to probe (0 = index default)");
+  search->callback([&inv, so, vector, like, vectors_file, v, l, f] {
+    if (v->count() > 0) so->vector_json = *vector;
+    if (l->count() > 0) so->like_id = *like;
+    if (f->count() > 0) so->vectors_file = *vectors_file;
+    inv.action = [&inv, so](Client& c, const Output& out) {
+      return Search(c, inv.global, *so, out);
+    };
+  });
+
+  auto go = std::make_shared<GetOptions>();
+  CLI::App* get = app.add_subcommand(
+      "get", "Fetch chunks (or documents with --doc) by id; prints JSONL in the upsert format");
+  get->add_option("--ns", go->ns, "Namespace")
+      ->type_name("NS")->required();
+  get->add_option("ids", go->ids, "Chunk ids (document ids with --doc)")->required();
+  get->add_flag("--vectors", go->vectors, "Include the stored vectors");
+  get->add_flag("--doc", go->documents, "The ids are document ids");
+  get->callback([&inv, go] {
+    inv.action = [&inv, go](Client& c, const Output& out) { return Get(c, inv.global, *go, out); };
+  });
+
+  auto dop = std::make_shared<DeleteOptions>();
+  CLI::App* del = app.add_subcommand("delete", "Delete chunks, or documents with their chunks");
+  del->add_option("--ns", dop->ns, "Namespace")
+      ->type_name("NS")->required();
+  del->add_option("ids", dop->ids, "Chunk ids (document ids with --doc)")->required();
+  del->add_flag("--doc", dop->documents,
+                "The ids are document ids: delete each document and all of its chunks");
+  del->callback([&inv, dop] {
+    inv.action = [&inv, dop](Client& c, const Output& out) {
+      return Delete(c, inv.global, *dop, out);
+    };
+  });
+}
+
+void AddAdminVerbs(CLI::App& app, Invocation& inv) {
+  auto stats_ns = std::make_shared<std::string>();
+  CLI::App* stats = app.add_subcommand("stats", "Server version, data dir and per-namespace sizes");
+  stats->add_option("--ns", *stats_ns, "Only this namespace (default: all)")
+      ->type_name("NS");
+  stats->callback([&inv, stats_ns] {
+    inv.action = [&inv, stats_ns](Client& c, const Output& out) {
+      return Stats(c, inv.global, *stats_ns, out);
+    };
+  });
+
+  auto to = std::make_shared<std::string>();
+  CLI::App* checkpoint = app.add_subcommand(
+      "checkpoint",
+      "Save index snapshots and flush (truncates the index log); with --to also write a\n"
+      "consistent copy of the whole store, usable as a --data-dir");
+  checkpoint->add_option("--to", *to,
+                         "Directory for the copy (must not exist; written by the server, a "
+                         "relative path is made absolute here)")
+      ->type_name("DIR");
+  checkpoint->callback([&inv, to] {
+    inv.action = [&inv, to](Client& c, const Output& out) {
+      return Checkpoint(c, inv.global, *to, out);
+    };
+  });
+
+  auto compact_ns = std::make_shared<std::string>();
+  CLI::App* compact = app.add_subcommand("compact", "Run a RocksDB compaction");
+  compact->add_option("--ns", *compact_ns, "Only this namespace's key range (default: all)")
+      ->type_name("NS");
+  compact->callback([&inv, compact_ns] {
+    inv.action = [&inv, compact_ns](Client& c, const Output& out) {
+      return Compact(c, inv.global, *compact_ns, out);
+    };
+  });
+
+  CLI::App* health = app.add_subcommand("health", "gRPC health check of the server");
+  health->callback([&inv] {
+    inv.action = [&inv](Client& c, const Output& out) { return Health(c, inv.global, out); };
+  });
+}
+
+void PrintError(const absl::Status& status) {
+  std::fprintf(stderr, "error: %s: %s\n", absl::StatusCodeToString(status.code()).c_str(),
+               std::string(status.message()).c_str());
+}
+
+}  // namespace
+
+int RunCli(int argc, char** argv) {
+  Invocation inv;
+  CLI::App app{"mnemo: admin CLI of the mnemo retrieval memory server (mnemod)", "mnemo"};
+  // Global options are accepted after a verb too ("mnemo ns list --json").
+  app.fallthrough();
+  app.require_subcommand(1);
+  app.footer(kFooter);
+  app.set_version_flag("--version", std::string("mnemo ") + MNEMO_VERSION);
+  app.add_option("--server", inv.global.server, "mnemod address")
+      ->type_name("HOST:PORT")
+      ->envname("MNEMO_SERVER")
+      ->capture_default_str();
+  CLI::Option* timeout =
+      app.add_option("--timeout", inv.timeout_s,
+                     "Deadline per call in seconds (default 30; a streaming upsert has none)")
+          ->type_name("SECONDS")
+          ->check(CLI::PositiveNumber);
+  app.add_flag("--json", inv.global.json, "Print one machine-readable JSON document on stdout");
+
+  AddNamespaceVerbs(app, inv);
+  AddDataVerbs(app, inv);
+  AddAdminVerbs(app, inv);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : kExitUsage;
+  }
+  if (timeout->count() > 0) inv.global.timeout_s = inv.timeout_s;
+  if (!inv.action) {
+    std::fputs(app.help().c_str(), stderr);
+    return kExitUsage;
+  }
+
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectClient(inv.global);
+  if (!client.ok()) {
+    PrintError(absl::Status(client.status().code(),
+                            std::string("cannot connect to ") + inv.global.server + ": " +
+                                std::string(client.status().message())));
+    return kExitError;
+  }
+  Output out;
+  out.json = inv.global.json;
+  absl::Status status = inv.action(**client, out);
+  std::fflush(stdout);
+  if (!status.ok()) {
+    PrintError(status);
+    return kExitError;
+  }
+  return 0;
+}
+
+}  // namespace mnemo::cli

@@ -1,0 +1,120 @@
+// The verbs of the `mnemo` admin CLI, one function each, over the SDK.
+//
+// Each verb writes its result to Output (text for people, or one JSON
+// document when --json is given) and returns the first error; the caller
+// prints "error: <CODE>: <message>" and exits non-zero.
+#ifndef MNEMO_CLIENT_CLI_COMMANDS_H_
+#define MNEMO_CLIENT_CLI_COMMANDS_H_
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "mnemo/client.h"
+
+namespace mnemo::cli {
+
+// Options shared by every verb.
+struct GlobalOptions {
+  // host:port of mnemod (default 127.0.0.1:7070, env MNEMO_SERVER).
+  std::string server = "127.0.0.1:7070";
+  // Deadline of each call in seconds; unset = 30 s for unary calls and no
+  // practical limit (24 h) for a streaming upsert.
+  std::optional<double> timeout_s;
+  // Machine-readable output: exactly one JSON document on stdout.
+  bool json = false;
+};
+
+// Where verbs write. Borrowed streams.
+struct Output {
+  std::FILE* out = stdout;
+  std::FILE* err = stderr;
+  bool json = false;
+};
+
+struct NsCreateOptions {
+  std::string name;
+  uint32_t dim = 0;
+  std::string metric = "ip";  // ip | l2 | cosine
+  std::string index_factory = "Flat";
+  uint64_t train_threshold = 0;
+  std::string description;
+};
+
+struct NsDropOptions {
+  std::string name;
+  // Skip the confirmation prompt (required when stdin is not a terminal).
+  bool yes = false;
+};
+
+struct UpsertOptions {
+  std::string ns;
+  std::string file;  // path or "-" for stdin
+  int batch = 256;   // records per stream message
+  // Draw the progress bar even when stderr is not a terminal.
+  bool progress = false;
+};
+
+struct SearchOptions {
+  std::string ns;
+  std::optional<std::string> vector_json;   // --vector '[...]'
+  std::optional<std::string> like_id;       // --like CHUNK_ID
+  std::optional<std::string> vectors_file;  // --vectors-file FILE.jsonl
+  int k = 10;
+  std::string filter_json;
+  bool payload = false;
+  uint32_t ef = 0;
+  uint32_t nprobe = 0;
+};
+
+struct GetOptions {
+  std::string ns;
+  std::vector<std::string> ids;
+  bool vectors = false;
+  bool documents = false;  // ids are document ids
+};
+
+struct DeleteOptions {
+  std::string ns;
+  std::vector<std::string> ids;
+  bool documents = false;  // ids are document ids (deletes their chunks too)
+};
+
+// Parses "ip" / "l2" / "cosine". INVALID_ARGUMENT otherwise.
+absl::StatusOr<Metric> ParseMetric(const std::string& name);
+const char* MetricName(Metric metric);
+
+// Connects with the global options applied.
+absl::StatusOr<std::unique_ptr<Client>> ConnectClient(const GlobalOptions& global);
+
+absl::Status NsCreate(Client& client, const GlobalOptions& g, const NsCreateOptions& o,
+                      const Output& out);
+absl::Status NsList(Client& client, const GlobalOptions& g, const Output& out);
+absl::Status NsGet(Client& client, const GlobalOptions& g, const std::string& name,
+                   const Output& out);
+absl::Status NsDrop(Client& client, const GlobalOptions& g, const NsDropOptions& o,
+                    const Output& out);
+absl::Status Upsert(Client& client, const GlobalOptions& g, const UpsertOptions& o,
+                    const Output& out);
+absl::Status Search(Client& client, const GlobalOptions& g, const SearchOptions& o,
+                    const Output& out);
+absl::Status Get(Client& client, const GlobalOptions& g, const GetOptions& o,
+                 const Output& out);
+absl::Status Delete(Client& client, const GlobalOptions& g, const DeleteOptions& o,
+                    const Output& out);
+absl::Status Stats(Client& client, const GlobalOptions& g, const std::string& ns,
+                   const Output& out);
+absl::Status Checkpoint(Client& client, const GlobalOptions& g, const std::string& dir,
+                        const Output& out);
+absl::Status Compact(Client& client, const GlobalOptions& g, const std::string& ns,
+                     const Output& out);
+absl::Status Health(Client& client, const GlobalOptions& g, const Output& out);
+
+}  // namespace mnemo::cli
+
+#endif  // MNEMO_CLIENT_CLI_COMMANDS_H_
