@@ -1,0 +1,116 @@
+// Pieces shared by the search benchmark: datasets and the search backends it
+// compares (raw FAISS in-process, the mnemo engine in-process, mnemod over
+// gRPC). Every backend answers the same batch-search call so that one driver
+// times all of them the same way.
+#ifndef MNEMO_BENCH_BENCH_BACKEND_H_
+#define MNEMO_BENCH_BENCH_BACKEND_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+
+namespace mnemo::bench {
+
+enum class Distance {
+  kL2,            // squared Euclidean, smaller is better
+  kInnerProduct,  // larger is better
+};
+
+// Base vectors and queries, row-major. Base vector i has id i in every
+// backend (the engines store it under the string id "<i>").
+struct Dataset {
+  std::string name;
+  Distance distance = Distance::kL2;
+  size_t dim = 0;
+  size_t num_base = 0;
+  size_t num_queries = 0;
+  std::vector<float> base;     // num_base * dim
+  std::vector<float> queries;  // num_queries * dim
+  // Exact top-gt_k ids per query (num_queries * gt_k), from IndexFlat.
+  std::vector<int64_t> ground_truth;
+  size_t gt_k = 0;
+};
+
+// Reads the first max_base train and max_queries test images of
+// Fashion-MNIST (IDX, gzip) from `dir` as 784-d float vectors in 0..255, L2
+// metric as ann-benchmarks uses it.
+absl::StatusOr<Dataset> LoadFashionMnist(const std::string& dir, size_t max_base,
+                                         size_t max_queries);
+
+// A seeded synthetic set shaped like text embeddings: points of a Gaussian
+// mixture in a 16-d latent space mixed into `dim` dimensions by a random
+// matrix, plus isotropic noise, then normalised; inner-product metric.
+Dataset MakeSyntheticEmbeddings(size_t num_base, size_t num_queries, size_t dim,
+                                uint64_t seed);
+
+// Fills dataset->ground_truth with the exact top-k using a FAISS flat index
+// running on the calling thread's OpenMP team.
+absl::Status ComputeGroundTruth(Dataset* dataset, size_t k);
+
+// How every backend builds its index and searches it.
+struct BackendConfig {
+  std::string factory = "Flat";  // FAISS factory string
+  int ef_search = 64;            // HNSW efSearch, passed per call
+  int threads = 2;               // OpenMP threads of FAISS (and of mnemod)
+  size_t upsert_batch = 1000;    // chunks per Upsert for the engines
+  std::string namespace_name;    // engine namespace
+  std::string mnemod_path;       // mnemod binary (gRPC backend)
+  std::string work_dir;          // logs, port file
+  int max_message_bytes = 64 << 20;
+};
+
+// Loading cost, reported apart from search throughput.
+struct IngestStats {
+  double load_seconds = 0;   // add / upsert of the whole base set
+  // Store Checkpoint after the load (index snapshots saved synchronously, so
+  // that no background snapshot overlaps the timed searches).
+  double checkpoint_seconds = 0;
+  double close_seconds = 0;  // store Close, when relevant
+  double start_seconds = 0;  // process start until it serves (gRPC)
+  bool reused = false;       // served data loaded by an earlier backend
+  std::string note;
+};
+
+// One searchable copy of a dataset.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // Readies `clients` independent callers (connections, handles).
+  virtual absl::Status PrepareClients(int clients) { return absl::OkStatus(); }
+  // Searches n queries (n * dim floats) as caller `client` and writes n * k
+  // ids, best first, padded with -1. Safe to call concurrently with distinct
+  // `client` values.
+  virtual absl::Status Search(int client, const float* queries, size_t n, int k,
+                              int64_t* ids) = 0;
+};
+
+absl::StatusOr<std::unique_ptr<Backend>> MakeRawFaissBackend(const Dataset& dataset,
+                                                             const BackendConfig& config,
+                                                             IngestStats* stats);
+
+// The mnemo engine in-process: a db::Store opened in data_dir. Closing the
+// backend (destruction) closes the store so that mnemod may open data_dir.
+// UNIMPLEMENTED when the engine library was not built.
+absl::StatusOr<std::unique_ptr<Backend>> MakeStoreBackend(const Dataset& dataset,
+                                                          const BackendConfig& config,
+                                                          const std::string& data_dir,
+                                                          IngestStats* stats);
+
+// A mnemod child process serving data_dir, searched through the C++ SDK.
+// Reuses the namespace when the store backend left it there complete,
+// otherwise ingests through the SDK. Destruction stops the process.
+// UNIMPLEMENTED when the client library was not built.
+absl::StatusOr<std::unique_ptr<Backend>> MakeGrpcBackend(const Dataset& dataset,
+                                                         const BackendConfig& config,
+                                                         const std::string& data_dir,
+                                                         IngestStats* stats);
+
+}  // namespace mnemo::bench
+
+#endif  // MNEMO_BENCH_BENCH_BACKEND_H_
