@@ -12,6 +12,12 @@
 // Thread safety: every method is safe to call concurrently. Searches on a
 // namespace run in parallel; writes to a namespace are serialised and exclude
 // its searches while they update the index.
+//
+// CPU scheduling of searches: FAISS spreads a query batch over an OpenMP
+// team. Concurrent large batches would each start a full team and
+// oversubscribe the cores, so a batch of at least 2 queries per OpenMP thread
+// runs alone with the whole team, while smaller batches run single-threaded
+// side by side (concurrency comes from the callers).
 #ifndef MNEMO_DB_STORE_H_
 #define MNEMO_DB_STORE_H_
 
@@ -112,6 +118,11 @@ struct GetResult {
 
 struct SearchOptions {
   int k = 10;
+  // Dimension the caller's queries were produced with; when non-zero it must
+  // equal the namespace's (INVALID_ARGUMENT otherwise), so a batch of the
+  // wrong dimension whose float count happens to divide is refused instead
+  // of being silently re-split. 0 = not checked.
+  uint32_t expected_dim = 0;
   index::Filter filter;          // empty = no filter
   bool include_payload = false;  // fill text, document id and metadata
   bool include_vectors = false;

@@ -16,6 +16,7 @@
 // later entry that is replayed too).
 
 #include <fcntl.h>
+#include <omp.h>
 #include <cstring>
 #include <unistd.h>
 
@@ -348,6 +349,25 @@ class StoreImpl final : public Store {
   bool bg_stop_ ABSL_GUARDED_BY(bg_mu_) = false;
   bool bg_wakeup_ ABSL_GUARDED_BY(bg_mu_) = false;
   std::thread bg_thread_;
+
+  // OpenMP threads available to one search (omp_get_max_threads at Open).
+  const int search_threads_ = std::max(1, omp_get_max_threads());
+  // Held by a search that uses the whole OpenMP team (see store.h).
+  absl::Mutex parallel_search_mu_;
+};
+
+// Sets the calling thread's OpenMP team size for its lifetime, then restores
+// it. Team size is a per-thread setting, so concurrent callers do not
+// interfere.
+class ScopedOmpThreads {
+ public:
+  explicit ScopedOmpThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
+  ~ScopedOmpThreads() { omp_set_num_threads(saved_); }
+  ScopedOmpThreads(const ScopedOmpThreads&) = delete;
+  ScopedOmpThreads& operator=(const ScopedOmpThreads&) = delete;
+
+ private:
+  const int saved_;
 };
 
 // ---------------------------------------------------------------------------
@@ -1340,6 +1360,11 @@ absl::StatusOr<std::vector<std::vector<Hit>>> StoreImpl::Search(absl::string_vie
   ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
   const Limits& limits = options_.limits;
   const uint32_t dim = ns->config.dim;
+  if (options.expected_dim != 0 && options.expected_dim != dim) {
+    return absl::InvalidArgumentError(absl::StrCat("query dim ", options.expected_dim,
+                                                   " does not match namespace \"", ns_name,
+                                                   "\" dim ", dim));
+  }
   if (options.k < 1 || static_cast<uint32_t>(options.k) > limits.max_k) {
     return absl::InvalidArgumentError(
         absl::StrCat("k must be in 1..", limits.max_k, ", got ", options.k));
@@ -1367,10 +1392,17 @@ absl::StatusOr<std::vector<std::vector<Hit>>> StoreImpl::Search(absl::string_vie
   std::vector<std::vector<Hit>> hits(n);
   if (ns->index->size() == 0) return hits;
   index::FilterPredicate predicate(&ns->attrs, &options.filter);
+  const bool whole_team = search_threads_ > 1 && n >= 2 * static_cast<size_t>(search_threads_);
+  std::optional<absl::MutexLock> team_lock;
+  if (whole_team) team_lock.emplace(&parallel_search_mu_);
+  std::optional<ScopedOmpThreads> single_thread;
+  if (!whole_team) single_thread.emplace(1);
   ASSIGN_OR_RETURN(index::DenseSearchResult found,
                    ns->index->Search(queries, options.k,
                                      options.filter.empty() ? nullptr : &predicate,
                                      options.params));
+  team_lock.reset();
+  single_thread.reset();
 
   const bool want_chunk = options.include_payload || options.include_vectors;
   std::vector<std::pair<size_t, size_t>> positions;  // (query, hit) needing a row

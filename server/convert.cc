@@ -185,6 +185,7 @@ absl::StatusOr<index::Filter> FilterFromProto(const v1::Filter& filter) {
 absl::StatusOr<db::SearchOptions> SearchOptionsFromProto(const v1::SearchRequest& request) {
   db::SearchOptions out;
   out.k = request.k();
+  out.expected_dim = request.dim();
   ASSIGN_OR_RETURN(out.filter, FilterFromProto(request.filter()));
   out.include_payload = request.include_payload();
   out.include_vectors = request.include_vectors();

@@ -45,13 +45,8 @@ absl::Status UpsertInto(db::Store* store, const v1::UpsertRequest& request,
 
 absl::Status DoSearch(db::Store* store, const v1::SearchRequest& request,
                       v1::SearchResponse* response) {
-  // The request states its dimension so that a client with the wrong model
-  // is refused instead of having its floats silently re-chunked.
-  ASSIGN_OR_RETURN(db::NamespaceInfo info, store->GetNamespace(request.namespace_()));
-  if (request.dim() != info.config.dim) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("query dim ", request.dim(), " does not match namespace \"",
-                     request.namespace_(), "\" dim ", info.config.dim));
+  if (request.dim() == 0) {
+    return absl::InvalidArgumentError("search request must state the query dim");
   }
   if (request.queries_size() == 0 || request.queries_size() % request.dim() != 0) {
     return absl::InvalidArgumentError(absl::StrCat(

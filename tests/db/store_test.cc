@@ -288,6 +288,46 @@ TEST_F(StoreTest, SearchBatchGivesOneListPerQuery) {
   EXPECT_EQ((*hits)[1][0].id, "a");
 }
 
+// Large batches run one at a time with the whole OpenMP team and small
+// ones single-threaded side by side; either way each caller gets exactly
+// the results a lone caller gets.
+TEST_F(StoreTest, ConcurrentLargeAndSmallBatchesMatchSerialResults) {
+  CreateNs("n");
+  std::vector<Chunk> chunks;
+  for (int i = 0; i < 200; ++i) chunks.push_back(MakeChunk(absl::StrCat("c", i)));
+  Put("n", chunks);
+  std::vector<float> large;
+  for (int i = 0; i < 64; ++i) {
+    auto v = test::VectorFor(absl::StrCat("c", i * 3), kDim);
+    large.insert(large.end(), v.begin(), v.end());
+  }
+  const std::vector<float> small = test::VectorFor("c7", kDim);
+  SearchOptions options;
+  options.k = 5;
+  auto want_large = store_->Search("n", large, options);
+  auto want_small = store_->Search("n", small, options);
+  ASSERT_TRUE(want_large.ok() && want_small.ok());
+  auto ids = [](const std::vector<std::vector<Hit>>& lists) {
+    std::vector<std::string> out;
+    for (const auto& hits : lists)
+      for (const Hit& h : hits) out.push_back(h.id);
+    return out;
+  };
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 10; ++round) {
+        const bool use_large = (t + round) % 2 == 0;
+        auto got = store_->Search("n", use_large ? large : small, options);
+        if (!got.ok() || ids(*got) != ids(use_large ? *want_large : *want_small)) ++mismatches;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
 TEST_F(StoreTest, ReplacingChunkServesNewVectorOnly) {
   CreateNs("n");
   Put("n", {MakeChunk("c1", "", R"({"v":1})"), MakeChunk("other")});
@@ -509,6 +549,20 @@ TEST_F(StoreRejectTest, SearchQueryShapeIsChecked) {
                           0.1f);
   ExpectRejectedIntact(store_->Search("n", many, options).status(),
                        absl::StatusCode::kResourceExhausted);
+}
+
+TEST_F(StoreRejectTest, SearchWithAnotherExpectedDimIsInvalid) {
+  // Two queries of kDim are also one query of 2 * kDim floats: the stated
+  // dimension is what tells them apart.
+  std::vector<float> queries(2 * static_cast<size_t>(kDim), 0.25f);
+  SearchOptions options;
+  options.expected_dim = 2 * kDim;
+  ExpectRejectedIntact(store_->Search("n", queries, options).status(),
+                       absl::StatusCode::kInvalidArgument);
+  options.expected_dim = kDim;
+  auto hits = store_->Search("n", queries, options);
+  ASSERT_TRUE(hits.ok()) << hits.status();
+  EXPECT_EQ(hits->size(), 2u);
 }
 
 TEST_F(StoreRejectTest, MalformedFilterIsInvalid) {
