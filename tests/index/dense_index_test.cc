@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -121,6 +122,9 @@ struct KindCase {
   std::string factory;
   double min_recall;  // recall@10 vs brute force on the test data
 };
+
+// Printed by gtest/ctest in test names: the factory string, not raw bytes.
+void PrintTo(const KindCase& c, std::ostream* os) { *os << c.factory; }
 
 class DenseIndexKindTest : public ::testing::TestWithParam<KindCase> {
  protected:

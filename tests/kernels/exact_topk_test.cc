@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -157,6 +158,11 @@ struct GpuCase {
   int k;
   Metric metric;
 };
+
+void PrintTo(const GpuCase& c, std::ostream* os) {
+  *os << "nb=" << c.nb << " nq=" << c.nq << " dim=" << c.dim << " k=" << c.k
+      << (c.metric == Metric::kL2 ? " L2" : " IP");
+}
 
 class CudaVsCpuTest : public ::testing::TestWithParam<GpuCase> {};
 
