@@ -1,0 +1,38 @@
+// No Abseil header may be included here: see sentencepiece_bridge.h.
+#include "encoder/sentencepiece_bridge.h"
+
+#include <sentencepiece_processor.h>
+
+namespace mnemo::encoder::internal {
+
+SentencePieceBridge::SentencePieceBridge()
+    : processor_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {}
+
+SentencePieceBridge::~SentencePieceBridge() = default;
+
+std::unique_ptr<SentencePieceBridge> SentencePieceBridge::Create(
+    const std::string& serialized_model_proto, std::string* error) {
+  std::unique_ptr<SentencePieceBridge> bridge(new SentencePieceBridge());
+  const sentencepiece::util::Status status =
+      bridge->processor_->LoadFromSerializedProto(serialized_model_proto);
+  if (!status.ok()) {
+    *error = status.ToString();
+    return nullptr;
+  }
+  return bridge;
+}
+
+bool SentencePieceBridge::Encode(const std::string& text, std::vector<int>* ids,
+                                 std::string* error) const {
+  ids->clear();
+  const sentencepiece::util::Status status = processor_->Encode(text, ids);
+  if (!status.ok()) {
+    *error = status.ToString();
+    return false;
+  }
+  return true;
+}
+
+int SentencePieceBridge::vocab_size() const { return processor_->GetPieceSize(); }
+
+}  // namespace mnemo::encoder::internal
