@@ -51,6 +51,11 @@ struct NamespaceConfig {
   std::string index_factory = "Flat";
   uint64_t train_threshold = 0;
   std::string description;
+  // Built-in encoder embedding text on the server ("" = none, "use-lite").
+  // With an encoder, dim may be 0 (taken from the encoder).
+  std::string encoder;
+  uint32_t chunk_max_tokens = 0;                // 0 = 128
+  std::optional<uint32_t> chunk_overlap_tokens;  // unset = 16
 };
 
 struct NamespaceInfo {
@@ -74,7 +79,10 @@ struct Chunk {
   std::string document_id;
   std::string text;
   std::string metadata_json;
-  std::vector<float> vector;
+  std::vector<float> vector;  // may be empty in an encoder namespace
+  // Byte range in the document's text of a chunk the server cut from it.
+  uint64_t source_begin = 0;
+  uint64_t source_end = 0;
 };
 
 struct UpsertResult {
@@ -93,8 +101,18 @@ struct GetResult {
   std::vector<std::string> missing_ids;
 };
 
+enum class SearchMode { kDense, kBm25, kHybridRrf, kHybridWeighted };
+
 struct SearchRequest {
   std::string ns;
+  // Text queries (encoder namespaces) instead of vectors: one hit list per
+  // text. Leave dim/queries empty when set.
+  std::vector<std::string> text_queries;
+  SearchMode mode = SearchMode::kDense;
+  float dense_weight = 0;  // kHybridWeighted; both 0 = 0.5 each
+  float bm25_weight = 0;
+  uint32_t rrf_k = 0;      // kHybridRrf; 0 = 60
+  bool highlight = false;  // fill Hit::snippet
   uint32_t dim = 0;
   std::vector<float> queries;  // n * dim, row-major
   int k = 10;
@@ -113,6 +131,7 @@ struct Hit {
   std::string id;
   float score = 0;
   std::optional<Chunk> chunk;
+  std::string snippet;  // best passage, query terms marked [[term]]
 };
 
 struct StatsResult {
