@@ -51,6 +51,21 @@ Metric MetricFromProto(v1::Metric m) {
   }
 }
 
+v1::SearchMode SearchModeToProto(SearchMode mode) {
+  switch (mode) {
+    case SearchMode::kDense:
+      return v1::SEARCH_MODE_DENSE;
+    case SearchMode::kBm25:
+      return v1::SEARCH_MODE_BM25;
+    case SearchMode::kHybridRrf:
+      return v1::SEARCH_MODE_HYBRID_RRF;
+    case SearchMode::kHybridWeighted:
+      return v1::SEARCH_MODE_HYBRID_WEIGHTED;
+  }
+  // An out-of-range value is passed on as is; the server refuses it.
+  return static_cast<v1::SearchMode>(static_cast<int>(mode));
+}
+
 NamespaceInfo InfoFromProto(const v1::NamespaceInfo& p) {
   NamespaceInfo info;
   info.config.name = p.config().name();
@@ -59,6 +74,11 @@ NamespaceInfo InfoFromProto(const v1::NamespaceInfo& p) {
   info.config.index_factory = p.config().index_factory();
   info.config.train_threshold = p.config().train_threshold();
   info.config.description = p.config().description();
+  info.config.encoder = p.config().encoder();
+  info.config.chunk_max_tokens = p.config().chunk_max_tokens();
+  if (p.config().has_chunk_overlap_tokens()) {
+    info.config.chunk_overlap_tokens = p.config().chunk_overlap_tokens();
+  }
   info.chunk_count = p.chunk_count();
   info.document_count = p.document_count();
   info.index_trained = p.index_trained();
@@ -80,6 +100,7 @@ void ChunkToProto(const Chunk& c, v1::Chunk* out) {
   out->set_text(c.text);
   out->set_metadata_json(c.metadata_json);
   out->mutable_vector()->Assign(c.vector.begin(), c.vector.end());
+  // source_begin/end are set by the server only; not sent.
 }
 
 Chunk ChunkFromProto(const v1::Chunk& p) {
@@ -89,6 +110,8 @@ Chunk ChunkFromProto(const v1::Chunk& p) {
   c.text = p.text();
   c.metadata_json = p.metadata_json();
   c.vector.assign(p.vector().begin(), p.vector().end());
+  c.source_begin = p.source_begin();
+  c.source_end = p.source_end();
   return c;
 }
 
@@ -171,6 +194,11 @@ class ClientImpl final : public Client {
     c->set_index_factory(config.index_factory);
     c->set_train_threshold(config.train_threshold);
     c->set_description(config.description);
+    c->set_encoder(config.encoder);
+    c->set_chunk_max_tokens(config.chunk_max_tokens);
+    if (config.chunk_overlap_tokens.has_value()) {
+      c->set_chunk_overlap_tokens(*config.chunk_overlap_tokens);
+    }
     v1::CreateNamespaceResponse response;
     RETURN_IF_ERROR(Call(call, [&](grpc::ClientContext* ctx) {
       return stub_->CreateNamespace(ctx, request, &response);
@@ -281,6 +309,12 @@ class ClientImpl final : public Client {
     request.mutable_params()->set_hnsw_ef_search(req.hnsw_ef_search);
     request.mutable_params()->set_ivf_nprobe(req.ivf_nprobe);
     request.mutable_params()->set_refine_factor(req.refine_factor);
+    for (const std::string& text : req.text_queries) request.add_text_queries(text);
+    request.set_mode(SearchModeToProto(req.mode));
+    request.set_dense_weight(req.dense_weight);
+    request.set_bm25_weight(req.bm25_weight);
+    request.set_rrf_k(req.rrf_k);
+    request.set_highlight(req.highlight);
     v1::SearchResponse response;
     RETURN_IF_ERROR(Call(call, [&](grpc::ClientContext* ctx) {
       response.Clear();
@@ -296,6 +330,7 @@ class ClientImpl final : public Client {
         hit.id = h.id();
         hit.score = h.score();
         if (h.has_chunk()) hit.chunk = ChunkFromProto(h.chunk());
+        hit.snippet = h.snippet();
         hits.push_back(std::move(hit));
       }
     }

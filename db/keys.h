@@ -17,6 +17,9 @@
 //   dense  nsid internal_id(u64 BE)       -> dim float32, little-endian
 //   ilog   nsid seq(u64 BE)               -> op byte ('A' add / 'R' remove)
 //                                            + internal id u64 BE
+//   bm25   nsid ...                       -> BM25 postings of the chunks of an
+//                                            encoder namespace, by internal
+//                                            id (see bm25.h)
 //
 // Big-endian integers make RocksDB's bytewise order the numeric order, so the
 // index log replays in sequence order and chunk scans go by internal id. The
@@ -40,6 +43,8 @@ inline constexpr char kChunksCf[] = "chunks";
 inline constexpr char kDenseCf[] = "dense";
 inline constexpr char kIdMapCf[] = "idmap";
 inline constexpr char kIndexLogCf[] = "ilog";
+// BM25 postings of encoder namespaces (layout in bm25.h; nsid-prefixed too).
+inline constexpr char kBm25Cf[] = "bm25";
 
 // meta keys.
 inline constexpr char kSchemaVersionKey[] = "schema_version";

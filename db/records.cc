@@ -14,6 +14,7 @@ static_assert(std::endian::native == std::endian::little,
               "vector and snapshot encodings assume a little-endian host");
 
 constexpr char kRecordFormat = 1;
+constexpr char kChunkFormatWithSource = 2;
 constexpr char kSnapshotMagic[8] = {'M', 'N', 'E', 'M', 'O', 'I', 'D', 'X'};
 constexpr uint32_t kSnapshotFormat = 1;
 
@@ -48,6 +49,19 @@ class FieldReader {
     if (len > in_.size() - pos_) return false;
     out->assign(in_.data() + pos_, len);
     pos_ += len;
+    return true;
+  }
+  bool ReadVarint(uint64_t* out) {
+    uint64_t v = 0;
+    int shift = 0;
+    while (true) {
+      if (pos_ >= in_.size() || shift > 63) return false;
+      auto byte = static_cast<uint8_t>(in_[pos_++]);
+      v |= static_cast<uint64_t>(byte & 0x7f) << shift;
+      if ((byte & 0x80) == 0) break;
+      shift += 7;
+    }
+    *out = v;
     return true;
   }
   bool AtEnd() const { return pos_ == in_.size(); }
@@ -101,24 +115,37 @@ absl::Status DecodeDocument(absl::string_view value, Document* doc) {
 }
 
 std::string EncodeChunk(absl::string_view chunk_id, absl::string_view document_id,
-                        absl::string_view text, absl::string_view metadata_json) {
-  std::string out(1, kRecordFormat);
+                        absl::string_view text, absl::string_view metadata_json,
+                        uint64_t source_begin, uint64_t source_end) {
+  const bool has_source = source_begin != 0 || source_end != 0;
+  std::string out(1, has_source ? kChunkFormatWithSource : kRecordFormat);
   AppendField(&out, chunk_id);
   AppendField(&out, document_id);
   AppendField(&out, text);
   AppendField(&out, metadata_json);
+  if (has_source) {
+    AppendVarint(&out, source_begin);
+    AppendVarint(&out, source_end);
+  }
   return out;
 }
 
 absl::Status DecodeChunk(absl::string_view value, Chunk* chunk) {
-  if (value.empty() || value[0] != kRecordFormat) {
+  if (value.empty() || (value[0] != kRecordFormat && value[0] != kChunkFormatWithSource)) {
     return absl::DataLossError("chunk record: unknown format");
   }
+  const bool has_source = value[0] == kChunkFormatWithSource;
   FieldReader r(value.substr(1));
   if (!r.ReadField(&chunk->id) || !r.ReadField(&chunk->document_id) ||
-      !r.ReadField(&chunk->text) || !r.ReadField(&chunk->metadata_json) || !r.AtEnd()) {
+      !r.ReadField(&chunk->text) || !r.ReadField(&chunk->metadata_json)) {
     return absl::DataLossError("chunk record: truncated or malformed");
   }
+  chunk->source_begin = 0;
+  chunk->source_end = 0;
+  if (has_source && (!r.ReadVarint(&chunk->source_begin) || !r.ReadVarint(&chunk->source_end))) {
+    return absl::DataLossError("chunk record: truncated source range");
+  }
+  if (!r.AtEnd()) return absl::DataLossError("chunk record: truncated or malformed");
   return absl::OkStatus();
 }
 
@@ -130,6 +157,11 @@ std::string EncodeNamespace(const StoredNamespace& ns) {
   j["index_factory"] = ns.config.index_factory;
   j["train_threshold"] = ns.config.train_threshold;
   j["description"] = ns.config.description;
+  if (!ns.config.encoder.empty()) {
+    j["encoder"] = ns.config.encoder;
+    j["chunk_max_tokens"] = ns.config.chunk_max_tokens;
+    j["chunk_overlap_tokens"] = ns.config.chunk_overlap_tokens.value_or(0);
+  }
   j["nsid"] = ns.nsid;
   j["created_unix_ms"] = ns.created_unix_ms;
   return j.dump();
@@ -152,6 +184,11 @@ absl::StatusOr<StoredNamespace> DecodeNamespace(absl::string_view value) {
     ns.config.index_factory = j.at("index_factory").get<std::string>();
     ns.config.train_threshold = j.at("train_threshold").get<uint64_t>();
     ns.config.description = j.value("description", std::string());
+    ns.config.encoder = j.value("encoder", std::string());
+    if (!ns.config.encoder.empty()) {
+      ns.config.chunk_max_tokens = j.at("chunk_max_tokens").get<uint32_t>();
+      ns.config.chunk_overlap_tokens = j.at("chunk_overlap_tokens").get<uint32_t>();
+    }
     ns.nsid = j.at("nsid").get<uint32_t>();
     ns.created_unix_ms = j.value("created_unix_ms", int64_t{0});
   } catch (const nlohmann::json::exception& e) {

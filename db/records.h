@@ -8,6 +8,10 @@
 //
 //   DocumentRecord: 0x01 text metadata_json
 //   ChunkRecord:    0x01 chunk_id document_id text metadata_json
+//                   0x02 chunk_id document_id text metadata_json
+//                        varint source_begin varint source_end
+//                   (format 2 is written only for chunks with a source
+//                   range; both are read)
 //
 // Namespace configs are JSON (readable with ldb, easy to extend); counters
 // and vectors are fixed-width binary.
@@ -31,8 +35,10 @@ std::string EncodeDocument(absl::string_view text, absl::string_view metadata_js
 absl::Status DecodeDocument(absl::string_view value, Document* doc);
 
 std::string EncodeChunk(absl::string_view chunk_id, absl::string_view document_id,
-                        absl::string_view text, absl::string_view metadata_json);
-// Fills id, document_id, text and metadata_json of `chunk`.
+                        absl::string_view text, absl::string_view metadata_json,
+                        uint64_t source_begin = 0, uint64_t source_end = 0);
+// Fills id, document_id, text, metadata_json and the source range of
+// `chunk` (0, 0 for format 1).
 absl::Status DecodeChunk(absl::string_view value, Chunk* chunk);
 
 // Persistent description of a namespace: its config plus the numeric id

@@ -64,16 +64,43 @@ struct StoreOptions {
   uint64_t snapshot_every_ops = 100000;
   // RocksDB block cache size in bytes.
   uint64_t block_cache_bytes = 256ull << 20;
+  // Directory holding the built-in encoders' assets (an encoder named "X"
+  // loads from <encoder_dir>/X, e.g. .assets/use-lite). Empty = no encoder
+  // is available: the store opens and serves vectors, and every text
+  // operation of an encoder namespace fails with FAILED_PRECONDITION.
+  // Encoders load lazily, once per process, on first use.
+  std::string encoder_dir;
   Limits limits;
 };
 
+// Built-in encoder names accepted by NamespaceConfig::encoder.
+inline constexpr char kEncoderUseLite[] = "use-lite";
+
 struct NamespaceConfig {
   std::string name;  // [A-Za-z0-9_.-]{1,128}
+  // Vector dimension. With an encoder: 0 = the encoder's, any other value
+  // must equal it (INVALID_ARGUMENT otherwise).
   uint32_t dim = 0;
   Metric metric = Metric::kInnerProduct;
+  // true: the caller did not choose a metric; CreateNamespace picks cosine
+  // for an encoder namespace and inner product otherwise. Always false in
+  // the config the store returns.
+  bool metric_unset = false;
   std::string index_factory = "Flat";
   uint64_t train_threshold = 0;  // see index::DenseIndexOptions
   std::string description;
+  // Built-in encoder that embeds text on the server: "" = none (callers
+  // bring vectors) or kEncoderUseLite. Unknown names are INVALID_ARGUMENT.
+  // An encoder namespace chunks and embeds documents upserted as text,
+  // embeds chunks given as text only, indexes every chunk's text for BM25
+  // and accepts text queries.
+  std::string encoder;
+  // Chunking window in tokens for documents upserted as text; 0 = 128 (the
+  // encoder's input limit). Encoder namespaces only.
+  uint32_t chunk_max_tokens = 0;
+  // Tokens repeated between consecutive chunks; unset = 16, at most half
+  // the window. Encoder namespaces only. The store returns both resolved.
+  std::optional<uint32_t> chunk_overlap_tokens;
 };
 
 struct NamespaceInfo {
@@ -86,6 +113,12 @@ struct NamespaceInfo {
   uint64_t approximate_bytes = 0;
 };
 
+// In an encoder namespace a document's text is chunked, embedded and
+// indexed on upsert, replacing every chunk the document had before, in the
+// same commit. Its chunks get ids "<document id>#<n>" (n from 0), the
+// document's metadata, and their byte ranges in the text. Empty or
+// whitespace-only text is INVALID_ARGUMENT there. Elsewhere a document is
+// stored as given.
 struct Document {
   std::string id;
   std::string text;
@@ -97,7 +130,15 @@ struct Chunk {
   std::string document_id;  // may be empty
   std::string text;
   std::string metadata_json;  // a JSON object or empty
-  std::vector<float> vector;  // namespace dim; as given (not normalised)
+  // Namespace dim; as given (not normalised). May be empty in an encoder
+  // namespace when `text` is not: the store embeds the text. Empty with
+  // text in a namespace without an encoder is FAILED_PRECONDITION.
+  std::vector<float> vector;
+  // Byte range [source_begin, source_end) of the chunk in its document's
+  // text, for chunks the store cut from a document (0, 0 otherwise; ignored
+  // on input).
+  uint64_t source_begin = 0;
+  uint64_t source_end = 0;
 };
 
 struct WriteResult {
@@ -116,8 +157,37 @@ struct GetResult {
   std::vector<std::string> missing_ids;
 };
 
+// How Search ranks chunks.
+enum class SearchMode {
+  kDense,           // nearest vectors (the only mode for vector queries)
+  kBm25,            // Okapi BM25 over chunk text (k1 1.2, b 0.75)
+  kHybridRrf,       // reciprocal rank fusion of dense and BM25
+  kHybridWeighted,  // weighted sum of min-max normalised dense and BM25
+};
+
 struct SearchOptions {
   int k = 10;
+  // Text queries (encoder namespaces only), used instead of vector queries:
+  // Search's `queries` must then be empty (INVALID_ARGUMENT otherwise). One
+  // hit list per text. Each text must be non-blank and within
+  // limits.max_text_bytes. In a namespace without an encoder:
+  // FAILED_PRECONDITION.
+  std::vector<std::string> text_queries;
+  // Vector queries allow only kDense (INVALID_ARGUMENT otherwise).
+  SearchMode mode = SearchMode::kDense;
+  // kHybridWeighted: weights of the dense and BM25 lists, finite and >= 0;
+  // both 0 = 0.5 each.
+  float dense_weight = 0;
+  float bm25_weight = 0;
+  // kHybridRrf constant; 0 = 60.
+  int rrf_k = 0;
+  // Fill Hit::snippet (text queries only; INVALID_ARGUMENT with vector
+  // queries): the sentence of the chunk's text with the most occurrences
+  // of the query's words (the first one on a tie or when none occurs), with
+  // each occurrence marked as [[word]]. Query words are the runs of ASCII
+  // letters and digits of the query; they match whole ASCII words of the
+  // text, ignoring ASCII case.
+  bool highlight = false;
   // Dimension the caller's queries were produced with; when non-zero it must
   // equal the namespace's (INVALID_ARGUMENT otherwise), so a batch of the
   // wrong dimension whose float count happens to divide is refused instead
@@ -131,8 +201,11 @@ struct SearchOptions {
 
 struct Hit {
   std::string id;
-  float score = 0;  // see index::Metric
+  // kDense: see index::Metric. kBm25: the BM25 score. Hybrid modes: the
+  // fused score (higher is better).
+  float score = 0;
   std::optional<Chunk> chunk;  // when payload or vectors were asked for
+  std::string snippet;         // when highlight was asked for
 };
 
 class Store {
@@ -160,7 +233,12 @@ class Store {
 
   // Inserts or replaces documents and chunks atomically: either all are
   // stored and indexed or none is. Validates everything first (ids, dim,
-  // NaN/Inf, metadata JSON object and size, text size, batch size).
+  // NaN/Inf, metadata JSON object and size, text size, batch size). In an
+  // encoder namespace documents with text are chunked and embedded, chunks
+  // without vectors are embedded (outside the namespace lock), and every
+  // chunk's text is indexed for BM25 in the same commit; this needs the
+  // encoder (FAILED_PRECONDITION when its assets are not available).
+  // chunks_written counts the chunks cut from documents too.
   virtual absl::StatusOr<WriteResult> Upsert(absl::string_view ns,
                                             absl::Span<const Document> documents,
                                             absl::Span<const Chunk> chunks) = 0;
@@ -175,8 +253,11 @@ class Store {
                                        absl::Span<const std::string> document_ids,
                                        bool include_vectors) = 0;
 
-  // Batch search: queries holds n * dim floats. Returns n hit lists, best
-  // first, at most k each (fewer when the namespace or filter has fewer).
+  // Batch search: queries holds n * dim floats, or is empty when
+  // options.text_queries holds n texts (see SearchOptions). Returns n hit
+  // lists, best first, at most k each (fewer when the namespace or filter
+  // has fewer). Text queries need the namespace's encoder:
+  // FAILED_PRECONDITION when its assets are not available.
   virtual absl::StatusOr<std::vector<std::vector<Hit>>> Search(
       absl::string_view ns, absl::Span<const float> queries,
       const SearchOptions& options) = 0;

@@ -41,10 +41,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
+#include "db/bm25.h"
 #include "db/keys.h"
 #include "db/records.h"
 #include "db/store.h"
 #include "db/store_testing.h"
+#include "db/text.h"
+#include "absl/strings/ascii.h"
+#include "encoder/chunker.h"
+#include "index/fusion.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
@@ -61,6 +66,12 @@ namespace fs = std::filesystem;
 
 constexpr char kSchemaVersion[] = "1";
 constexpr size_t kRebuildBatch = 4096;
+// Chunking defaults of encoder namespaces (see NamespaceConfig).
+constexpr uint32_t kDefaultChunkMaxTokens = 128;
+constexpr uint32_t kDefaultChunkOverlapTokens = 16;
+constexpr uint32_t kMaxChunkTokens = 4096;
+// Candidates each list contributes to a hybrid search (at least k).
+constexpr int kHybridDepth = 50;
 
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view context) {
   if (s.ok()) return absl::OkStatus();
@@ -189,6 +200,14 @@ index::DenseIndexOptions IndexOptionsFor(const NamespaceConfig& config) {
   return o;
 }
 
+// True when `text` holds nothing but whitespace.
+bool IsBlank(absl::string_view text) {
+  for (char c : text) {
+    if (!absl::ascii_isspace(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
 // Why a namespace object no longer serves requests.
 enum class Gone { kNo, kDropped, kClosed };
 
@@ -206,6 +225,9 @@ struct Namespace {
   mutable absl::Mutex mu;
   Gone gone ABSL_GUARDED_BY(mu) = Gone::kNo;
   std::unique_ptr<index::DenseIndex> index ABSL_GUARDED_BY(mu);
+  // BM25 over the chunks' text, encoder namespaces only (null otherwise).
+  // Its updates are staged and applied under the writer lock.
+  std::unique_ptr<Bm25Index> bm25 ABSL_GUARDED_BY(mu);
   index::AttributeTable attrs ABSL_GUARDED_BY(mu);
   // internal id -> external chunk id of every live chunk.
   absl::flat_hash_map<int64_t, std::string> external_ids ABSL_GUARDED_BY(mu);
@@ -286,6 +308,24 @@ class StoreImpl final : public Store {
   absl::Status RebuildIndexLocked(Namespace* ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ns->mu);
   void RemoveOrphanSnapshots();
 
+  // Search with options.text_queries (see SearchOptions).
+  absl::StatusOr<std::vector<std::vector<Hit>>> TextSearch(Namespace* ns,
+                                                           absl::Span<const float> queries,
+                                                           const SearchOptions& options)
+      ABSL_LOCKS_EXCLUDED(ns->mu);
+  // Top-k (internal id, score) per query of the dense index; queries holds
+  // a multiple of the namespace dim, already validated.
+  absl::StatusOr<std::vector<std::vector<index::ScoredId>>> DenseSearchLocked(
+      Namespace* ns, absl::Span<const float> queries, int k, const SearchOptions& options,
+      const index::IdPredicate* predicate) ABSL_SHARED_LOCKS_REQUIRED(ns->mu);
+  // Turns ranked internal ids into hits: external ids, payload, vectors and
+  // snippets as the options ask (snippets need `encoder`, null for vector
+  // queries).
+  absl::StatusOr<std::vector<std::vector<Hit>>> MakeHitsLocked(
+      Namespace* ns, const std::vector<std::vector<index::ScoredId>>& lists,
+      const SearchOptions& options, const text::TextEncoder* encoder)
+      ABSL_SHARED_LOCKS_REQUIRED(ns->mu);
+
   absl::StatusOr<NamespacePtr> FindNamespace(absl::string_view name) ABSL_LOCKS_EXCLUDED(mu_);
   NamespaceInfo InfoLocked(const Namespace& ns) ABSL_SHARED_LOCKS_REQUIRED(ns.mu);
   std::vector<NamespacePtr> AllNamespaces() ABSL_LOCKS_EXCLUDED(mu_);
@@ -316,7 +356,7 @@ class StoreImpl final : public Store {
     return w;
   }
   std::vector<rocksdb::ColumnFamilyHandle*> DataCfs() const {
-    return {docs_, chunks_, dense_, idmap_, ilog_};
+    return {docs_, chunks_, dense_, idmap_, ilog_, bm25_};
   }
 
   void RequestSnapshot() ABSL_LOCKS_EXCLUDED(bg_mu_);
@@ -338,6 +378,7 @@ class StoreImpl final : public Store {
   rocksdb::ColumnFamilyHandle* dense_ = nullptr;
   rocksdb::ColumnFamilyHandle* idmap_ = nullptr;
   rocksdb::ColumnFamilyHandle* ilog_ = nullptr;
+  rocksdb::ColumnFamilyHandle* bm25_ = nullptr;
 
   absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
@@ -403,7 +444,7 @@ absl::Status StoreImpl::OpenDb() {
   if (!list.ok()) names.clear();
   for (const char* required :
        {rocksdb::kDefaultColumnFamilyName.c_str(), keys::kMetaCf, keys::kDocsCf, keys::kChunksCf,
-        keys::kDenseCf, keys::kIdMapCf, keys::kIndexLogCf}) {
+        keys::kDenseCf, keys::kIdMapCf, keys::kIndexLogCf, keys::kBm25Cf}) {
     if (std::find(names.begin(), names.end(), required) == names.end()) {
       names.push_back(required);
     }
@@ -423,6 +464,7 @@ absl::Status StoreImpl::OpenDb() {
     if (n == keys::kDenseCf) dense_ = handles_[i];
     if (n == keys::kIdMapCf) idmap_ = handles_[i];
     if (n == keys::kIndexLogCf) ilog_ = handles_[i];
+    if (n == keys::kBm25Cf) bm25_ = handles_[i];
   }
 
   ASSIGN_OR_RETURN(auto version, GetOne(meta_, keys::kSchemaVersionKey));
@@ -490,6 +532,11 @@ absl::Status StoreImpl::LoadNamespace(Namespace* ns) {
     return absl::DataLossError("namespace counters are missing");
   }
   ASSIGN_OR_RETURN(ns->counters, records::DecodeCounters(*counters_value));
+  if (!ns->config.encoder.empty()) {
+    // Only the postings are needed here: the encoder itself loads on first
+    // use, so a store whose assets went missing still opens.
+    ASSIGN_OR_RETURN(ns->bm25, Bm25Index::Open(db_.get(), bm25_, nsid));
+  }
 
   // Chunks: external ids and filter attributes.
   const std::string begin = keys::NsPrefix(nsid);
@@ -722,6 +769,7 @@ absl::Status StoreImpl::CloseImpl(bool save_snapshots) {
     absl::MutexLock l(&ns->mu);
     ns->gone = Gone::kClosed;
     ns->index.reset();
+    ns->bm25.reset();
   }
   rocksdb::FlushOptions flush;
   flush.wait = true;
@@ -878,11 +926,51 @@ NamespaceInfo StoreImpl::InfoLocked(const Namespace& ns) {
 absl::StatusOr<NamespaceInfo> StoreImpl::CreateNamespace(const NamespaceConfig& config_in) {
   RETURN_IF_ERROR(ValidateNamespaceName(config_in.name));
   const Limits& limits = options_.limits;
-  if (config_in.dim < 1 || config_in.dim > limits.max_dim) {
-    return absl::InvalidArgumentError(absl::StrCat("dim must be in 1..", limits.max_dim,
-                                                   ", got ", config_in.dim));
-  }
   NamespaceConfig config = config_in;
+  if (!config.encoder.empty()) {
+    ASSIGN_OR_RETURN(const uint32_t encoder_dim, text::EncoderDim(config.encoder));
+    if (config.dim == 0) config.dim = encoder_dim;
+    if (config.dim != encoder_dim) {
+      return absl::InvalidArgumentError(absl::StrCat("dim ", config.dim, " does not match encoder ",
+                                                     config.encoder, " (dim ", encoder_dim,
+                                                     "); leave dim 0 to take the encoder's"));
+    }
+    if (config.metric_unset) {
+      config.metric = Metric::kCosine;
+      config.metric_unset = false;
+    }
+    if (config.chunk_max_tokens == 0) config.chunk_max_tokens = kDefaultChunkMaxTokens;
+    if (!config.chunk_overlap_tokens.has_value()) {
+      config.chunk_overlap_tokens =
+          std::min<uint32_t>(kDefaultChunkOverlapTokens, config.chunk_max_tokens / 2);
+    }
+    if (config.chunk_max_tokens > kMaxChunkTokens) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "chunk_max_tokens must be at most ", kMaxChunkTokens, ", got ", config.chunk_max_tokens));
+    }
+    encoder::ChunkerOptions chunking;
+    chunking.max_tokens = static_cast<int>(config.chunk_max_tokens);
+    chunking.overlap_tokens = static_cast<int>(
+        std::min<uint32_t>(*config.chunk_overlap_tokens, kMaxChunkTokens + 1));
+    if (chunking.max_tokens < 1 || chunking.overlap_tokens < 0 ||
+        chunking.overlap_tokens > chunking.max_tokens / 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "chunk_overlap_tokens must be at most half of chunk_max_tokens (", chunking.max_tokens,
+          "), got ", *config.chunk_overlap_tokens));
+    }
+    // Fail early when the encoder cannot be loaded: such a namespace could
+    // not take text.
+    RETURN_IF_ERROR(text::GetEncoder(options_.encoder_dir, config.encoder).status());
+  } else if (config.chunk_max_tokens != 0 || config.chunk_overlap_tokens.has_value()) {
+    return absl::InvalidArgumentError(
+        "chunk_max_tokens and chunk_overlap_tokens apply to encoder namespaces only");
+  }
+  if (config.metric_unset) config.metric = Metric::kInnerProduct;
+  config.metric_unset = false;
+  if (config.dim < 1 || config.dim > limits.max_dim) {
+    return absl::InvalidArgumentError(absl::StrCat("dim must be in 1..", limits.max_dim,
+                                                   ", got ", config.dim));
+  }
   if (config.index_factory.empty()) config.index_factory = "Flat";
   auto created = index::DenseIndex::Create(IndexOptionsFor(config));
   if (!created.ok()) {
@@ -920,6 +1008,10 @@ absl::StatusOr<NamespaceInfo> StoreImpl::CreateNamespace(const NamespaceConfig& 
   next_nsid_ = ns->nsid + 1;
 
   absl::MutexLock nl(&ns->mu);
+  if (!config.encoder.empty()) {
+    // The namespace id is fresh, so its BM25 key range is empty.
+    ASSIGN_OR_RETURN(ns->bm25, Bm25Index::Open(db_.get(), bm25_, ns->nsid));
+  }
   ns->index = *std::move(created);
   ns->counters = counters;
   ns->snapshot_seq.reset();
@@ -985,6 +1077,7 @@ absl::Status StoreImpl::DropNamespace(absl::string_view name) {
 
   ns->gone = Gone::kDropped;
   ns->index.reset();
+  ns->bm25.reset();
   ns->attrs.Clear();
   ns->external_ids.clear();
   namespaces_.erase(it);
@@ -1047,19 +1140,22 @@ absl::Status StoreImpl::ApplyLocked(Namespace* ns, const std::vector<int64_t>& r
 
 absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
                                               absl::Span<const Document> documents,
-                                              absl::Span<const Chunk> chunks) {
+                                              absl::Span<const Chunk> chunks_in) {
   ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
   const Limits& limits = options_.limits;
   const uint32_t dim = ns->config.dim;
+  const bool text_ns = !ns->config.encoder.empty();
 
   // Validate everything before touching the store.
-  if (documents.size() + chunks.size() > limits.max_write_batch) {
+  if (documents.size() + chunks_in.size() > limits.max_write_batch) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("write carries ", documents.size() + chunks.size(),
+        absl::StrCat("write carries ", documents.size() + chunks_in.size(),
                      " documents and chunks; the limit is ", limits.max_write_batch));
   }
   absl::flat_hash_set<absl::string_view> seen;
-  for (const Document& doc : documents) {
+  std::vector<index::Attributes> doc_attrs(documents.size());
+  for (size_t d = 0; d < documents.size(); ++d) {
+    const Document& doc = documents[d];
     RETURN_IF_ERROR(ValidateId(doc.id, "document", limits));
     if (!seen.insert(doc.id).second) {
       return absl::InvalidArgumentError(
@@ -1067,12 +1163,17 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
     }
     const std::string what = absl::StrCat("document '", doc.id, "'");
     RETURN_IF_ERROR(ValidateText(doc.text, what, limits));
-    RETURN_IF_ERROR(ValidateMetadata(doc.metadata_json, what, limits, nullptr));
+    RETURN_IF_ERROR(ValidateMetadata(doc.metadata_json, what, limits, &doc_attrs[d]));
+    if (text_ns && IsBlank(doc.text)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, " has empty or whitespace-only text; an encoder namespace chunks and embeds "
+                "document text"));
+    }
   }
   seen.clear();
-  std::vector<index::Attributes> chunk_attrs(chunks.size());
-  for (size_t c = 0; c < chunks.size(); ++c) {
-    const Chunk& chunk = chunks[c];
+  std::vector<index::Attributes> chunk_attrs(chunks_in.size());
+  for (size_t c = 0; c < chunks_in.size(); ++c) {
+    const Chunk& chunk = chunks_in[c];
     RETURN_IF_ERROR(ValidateId(chunk.id, "chunk", limits));
     if (!seen.insert(chunk.id).second) {
       return absl::InvalidArgumentError(
@@ -1082,7 +1183,13 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
       RETURN_IF_ERROR(ValidateId(chunk.document_id, "document", limits));
     }
     const std::string what = absl::StrCat("chunk '", chunk.id, "'");
-    if (chunk.vector.size() != dim) {
+    if (chunk.vector.empty() && !chunk.text.empty() && !text_ns) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          what, " has text but no vector, and namespace '", ns_name,
+          "' has no encoder to embed it; send vectors or create the namespace with an encoder"));
+    }
+    const bool to_embed = chunk.vector.empty() && !chunk.text.empty();
+    if (!to_embed && chunk.vector.size() != dim) {
       return absl::InvalidArgumentError(absl::StrCat(what, " has a vector of ",
                                                      chunk.vector.size(),
                                                      " floats; the namespace dim is ", dim));
@@ -1097,12 +1204,89 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
     RETURN_IF_ERROR(ValidateMetadata(chunk.metadata_json, what, limits, &chunk_attrs[c]));
   }
 
+  // Text namespaces: chunk documents, embed chunks without vectors and
+  // tokenize every chunk for BM25, all before taking the namespace lock.
+  std::vector<Chunk> prepared;
+  absl::Span<const Chunk> chunks = chunks_in;
+  std::vector<std::vector<uint32_t>> chunk_terms;
+  absl::flat_hash_set<std::string> text_docs;  // documents whose chunks are replaced
+  if (text_ns && (!documents.empty() || !chunks_in.empty())) {
+    ASSIGN_OR_RETURN(const text::TextEncoder* enc,
+                     text::GetEncoder(options_.encoder_dir, ns->config.encoder));
+    prepared.assign(chunks_in.begin(), chunks_in.end());
+    for (Chunk& chunk : prepared) {
+      chunk.source_begin = 0;
+      chunk.source_end = 0;
+    }
+    encoder::ChunkerOptions chunking;
+    chunking.max_tokens = static_cast<int>(ns->config.chunk_max_tokens);
+    chunking.overlap_tokens = static_cast<int>(ns->config.chunk_overlap_tokens.value_or(0));
+    for (size_t d = 0; d < documents.size(); ++d) {
+      const Document& doc = documents[d];
+      ASSIGN_OR_RETURN(std::vector<encoder::TextChunk> pieces,
+                       enc->Chunk(doc.text, chunking));
+      if (pieces.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("document '", doc.id, "' has text that yields no chunks"));
+      }
+      text_docs.insert(doc.id);
+      for (size_t p = 0; p < pieces.size(); ++p) {
+        Chunk chunk;
+        chunk.id = absl::StrCat(doc.id, "#", p);
+        RETURN_IF_ERROR(ValidateId(chunk.id, "generated chunk", limits));
+        if (seen.contains(chunk.id)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "chunk id '", chunk.id, "' is both given and generated from document '", doc.id,
+              "'"));
+        }
+        chunk.document_id = doc.id;
+        chunk.text = std::move(pieces[p].text);
+        chunk.metadata_json = doc.metadata_json;
+        chunk.source_begin = pieces[p].begin;
+        chunk.source_end = pieces[p].end;
+        prepared.push_back(std::move(chunk));
+        chunk_attrs.push_back(doc_attrs[d]);
+      }
+    }
+    if (prepared.size() + documents.size() > limits.max_write_batch) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("write carries ", documents.size(), " documents and ", prepared.size(),
+                       " chunks after chunking; the limit is ", limits.max_write_batch));
+    }
+    std::vector<std::string> to_embed;
+    std::vector<size_t> embed_index;
+    for (size_t c = 0; c < prepared.size(); ++c) {
+      if (!prepared[c].vector.empty()) continue;
+      to_embed.push_back(prepared[c].text);
+      embed_index.push_back(c);
+    }
+    if (!to_embed.empty()) {
+      ASSIGN_OR_RETURN(std::vector<float> embedded, enc->Encode(to_embed));
+      if (embedded.size() != to_embed.size() * dim) {
+        return absl::InternalError(absl::StrCat("encoder returned ", embedded.size(),
+                                                " floats for ", to_embed.size(), " texts"));
+      }
+      for (size_t j = 0; j < embed_index.size(); ++j) {
+        prepared[embed_index[j]].vector.assign(embedded.begin() + j * dim,
+                                               embedded.begin() + (j + 1) * dim);
+      }
+    }
+    chunk_terms.resize(prepared.size());
+    for (size_t c = 0; c < prepared.size(); ++c) {
+      ASSIGN_OR_RETURN(std::vector<int> ids, enc->Tokenize(prepared[c].text));
+      chunk_terms[c].assign(ids.begin(), ids.end());
+    }
+    chunks = prepared;
+  }
+
   absl::MutexLock lock(&ns->mu);
   RETURN_IF_ERROR(ns->GoneStatus());
   if (documents.empty() && chunks.empty()) return WriteResult();
+  if (text_ns && ns->bm25 == nullptr) return absl::InternalError("namespace has no BM25 index");
   const uint32_t nsid = ns->nsid;
   records::NamespaceCounters counters = ns->counters;
   rocksdb::WriteBatch batch;
+  Bm25Update bm25_update;
   uint64_t log_ops = 0;
   auto log = [&](char op, int64_t id) {
     std::string value(1, op);
@@ -1129,19 +1313,59 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
   std::vector<std::pair<int64_t, index::Attributes>> added_attrs;
   std::vector<std::string> added_external;
   {
+    // Chunks of re-chunked documents that the new chunking does not
+    // replace by id: removed whole.
+    absl::flat_hash_set<absl::string_view> new_ids;
+    for (const Chunk& chunk : chunks) new_ids.insert(chunk.id);
+    std::vector<std::pair<std::string, std::string>> stale;  // (document id, chunk id)
+    for (const Document& doc : documents) {
+      if (!text_docs.contains(doc.id)) continue;
+      const std::string prefix = keys::MembershipPrefix(nsid, doc.id);
+      const std::string end = keys::PrefixEnd(prefix);
+      rocksdb::ReadOptions ro;
+      rocksdb::Slice upper(end);
+      ro.iterate_upper_bound = &upper;
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, docs_));
+      for (it->Seek(prefix); it->Valid(); it->Next()) {
+        std::string chunk_id = it->key().ToString().substr(prefix.size());
+        if (!new_ids.contains(chunk_id)) stale.emplace_back(doc.id, std::move(chunk_id));
+      }
+      RETURN_IF_ERROR(FromRocks(it->status(), "scanning document chunks"));
+    }
+    std::vector<std::string> stale_map_keys;
+    for (const auto& [doc_id, chunk_id] : stale) {
+      stale_map_keys.push_back(keys::IdMapKey(nsid, chunk_id));
+    }
+    ASSIGN_OR_RETURN(auto stale_internal, MultiGet(idmap_, stale_map_keys));
+    for (size_t i = 0; i < stale.size(); ++i) {
+      batch.Delete(docs_, keys::MembershipKey(nsid, stale[i].first, stale[i].second));
+      if (!stale_internal[i].has_value()) continue;
+      auto old_id = keys::ReadU64(*stale_internal[i]);
+      if (!old_id.has_value()) return absl::DataLossError("malformed id map entry");
+      const auto id = static_cast<int64_t>(*old_id);
+      const std::string row_key = keys::RowKey(nsid, id);
+      batch.Delete(idmap_, stale_map_keys[i]);
+      batch.Delete(chunks_, row_key);
+      batch.Delete(dense_, row_key);
+      RETURN_IF_ERROR(ns->bm25->RemoveToBatch(&batch, id, &bm25_update));
+      removed.push_back(id);
+      log(keys::kLogRemove, id);
+    }
+
     std::vector<std::string> map_keys;
     for (const Chunk& chunk : chunks) map_keys.push_back(keys::IdMapKey(nsid, chunk.id));
     ASSIGN_OR_RETURN(auto existing, MultiGet(idmap_, map_keys));
     // Old records of replaced chunks, to drop their membership keys.
     std::vector<std::string> old_row_keys;
     std::vector<size_t> old_index;
+    std::vector<int64_t> replaced;
     for (size_t c = 0; c < chunks.size(); ++c) {
       if (!existing[c].has_value()) continue;
       auto old_id = keys::ReadU64(*existing[c]);
       if (!old_id.has_value()) return absl::DataLossError("malformed id map entry");
       old_row_keys.push_back(keys::RowKey(nsid, static_cast<int64_t>(*old_id)));
       old_index.push_back(c);
-      removed.push_back(static_cast<int64_t>(*old_id));
+      replaced.push_back(static_cast<int64_t>(*old_id));
     }
     ASSIGN_OR_RETURN(auto old_rows, MultiGet(chunks_, old_row_keys));
     for (size_t j = 0; j < old_index.size(); ++j) {
@@ -1155,7 +1379,11 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
           batch.Delete(docs_, keys::MembershipKey(nsid, old.document_id, chunk.id));
         }
       }
-      log(keys::kLogRemove, removed[j]);
+      if (ns->bm25 != nullptr) {
+        RETURN_IF_ERROR(ns->bm25->RemoveToBatch(&batch, replaced[j], &bm25_update));
+      }
+      removed.push_back(replaced[j]);
+      log(keys::kLogRemove, replaced[j]);
     }
     vectors.reserve(chunks.size() * dim);
     for (size_t c = 0; c < chunks.size(); ++c) {
@@ -1167,10 +1395,13 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
       batch.Put(idmap_, map_keys[c], id_value);
       batch.Put(chunks_, row_key,
                 records::EncodeChunk(chunk.id, chunk.document_id, chunk.text,
-                                     chunk.metadata_json));
+                                     chunk.metadata_json, chunk.source_begin, chunk.source_end));
       batch.Put(dense_, row_key, records::EncodeVector(chunk.vector));
       if (!chunk.document_id.empty()) {
         batch.Put(docs_, keys::MembershipKey(nsid, chunk.document_id, chunk.id), "");
+      }
+      if (text_ns) {
+        RETURN_IF_ERROR(ns->bm25->AddToBatch(&batch, id, chunk_terms[c], &bm25_update));
       }
       log(keys::kLogAdd, id);
       added.push_back(id);
@@ -1182,6 +1413,14 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
   batch.Put(meta_, keys::NsCountersKey(nsid), records::EncodeCounters(counters));
   RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "writing"));
 
+  if (ns->bm25 != nullptr) {
+    absl::Status applied = ns->bm25->ApplyCommitted(bm25_update);
+    if (!applied.ok()) {
+      // Cannot happen while writes hold the namespace lock; the data is
+      // committed and the next update rewrites the statistics.
+      spdlog::error("namespace '{}': BM25 statistics: {}", ns->config.name, applied.ToString());
+    }
+  }
   RETURN_IF_ERROR(ApplyLocked(ns.get(), removed, added, vectors, std::move(added_attrs),
                               std::move(added_external), new_docs, counters, log_ops));
   WriteResult result;
@@ -1255,11 +1494,15 @@ absl::StatusOr<DeleteResult> StoreImpl::Delete(absl::string_view ns_name,
   }
   ASSIGN_OR_RETURN(auto rows, MultiGet(chunks_, row_keys));
   uint64_t log_ops = 0;
+  Bm25Update bm25_update;
   for (size_t j = 0; j < removed.size(); ++j) {
     const std::string& chunk_id = victims[victim_index[j]];
     batch.Delete(idmap_, map_keys[victim_index[j]]);
     batch.Delete(chunks_, row_keys[j]);
     batch.Delete(dense_, row_keys[j]);
+    if (ns->bm25 != nullptr) {
+      RETURN_IF_ERROR(ns->bm25->RemoveToBatch(&batch, removed[j], &bm25_update));
+    }
     if (rows[j].has_value()) {
       Chunk old;
       RETURN_IF_ERROR(records::DecodeChunk(*rows[j], &old));
@@ -1276,6 +1519,12 @@ absl::StatusOr<DeleteResult> StoreImpl::Delete(absl::string_view ns_name,
   if (batch.Count() == 0) return result;
   batch.Put(meta_, keys::NsCountersKey(nsid), records::EncodeCounters(counters));
   RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "deleting"));
+  if (ns->bm25 != nullptr) {
+    absl::Status applied = ns->bm25->ApplyCommitted(bm25_update);
+    if (!applied.ok()) {
+      spdlog::error("namespace '{}': BM25 statistics: {}", ns->config.name, applied.ToString());
+    }
+  }
   RETURN_IF_ERROR(ApplyLocked(ns.get(), removed, {}, {}, {}, {}, doc_delta, counters, log_ops));
   return result;
 }
@@ -1354,20 +1603,109 @@ absl::StatusOr<GetResult> StoreImpl::Get(absl::string_view ns_name,
   return result;
 }
 
+absl::StatusOr<std::vector<std::vector<index::ScoredId>>> StoreImpl::DenseSearchLocked(
+    Namespace* ns, absl::Span<const float> queries, int k, const SearchOptions& options,
+    const index::IdPredicate* predicate) {
+  const size_t n = queries.size() / ns->config.dim;
+  std::vector<std::vector<index::ScoredId>> lists(n);
+  if (ns->index->size() == 0) return lists;
+  const bool whole_team = search_threads_ > 1 && n >= 2 * static_cast<size_t>(search_threads_);
+  std::optional<absl::MutexLock> team_lock;
+  if (whole_team) team_lock.emplace(&parallel_search_mu_);
+  std::optional<ScopedOmpThreads> single_thread;
+  if (!whole_team) single_thread.emplace(1);
+  ASSIGN_OR_RETURN(index::DenseSearchResult found,
+                   ns->index->Search(queries, k, predicate, options.params));
+  team_lock.reset();
+  single_thread.reset();
+  for (size_t q = 0; q < found.n && q < n; ++q) {
+    for (size_t j = 0; j < found.k; ++j) {
+      const int64_t id = found.ids[q * found.k + j];
+      if (id < 0) continue;
+      lists[q].emplace_back(id, found.scores[q * found.k + j]);
+    }
+  }
+  return lists;
+}
+
+absl::StatusOr<std::vector<std::vector<Hit>>> StoreImpl::MakeHitsLocked(
+    Namespace* ns, const std::vector<std::vector<index::ScoredId>>& lists,
+    const SearchOptions& options, const text::TextEncoder* encoder) {
+  std::vector<std::vector<Hit>> hits(lists.size());
+  const bool highlight = options.highlight && encoder != nullptr;
+  const bool want_row = options.include_payload || highlight;
+  const bool want_chunk = options.include_payload || options.include_vectors;
+  std::vector<std::pair<size_t, size_t>> positions;  // (query, hit) needing a row
+  std::vector<std::string> row_keys;
+  for (size_t q = 0; q < lists.size(); ++q) {
+    for (const auto& [id, score] : lists[q]) {
+      auto ext = ns->external_ids.find(id);
+      if (ext == ns->external_ids.end()) continue;  // cannot happen: index == store
+      Hit hit;
+      hit.id = ext->second;
+      hit.score = score;
+      if (want_chunk || highlight) {
+        positions.emplace_back(q, hits[q].size());
+        row_keys.push_back(keys::RowKey(ns->nsid, id));
+      }
+      hits[q].push_back(std::move(hit));
+    }
+  }
+  if (positions.empty()) return hits;
+
+  std::vector<std::optional<std::string>> rows;
+  std::vector<std::optional<std::string>> dense_rows;
+  if (want_row) {
+    ASSIGN_OR_RETURN(rows, MultiGet(chunks_, row_keys));
+  }
+  if (options.include_vectors) {
+    ASSIGN_OR_RETURN(dense_rows, MultiGet(dense_, row_keys));
+  }
+  for (size_t r = 0; r < positions.size(); ++r) {
+    const size_t q = positions[r].first;
+    Hit& hit = hits[q][positions[r].second];
+    Chunk chunk;
+    if (want_row && rows[r].has_value()) {
+      RETURN_IF_ERROR(records::DecodeChunk(*rows[r], &chunk));
+    }
+    if (highlight) {
+      hit.snippet = text::MakeSnippet(chunk.text, options.text_queries[q],
+                                      encoder->SplitSentences(chunk.text));
+    }
+    if (!want_chunk) continue;
+    if (!options.include_payload) chunk = Chunk();
+    chunk.id = hit.id;
+    if (options.include_vectors && dense_rows[r].has_value()) {
+      RETURN_IF_ERROR(records::DecodeVector(*dense_rows[r], ns->config.dim, &chunk.vector));
+    }
+    hit.chunk = std::move(chunk);
+  }
+  return hits;
+}
+
 absl::StatusOr<std::vector<std::vector<Hit>>> StoreImpl::Search(absl::string_view ns_name,
                                                                 absl::Span<const float> queries,
                                                                 const SearchOptions& options) {
   ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
   const Limits& limits = options_.limits;
   const uint32_t dim = ns->config.dim;
+  if (options.k < 1 || static_cast<uint32_t>(options.k) > limits.max_k) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k must be in 1..", limits.max_k, ", got ", options.k));
+  }
+  if (!options.text_queries.empty()) return TextSearch(ns.get(), queries, options);
+  if (options.mode != SearchMode::kDense) {
+    return absl::InvalidArgumentError(
+        "vector queries are searched in DENSE mode only; BM25 and hybrid modes need text "
+        "queries");
+  }
+  if (options.highlight) {
+    return absl::InvalidArgumentError("highlight needs text queries");
+  }
   if (options.expected_dim != 0 && options.expected_dim != dim) {
     return absl::InvalidArgumentError(absl::StrCat("query dim ", options.expected_dim,
                                                    " does not match namespace \"", ns_name,
                                                    "\" dim ", dim));
-  }
-  if (options.k < 1 || static_cast<uint32_t>(options.k) > limits.max_k) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("k must be in 1..", limits.max_k, ", got ", options.k));
   }
   if (queries.empty() || queries.size() % dim != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -1389,63 +1727,131 @@ absl::StatusOr<std::vector<std::vector<Hit>>> StoreImpl::Search(absl::string_vie
 
   absl::ReaderMutexLock lock(&ns->mu);
   RETURN_IF_ERROR(ns->GoneStatus());
-  std::vector<std::vector<Hit>> hits(n);
-  if (ns->index->size() == 0) return hits;
   index::FilterPredicate predicate(&ns->attrs, &options.filter);
-  const bool whole_team = search_threads_ > 1 && n >= 2 * static_cast<size_t>(search_threads_);
-  std::optional<absl::MutexLock> team_lock;
-  if (whole_team) team_lock.emplace(&parallel_search_mu_);
-  std::optional<ScopedOmpThreads> single_thread;
-  if (!whole_team) single_thread.emplace(1);
-  ASSIGN_OR_RETURN(index::DenseSearchResult found,
-                   ns->index->Search(queries, options.k,
-                                     options.filter.empty() ? nullptr : &predicate,
-                                     options.params));
-  team_lock.reset();
-  single_thread.reset();
+  ASSIGN_OR_RETURN(auto lists,
+                   DenseSearchLocked(ns.get(), queries, options.k, options,
+                                     options.filter.empty() ? nullptr : &predicate));
+  return MakeHitsLocked(ns.get(), lists, options, /*encoder=*/nullptr);
+}
 
-  const bool want_chunk = options.include_payload || options.include_vectors;
-  std::vector<std::pair<size_t, size_t>> positions;  // (query, hit) needing a row
-  std::vector<std::string> row_keys;
-  for (size_t q = 0; q < found.n; ++q) {
-    for (size_t j = 0; j < found.k; ++j) {
-      const int64_t id = found.ids[q * found.k + j];
-      if (id < 0) continue;
-      auto ext = ns->external_ids.find(id);
-      if (ext == ns->external_ids.end()) continue;  // cannot happen: index == store
-      Hit hit;
-      hit.id = ext->second;
-      hit.score = found.scores[q * found.k + j];
-      if (want_chunk) {
-        positions.emplace_back(q, hits[q].size());
-        row_keys.push_back(keys::RowKey(ns->nsid, id));
+absl::StatusOr<std::vector<std::vector<Hit>>> StoreImpl::TextSearch(
+    Namespace* ns, absl::Span<const float> queries, const SearchOptions& options) {
+  const Limits& limits = options_.limits;
+  if (!queries.empty()) {
+    return absl::InvalidArgumentError(
+        "a search carries either text queries or vector queries, not both");
+  }
+  if (ns->config.encoder.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "namespace '", ns->config.name,
+        "' has no encoder, so it takes vector queries only; create it with an encoder for text "
+        "search"));
+  }
+  const size_t n = options.text_queries.size();
+  if (n > limits.max_query_batch) {
+    return absl::ResourceExhaustedError(absl::StrCat(n, " queries in one search; the limit is ",
+                                                     limits.max_query_batch));
+  }
+  for (size_t q = 0; q < n; ++q) {
+    const std::string& text = options.text_queries[q];
+    RETURN_IF_ERROR(ValidateText(text, absl::StrCat("text query ", q), limits));
+    if (IsBlank(text)) {
+      return absl::InvalidArgumentError(absl::StrCat("text query ", q, " is empty"));
+    }
+  }
+  switch (options.mode) {
+    case SearchMode::kDense:
+    case SearchMode::kBm25:
+    case SearchMode::kHybridRrf:
+    case SearchMode::kHybridWeighted:
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown search mode ", static_cast<int>(options.mode)));
+  }
+  if (!std::isfinite(options.dense_weight) || !std::isfinite(options.bm25_weight) ||
+      options.dense_weight < 0 || options.bm25_weight < 0) {
+    return absl::InvalidArgumentError("dense_weight and bm25_weight must be finite and >= 0");
+  }
+  if (options.rrf_k < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("rrf_k must be >= 0, got ", options.rrf_k));
+  }
+  RETURN_IF_ERROR(index::ValidateFilter(options.filter));
+  ASSIGN_OR_RETURN(const text::TextEncoder* enc,
+                   text::GetEncoder(options_.encoder_dir, ns->config.encoder));
+
+  const bool hybrid =
+      options.mode == SearchMode::kHybridRrf || options.mode == SearchMode::kHybridWeighted;
+  const bool need_dense = options.mode != SearchMode::kBm25;
+  const bool need_bm25 = options.mode != SearchMode::kDense;
+  const int depth = hybrid ? std::max(options.k, kHybridDepth) : options.k;
+  // Embedding and tokenizing happen before taking the namespace lock.
+  std::vector<float> vectors;
+  if (need_dense) {
+    ASSIGN_OR_RETURN(vectors, enc->Encode(options.text_queries));
+    if (vectors.size() != n * ns->config.dim) {
+      return absl::InternalError(absl::StrCat("encoder returned ", vectors.size(),
+                                              " floats for ", n, " queries"));
+    }
+  }
+  std::vector<std::vector<uint32_t>> terms(need_bm25 ? n : 0);
+  for (size_t q = 0; q < terms.size(); ++q) {
+    ASSIGN_OR_RETURN(std::vector<int> ids, enc->Tokenize(options.text_queries[q]));
+    terms[q].assign(ids.begin(), ids.end());
+  }
+
+  absl::ReaderMutexLock lock(&ns->mu);
+  RETURN_IF_ERROR(ns->GoneStatus());
+  index::FilterPredicate predicate(&ns->attrs, &options.filter);
+  const index::IdPredicate* filter = options.filter.empty() ? nullptr : &predicate;
+  std::vector<std::vector<index::ScoredId>> dense(n);
+  std::vector<std::vector<index::ScoredId>> bm25(n);
+  if (need_dense) {
+    ASSIGN_OR_RETURN(dense, DenseSearchLocked(ns, vectors, depth, options, filter));
+  }
+  if (need_bm25) {
+    if (ns->bm25 == nullptr) return absl::InternalError("namespace has no BM25 index");
+    for (size_t q = 0; q < n; ++q) {
+      ASSIGN_OR_RETURN(bm25[q], ns->bm25->Search(terms[q], depth, filter));
+    }
+  }
+  std::vector<std::vector<index::ScoredId>> lists;
+  switch (options.mode) {
+    case SearchMode::kDense:
+      lists = std::move(dense);
+      break;
+    case SearchMode::kBm25:
+      lists = std::move(bm25);
+      break;
+    case SearchMode::kHybridRrf:
+      for (size_t q = 0; q < n; ++q) {
+        std::vector<std::vector<int64_t>> ranked(2);
+        for (const auto& [id, score] : dense[q]) ranked[0].push_back(id);
+        for (const auto& [id, score] : bm25[q]) ranked[1].push_back(id);
+        ASSIGN_OR_RETURN(auto fused, index::ReciprocalRankFusion(
+                                         ranked, options.k,
+                                         options.rrf_k == 0 ? 60 : options.rrf_k));
+        lists.push_back(std::move(fused));
       }
-      hits[q].push_back(std::move(hit));
+      break;
+    case SearchMode::kHybridWeighted: {
+      double dense_weight = options.dense_weight;
+      double bm25_weight = options.bm25_weight;
+      if (dense_weight == 0 && bm25_weight == 0) dense_weight = bm25_weight = 0.5;
+      for (size_t q = 0; q < n; ++q) {
+        std::vector<index::WeightedList> inputs(2);
+        inputs[0].hits = std::move(dense[q]);
+        inputs[0].weight = dense_weight;
+        inputs[0].higher_is_better = ns->config.metric != Metric::kL2;
+        inputs[1].hits = std::move(bm25[q]);
+        inputs[1].weight = bm25_weight;
+        ASSIGN_OR_RETURN(auto fused, index::WeightedFusion(inputs, options.k));
+        lists.push_back(std::move(fused));
+      }
+      break;
     }
   }
-  if (!want_chunk) return hits;
-
-  std::vector<std::optional<std::string>> rows;
-  std::vector<std::optional<std::string>> dense_rows;
-  if (options.include_payload) {
-    ASSIGN_OR_RETURN(rows, MultiGet(chunks_, row_keys));
-  }
-  if (options.include_vectors) {
-    ASSIGN_OR_RETURN(dense_rows, MultiGet(dense_, row_keys));
-  }
-  for (size_t r = 0; r < positions.size(); ++r) {
-    Hit& hit = hits[positions[r].first][positions[r].second];
-    Chunk chunk;
-    if (options.include_payload && rows[r].has_value()) {
-      RETURN_IF_ERROR(records::DecodeChunk(*rows[r], &chunk));
-    }
-    chunk.id = hit.id;
-    if (options.include_vectors && dense_rows[r].has_value()) {
-      RETURN_IF_ERROR(records::DecodeVector(*dense_rows[r], dim, &chunk.vector));
-    }
-    hit.chunk = std::move(chunk);
-  }
-  return hits;
+  return MakeHitsLocked(ns, lists, options, enc);
 }
 
 // ---------------------------------------------------------------------------

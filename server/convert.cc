@@ -1,5 +1,6 @@
 #include "server/convert.h"
 
+#include <limits>
 #include <string>
 #include <utility>
 
@@ -87,9 +88,13 @@ absl::StatusOr<db::NamespaceConfig> NamespaceConfigFromProto(const v1::Namespace
   out.name = config.name();
   out.dim = config.dim();
   ASSIGN_OR_RETURN(out.metric, MetricFromProto(config.metric()));
+  out.metric_unset = config.metric() == v1::METRIC_UNSPECIFIED;
   out.index_factory = config.index_factory().empty() ? "Flat" : config.index_factory();
   out.train_threshold = config.train_threshold();
   out.description = config.description();
+  out.encoder = config.encoder();
+  out.chunk_max_tokens = config.chunk_max_tokens();
+  if (config.has_chunk_overlap_tokens()) out.chunk_overlap_tokens = config.chunk_overlap_tokens();
   return out;
 }
 
@@ -100,6 +105,13 @@ void NamespaceConfigToProto(const db::NamespaceConfig& config, v1::NamespaceConf
   out->set_index_factory(config.index_factory);
   out->set_train_threshold(config.train_threshold);
   out->set_description(config.description);
+  out->set_encoder(config.encoder);
+  out->set_chunk_max_tokens(config.chunk_max_tokens);
+  if (config.chunk_overlap_tokens.has_value()) {
+    out->set_chunk_overlap_tokens(*config.chunk_overlap_tokens);
+  } else {
+    out->clear_chunk_overlap_tokens();
+  }
 }
 
 void NamespaceInfoToProto(const db::NamespaceInfo& info, v1::NamespaceInfo* out) {
@@ -133,6 +145,8 @@ db::Chunk ChunkFromProto(const v1::Chunk& chunk) {
   out.text = chunk.text();
   out.metadata_json = chunk.metadata_json();
   out.vector.assign(chunk.vector().begin(), chunk.vector().end());
+  out.source_begin = chunk.source_begin();
+  out.source_end = chunk.source_end();
   return out;
 }
 
@@ -142,6 +156,8 @@ void ChunkToProto(const db::Chunk& chunk, v1::Chunk* out) {
   out->set_text(chunk.text);
   out->set_metadata_json(chunk.metadata_json);
   out->mutable_vector()->Assign(chunk.vector.begin(), chunk.vector.end());
+  out->set_source_begin(chunk.source_begin);
+  out->set_source_end(chunk.source_end);
 }
 
 absl::StatusOr<index::Filter> FilterFromProto(const v1::Filter& filter) {
@@ -182,8 +198,49 @@ absl::StatusOr<index::Filter> FilterFromProto(const v1::Filter& filter) {
   return out;
 }
 
+absl::StatusOr<db::SearchMode> SearchModeFromProto(v1::SearchMode mode) {
+  switch (mode) {
+    case v1::SEARCH_MODE_UNSPECIFIED:
+    case v1::SEARCH_MODE_DENSE:
+      return db::SearchMode::kDense;
+    case v1::SEARCH_MODE_BM25:
+      return db::SearchMode::kBm25;
+    case v1::SEARCH_MODE_HYBRID_RRF:
+      return db::SearchMode::kHybridRrf;
+    case v1::SEARCH_MODE_HYBRID_WEIGHTED:
+      return db::SearchMode::kHybridWeighted;
+    default:
+      break;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown search mode value ", static_cast<int>(mode)));
+}
+
+v1::SearchMode SearchModeToProto(db::SearchMode mode) {
+  switch (mode) {
+    case db::SearchMode::kDense:
+      return v1::SEARCH_MODE_DENSE;
+    case db::SearchMode::kBm25:
+      return v1::SEARCH_MODE_BM25;
+    case db::SearchMode::kHybridRrf:
+      return v1::SEARCH_MODE_HYBRID_RRF;
+    case db::SearchMode::kHybridWeighted:
+      return v1::SEARCH_MODE_HYBRID_WEIGHTED;
+  }
+  return v1::SEARCH_MODE_UNSPECIFIED;
+}
+
 absl::StatusOr<db::SearchOptions> SearchOptionsFromProto(const v1::SearchRequest& request) {
   db::SearchOptions out;
+  out.text_queries.assign(request.text_queries().begin(), request.text_queries().end());
+  ASSIGN_OR_RETURN(out.mode, SearchModeFromProto(request.mode()));
+  out.dense_weight = request.dense_weight();
+  out.bm25_weight = request.bm25_weight();
+  if (request.rrf_k() > static_cast<uint32_t>(std::numeric_limits<int>::max())) {
+    return absl::InvalidArgumentError(absl::StrCat("rrf_k ", request.rrf_k(), " is too large"));
+  }
+  out.rrf_k = static_cast<int>(request.rrf_k());
+  out.highlight = request.highlight();
   out.k = request.k();
   out.expected_dim = request.dim();
   ASSIGN_OR_RETURN(out.filter, FilterFromProto(request.filter()));
@@ -199,6 +256,7 @@ void HitToProto(const db::Hit& hit, v1::Hit* out) {
   out->set_id(hit.id);
   out->set_score(hit.score);
   if (hit.chunk.has_value()) ChunkToProto(*hit.chunk, out->mutable_chunk());
+  out->set_snippet(hit.snippet);
 }
 
 }  // namespace mnemo::server

@@ -23,7 +23,8 @@ namespace mnemo::server {
 absl::StatusOr<index::Metric> MetricFromProto(v1::Metric metric);
 v1::Metric MetricToProto(index::Metric metric);
 
-// An empty index_factory becomes "Flat".
+// An empty index_factory becomes "Flat"; METRIC_UNSPECIFIED sets
+// metric_unset (the store picks the default for the namespace's encoder).
 absl::StatusOr<db::NamespaceConfig> NamespaceConfigFromProto(const v1::NamespaceConfig& config);
 void NamespaceConfigToProto(const db::NamespaceConfig& config, v1::NamespaceConfig* out);
 void NamespaceInfoToProto(const db::NamespaceInfo& info, v1::NamespaceInfo* out);
@@ -38,9 +39,14 @@ void ChunkToProto(const db::Chunk& chunk, v1::Chunk* out);
 // lte), or an `in` list is empty.
 absl::StatusOr<index::Filter> FilterFromProto(const v1::Filter& filter);
 
+// SEARCH_MODE_UNSPECIFIED is DENSE; unknown values are INVALID_ARGUMENT.
+absl::StatusOr<db::SearchMode> SearchModeFromProto(v1::SearchMode mode);
+v1::SearchMode SearchModeToProto(db::SearchMode mode);
+
 // Builds the engine's search options from a request (k, filter, payload
-// flags, per-call index parameters). k is passed through unchecked: the
-// engine enforces 1..max_k.
+// flags, per-call index parameters, text queries, mode, fusion parameters,
+// highlight). k is passed through unchecked: the engine enforces 1..max_k.
+// INVALID_ARGUMENT on an unknown mode or a filter FilterFromProto refuses.
 absl::StatusOr<db::SearchOptions> SearchOptionsFromProto(const v1::SearchRequest& request);
 
 void HitToProto(const db::Hit& hit, v1::Hit* out);

@@ -16,9 +16,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -109,7 +112,23 @@ struct Flags {
   bool sync_writes = true;
   std::string log_format = "text";
   std::string log_level = "info";
+  // Used when assets_dir_set; otherwise $MNEMO_ASSETS_DIR, else ./.assets
+  // when it exists, else none.
+  std::string assets_dir;
+  bool assets_dir_set = false;
 };
+
+// The directory holding the encoders' assets (see the --assets-dir help).
+std::string ResolveAssetsDir(const Flags& flags) {
+  if (flags.assets_dir_set) return flags.assets_dir;
+  const char* env = std::getenv("MNEMO_ASSETS_DIR");
+  if (env != nullptr && *env != '\0') return env;
+  std::error_code ec;
+  if (std::filesystem::is_directory(".assets", ec)) {
+    return std::filesystem::absolute(".assets", ec).string();
+  }
+  return "";
+}
 
 int Run(const Flags& flags) {
   if (absl::Status s = InitLogging(
@@ -129,6 +148,10 @@ int Run(const Flags& flags) {
   options.limits.max_k = flags.max_k;
   options.limits.max_query_batch = flags.max_query_batch;
   options.limits.max_write_batch = flags.max_write_batch;
+  options.encoder_dir = ResolveAssetsDir(flags);
+  LogEvent(spdlog::level::info, "encoder assets",
+           {{"assets_dir", options.encoder_dir.empty() ? std::string("(none)")
+                                                       : options.encoder_dir}});
   auto store_or = db::Store::Open(options, flags.data_dir);
   if (!store_or.ok()) {
     LogEvent(spdlog::level::critical, "cannot open store",
@@ -233,6 +256,12 @@ int main(int argc, char** argv) {
                  "trace, debug, info, warn, error, critical or off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--assets-dir", flags.assets_dir,
+                 "directory holding the built-in encoders' assets (use-lite/ from "
+                 "scripts/fetch_assets); default: $MNEMO_ASSETS_DIR, else ./.assets when it "
+                 "exists; without it the server runs and text operations fail with "
+                 "FAILED_PRECONDITION");
   CLI11_PARSE(app, argc, argv);
+  flags.assets_dir_set = app.count("--assets-dir") > 0;
   return mnemo::server::Run(flags);
 }

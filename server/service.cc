@@ -45,15 +45,20 @@ absl::Status UpsertInto(db::Store* store, const v1::UpsertRequest& request,
 
 absl::Status DoSearch(db::Store* store, const v1::SearchRequest& request,
                       v1::SearchResponse* response) {
-  if (request.dim() == 0) {
-    return absl::InvalidArgumentError("search request must state the query dim");
-  }
-  if (request.queries_size() == 0 || request.queries_size() % request.dim() != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "queries holds ", request.queries_size(), " floats, not a positive multiple of dim ",
-        request.dim()));
-  }
   ASSIGN_OR_RETURN(db::SearchOptions options, SearchOptionsFromProto(request));
+  // Text queries go to the store as they are (it refuses text together with
+  // vectors); vector queries must state their dim.
+  if (request.text_queries_size() == 0) {
+    if (request.dim() == 0) {
+      return absl::InvalidArgumentError(
+          "search request must state the query dim (or carry text_queries)");
+    }
+    if (request.queries_size() == 0 || request.queries_size() % request.dim() != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "queries holds ", request.queries_size(), " floats, not a positive multiple of dim ",
+          request.dim()));
+    }
+  }
   ASSIGN_OR_RETURN(
       std::vector<std::vector<db::Hit>> results,
       store->Search(request.namespace_(),

@@ -182,5 +182,95 @@ TEST(ConvertSearchTest, MalformedFilterFailsTheOptions) {
   EXPECT_EQ(SearchOptionsFromProto(r).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ConvertTest, EncoderNamespaceConfigRoundTrip) {
+  v1::NamespaceConfig p;
+  p.set_name("notes");
+  p.set_encoder("use-lite");
+  p.set_chunk_max_tokens(64);
+  p.set_chunk_overlap_tokens(0);
+  auto c = NamespaceConfigFromProto(p);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->encoder, "use-lite");
+  EXPECT_EQ(c->chunk_max_tokens, 64u);
+  EXPECT_EQ(c->chunk_overlap_tokens, 0u);  // set to 0, not unset
+  EXPECT_TRUE(c->metric_unset);
+  v1::NamespaceConfig back;
+  NamespaceConfigToProto(*c, &back);
+  EXPECT_EQ(back.encoder(), "use-lite");
+  EXPECT_EQ(back.chunk_max_tokens(), 64u);
+  ASSERT_TRUE(back.has_chunk_overlap_tokens());
+  EXPECT_EQ(back.chunk_overlap_tokens(), 0u);
+}
+
+TEST(ConvertTest, UnsetOverlapStaysUnset) {
+  v1::NamespaceConfig p;
+  p.set_name("notes");
+  p.set_encoder("use-lite");
+  p.set_metric(v1::METRIC_L2);
+  auto c = NamespaceConfigFromProto(p);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->chunk_overlap_tokens.has_value());
+  EXPECT_FALSE(c->metric_unset);
+}
+
+TEST(ConvertTest, ChunkSourceRangeRoundTrip) {
+  v1::Chunk p;
+  p.set_id("d#1");
+  p.set_source_begin(10);
+  p.set_source_end(42);
+  db::Chunk c = ChunkFromProto(p);
+  EXPECT_EQ(c.source_begin, 10u);
+  EXPECT_EQ(c.source_end, 42u);
+  v1::Chunk back;
+  ChunkToProto(c, &back);
+  EXPECT_EQ(back.source_begin(), 10u);
+  EXPECT_EQ(back.source_end(), 42u);
+}
+
+TEST(ConvertTest, TextSearchFieldsAreConverted) {
+  v1::SearchRequest r;
+  r.set_k(5);
+  r.add_text_queries("what is a quokka");
+  r.set_mode(v1::SEARCH_MODE_HYBRID_WEIGHTED);
+  r.set_dense_weight(0.3f);
+  r.set_bm25_weight(0.7f);
+  r.set_rrf_k(10);
+  r.set_highlight(true);
+  auto o = SearchOptionsFromProto(r);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_THAT(o->text_queries, ElementsAre("what is a quokka"));
+  EXPECT_EQ(o->mode, db::SearchMode::kHybridWeighted);
+  EXPECT_FLOAT_EQ(o->dense_weight, 0.3f);
+  EXPECT_FLOAT_EQ(o->bm25_weight, 0.7f);
+  EXPECT_EQ(o->rrf_k, 10);
+  EXPECT_TRUE(o->highlight);
+}
+
+TEST(ConvertTest, SearchModesMapOneToOne) {
+  EXPECT_EQ(*SearchModeFromProto(v1::SEARCH_MODE_UNSPECIFIED), db::SearchMode::kDense);
+  for (db::SearchMode m : {db::SearchMode::kDense, db::SearchMode::kBm25,
+                           db::SearchMode::kHybridRrf, db::SearchMode::kHybridWeighted}) {
+    EXPECT_EQ(*SearchModeFromProto(SearchModeToProto(m)), m);
+  }
+}
+
+TEST(ConvertTest, UnknownSearchModeIsInvalidArgument) {
+  v1::SearchRequest r;
+  r.add_text_queries("q");
+  r.set_mode(static_cast<v1::SearchMode>(99));
+  auto o = SearchOptionsFromProto(r);
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(o.status().message(), HasSubstr("mode"));
+}
+
+TEST(ConvertTest, HitSnippetIsConverted) {
+  db::Hit hit;
+  hit.id = "c";
+  hit.snippet = "a [[quokka]] smiles";
+  v1::Hit p;
+  HitToProto(hit, &p);
+  EXPECT_EQ(p.snippet(), "a [[quokka]] smiles");
+}
+
 }  // namespace
 }  // namespace mnemo::server
