@@ -38,12 +38,29 @@ void AddNamespaceVerbs(CLI::App& app, Invocation& inv) {
   ns->require_subcommand(1);
 
   auto create_opts = std::make_shared<NsCreateOptions>();
+  auto chunk_overlap = std::make_shared<uint32_t>(0);
   CLI::App* create = ns->add_subcommand(
-      "create", "Create a namespace: a collection of chunks with one vector space");
+      "create",
+      "Create a namespace: a collection of chunks with one vector space.\n"
+      "With --encoder the server embeds text itself (mnemo ingest, text search).");
   create->add_option("name", create_opts->name, "Namespace name")->required();
-  create->add_option("--dim", create_opts->dim, "Vector dimension (required)")
-      ->required()
+  CLI::Option* dim = create->add_option("--dim", create_opts->dim,
+                                        "Vector dimension (required without --encoder)")
       ->check(CLI::PositiveNumber);
+  CLI::Option* encoder = create->add_option(
+      "--encoder", create_opts->encoder,
+      "Built-in text encoder, e.g. use-lite: documents are chunked and embedded by the server")
+      ->type_name("NAME");
+  create->add_option("--chunk-tokens", create_opts->chunk_tokens,
+                     "Tokens per chunk with --encoder (0 = server default, 128)")
+      ->type_name("N")
+      ->needs(encoder);
+  CLI::Option* overlap = create->add_option(
+      "--chunk-overlap", *chunk_overlap,
+      "Tokens shared by consecutive chunks with --encoder (server default 16)")
+      ->type_name("N")
+      ->needs(encoder);
+
   create->add_option("--metric", create_opts->metric,
                      "Similarity: ip (inner product), l2 or cosine")
       ->check(CLI::IsMember({"ip", "l2", "cosine"}))
@@ -55,7 +72,11 @@ void AddNamespaceVerbs(CLI::App& app, Invocation& inv) {
                      "Vectors to collect before training a trainable index (0 = server default)")
       ->capture_default_str();
   create->add_option("--description", create_opts->description, "Free-text description");
-  create->callback([&inv, create_opts] {
+  create->callback([&inv, create_opts, chunk_overlap, overlap, dim, encoder] {
+    if (dim->count() == 0 && encoder->count() == 0) {
+      throw CLI::RequiredError("--dim (or --encoder for a text namespace)");
+    }
+    if (overlap->count() > 0) create_opts->chunk_overlap = *chunk_overlap;
     inv.action = [&inv, create_opts](Client& c, const Output& out) {
       return NsCreate(c, inv.global, *create_opts, out);
     };
@@ -111,14 +132,85 @@ void AddDataVerbs(CLI::App& app, Invocation& inv) {
     };
   });
 
+  auto io = std::make_shared<IngestOptions>();
+  CLI::App* ingest = app.add_subcommand(
+      "ingest",
+      "Ingest text files into an encoder namespace: each file becomes one document that the\n"
+      "server chunks and embeds. PATHs are files, folders (walked recursively, hidden entries\n"
+      "skipped) or - (stdin, one document). .html/.htm is stripped to text, .jsonl holds one\n"
+      "document per line {\"id\", \"text\", \"metadata\"}. Binary, non-UTF-8, empty and\n"
+      "oversized files are skipped with a message. Re-running is cheap: documents whose stored\n"
+      "sha256 matches are left alone (\"unchanged\"); a changed file replaces its old chunks.");
+  ingest->add_option("paths", io->paths, "Files, folders, or - for stdin")
+      ->type_name("PATH")
+      ->required();
+  ingest->add_option("--ns", io->ns, "Target namespace (created with --encoder)")
+      ->type_name("NS")
+      ->required();
+  ingest->add_option("--ext", io->extensions,
+                     "Extensions taken from folders, comma-separated (named files are always "
+                     "taken)")
+      ->type_name("LIST")
+      ->capture_default_str();
+  ingest->add_option("--batch", io->batch, "Documents per streamed message at most")
+      ->type_name("N")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  ingest->add_option("--batch-bytes", io->batch_bytes,
+                     "Text bytes per streamed message at most (a larger file goes alone)")
+      ->type_name("BYTES")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  ingest->add_option("--max-file-bytes", io->max_file_bytes,
+                     "Skip files (and .jsonl lines, and stdin) larger than this")
+      ->type_name("BYTES")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  ingest->add_option("--stdin-id", io->stdin_id, "Document id of the text read from -")
+      ->type_name("ID")
+      ->capture_default_str();
+  ingest->add_flag("--progress", io->progress,
+                   "Draw the progress bar on stderr even when it is not a terminal");
+  ingest->callback([&inv, io] {
+    inv.action = [&inv, io](Client& c, const Output& out) {
+      return Ingest(c, inv.global, *io, out);
+    };
+  });
+
   auto so = std::make_shared<SearchOptions>();
   auto vector = std::make_shared<std::string>();
   auto like = std::make_shared<std::string>();
   auto vectors_file = std::make_shared<std::string>();
+  auto text = std::make_shared<std::string>();
+  auto mode = std::make_shared<std::string>();
+  auto dense_weight = std::make_shared<float>(0);
+  auto bm25_weight = std::make_shared<float>(0);
   CLI::App* search = app.add_subcommand(
-      "search", "Nearest-neighbour search by a vector, a stored chunk, or a file of vectors");
+      "search",
+      "Search by a text question (encoder namespaces), a vector, a stored chunk, or a file\n"
+      "of vectors");
   search->add_option("--ns", so->ns, "Namespace to search")
       ->type_name("NS")->required();
+  CLI::Option* t = search->add_option(
+      "query", *text, "Text question, embedded and/or matched by the server (--mode)")
+      ->type_name("TEXT");
+  CLI::Option* m = search->add_option(
+      "--mode", *mode,
+      "Ranking of a text query: dense (embeddings), bm25 (keywords), hybrid (reciprocal rank "
+      "fusion of both) or weighted (weighted sum of both)")
+      ->type_name("MODE")
+      ->check(CLI::IsMember({"dense", "bm25", "hybrid", "weighted"}));
+  CLI::Option* dw = search->add_option("--dense-weight", *dense_weight,
+                                       "Weight of the dense score in --mode weighted")
+      ->type_name("W");
+  CLI::Option* bw = search->add_option("--bm25-weight", *bm25_weight,
+                                       "Weight of the BM25 score in --mode weighted")
+      ->type_name("W");
+  search->add_option("--rrf-k", so->rrf_k,
+                     "Reciprocal rank fusion constant in --mode hybrid (0 = server default, 60)")
+      ->type_name("K");
+  search->add_flag("--highlight", so->highlight,
+                   "Show the best passage of each hit with the query terms marked [[term]]");
   CLI::Option* v = search->add_option("--vector", *vector,
                                       "Query vector as a JSON array, e.g. '[0.1, 0.2, ...]'")
       ->type_name("JSON");
@@ -131,6 +223,7 @@ void AddDataVerbs(CLI::App& app, Invocation& inv) {
       ->type_name("FILE");
   v->excludes(l)->excludes(f);
   l->excludes(f);
+  t->excludes(v)->excludes(l)->excludes(f);
   search->add_option("-k,--k", so->k, "Hits per query")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -141,7 +234,12 @@ void AddDataVerbs(CLI::App& app, Invocation& inv) {
   search->add_flag("--payload", so->payload, "Return text and metadata with each hit");
   search->add_option("--ef", so->ef, "HNSW efSearch for this query (0 = index default)");
   search->add_option("--nprobe", so->nprobe, "IVF lists to probe (0 = index default)");
-  search->callback([&inv, so, vector, like, vectors_file, v, l, f] {
+  search->callback([&inv, so, vector, like, vectors_file, v, l, f, text, t, mode, m,
+                    dense_weight, dw, bm25_weight, bw] {
+    if (t->count() > 0) so->text = *text;
+    if (m->count() > 0) so->mode = *mode;
+    if (dw->count() > 0) so->dense_weight = *dense_weight;
+    if (bw->count() > 0) so->bm25_weight = *bm25_weight;
     if (v->count() > 0) so->vector_json = *vector;
     if (l->count() > 0) so->like_id = *like;
     if (f->count() > 0) so->vectors_file = *vectors_file;

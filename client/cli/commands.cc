@@ -43,19 +43,8 @@ constexpr size_t kQueriesPerCall = 1024;
     if (!_status.ok()) return _status;         \
   } while (0)
 
-CallOptions Unary(const GlobalOptions& g) {
-  CallOptions options;
-  if (g.timeout_s) {
-    options.timeout = std::chrono::milliseconds(static_cast<int64_t>(*g.timeout_s * 1000));
-  }
-  return options;
-}
-
-CallOptions Streaming(const GlobalOptions& g) {
-  CallOptions options = Unary(g);
-  if (!options.timeout) options.timeout = kStreamDefaultTimeout;
-  return options;
-}
+CallOptions Unary(const GlobalOptions& g) { return UnaryCall(g); }
+CallOptions Streaming(const GlobalOptions& g) { return StreamingCall(g); }
 
 void Print(const Output& out, const std::string& text) {
   std::fputs(text.c_str(), out.out);
@@ -93,6 +82,11 @@ json NamespaceToJson(const NamespaceInfo& info) {
       {"index_factory", info.config.index_factory},
       {"train_threshold", info.config.train_threshold},
       {"description", info.config.description},
+      {"encoder", info.config.encoder},
+      {"chunk_max_tokens", info.config.chunk_max_tokens},
+      {"chunk_overlap_tokens", info.config.chunk_overlap_tokens
+                                   ? json(*info.config.chunk_overlap_tokens)
+                                   : json(nullptr)},
       {"chunk_count", info.chunk_count},
       {"document_count", info.document_count},
       {"index_trained", info.index_trained},
@@ -128,6 +122,13 @@ std::string NamespaceDetails(const NamespaceInfo& info) {
   if (!info.config.description.empty()) {
     absl::StrAppendFormat(&s, "description:       %s\n", info.config.description);
   }
+  if (!info.config.encoder.empty()) {
+    absl::StrAppendFormat(&s, "encoder:           %s\n", info.config.encoder);
+    absl::StrAppendFormat(&s, "chunk tokens:      %d\n", info.config.chunk_max_tokens);
+    if (info.config.chunk_overlap_tokens) {
+      absl::StrAppendFormat(&s, "chunk overlap:     %d\n", *info.config.chunk_overlap_tokens);
+    }
+  }
   absl::StrAppendFormat(&s, "chunks:            %d\n", info.chunk_count);
   absl::StrAppendFormat(&s, "documents:         %d\n", info.document_count);
   absl::StrAppendFormat(&s, "index trained:     %s\n", info.index_trained ? "yes" : "no");
@@ -147,15 +148,15 @@ std::string NamespaceTable(const std::vector<NamespaceInfo>& namespaces) {
     name_width = std::max(name_width, info.config.name.size());
     index_width = std::max(index_width, info.config.index_factory.size());
   }
-  std::string s = absl::StrFormat("%-*s  %6s  %-6s  %-*s  %10s  %9s  %7s  %10s\n", name_width,
-                                  "NAME", "DIM", "METRIC", index_width, "INDEX", "CHUNKS",
-                                  "DOCUMENTS", "TRAINED", "SIZE");
+  std::string s = absl::StrFormat("%-*s  %6s  %-6s  %-*s  %-8s  %10s  %9s  %7s  %10s\n",
+                                  name_width, "NAME", "DIM", "METRIC", index_width, "INDEX",
+                                  "ENCODER", "CHUNKS", "DOCUMENTS", "TRAINED", "SIZE");
   for (const NamespaceInfo& info : namespaces) {
-    absl::StrAppendFormat(&s, "%-*s  %6d  %-6s  %-*s  %10d  %9d  %7s  %10s\n", name_width,
-                          info.config.name, info.config.dim, MetricName(info.config.metric),
-                          index_width, info.config.index_factory, info.chunk_count,
-                          info.document_count, info.index_trained ? "yes" : "no",
-                          HumanBytes(info.approximate_bytes));
+    absl::StrAppendFormat(
+        &s, "%-*s  %6d  %-6s  %-*s  %-8s  %10d  %9d  %7s  %10s\n", name_width, info.config.name,
+        info.config.dim, MetricName(info.config.metric), index_width, info.config.index_factory,
+        info.config.encoder.empty() ? "-" : info.config.encoder, info.chunk_count,
+        info.document_count, info.index_trained ? "yes" : "no", HumanBytes(info.approximate_bytes));
   }
   return s;
 }
@@ -180,6 +181,24 @@ std::string Snippet(const std::string& text) {
   while (cut > 0 && (static_cast<unsigned char>(flat[cut]) & 0xC0) == 0x80) --cut;
   flat.resize(cut);
   return flat + "...";
+}
+
+// The text on one line, whitespace runs collapsed to a space (no cut: the
+// server bounds its snippets).
+std::string OneLine(const std::string& text) {
+  std::string flat;
+  flat.reserve(text.size());
+  bool space = false;
+  for (char c : text) {
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+      space = !flat.empty();
+      continue;
+    }
+    if (space) flat.push_back(' ');
+    space = false;
+    flat.push_back(c);
+  }
+  return flat;
 }
 
 // Reads lines, stripping a trailing '\r'.
@@ -288,6 +307,30 @@ absl::StatusOr<std::vector<Query>> ReadQueries(const std::string& path) {
 
 }  // namespace
 
+CallOptions UnaryCall(const GlobalOptions& g) {
+  CallOptions options;
+  if (g.timeout_s) {
+    options.timeout = std::chrono::milliseconds(static_cast<int64_t>(*g.timeout_s * 1000));
+  }
+  return options;
+}
+
+CallOptions StreamingCall(const GlobalOptions& g) {
+  CallOptions options = UnaryCall(g);
+  if (!options.timeout) options.timeout = kStreamDefaultTimeout;
+  return options;
+}
+
+absl::StatusOr<SearchMode> ParseSearchMode(const std::string& name) {
+  if (name == "dense") return SearchMode::kDense;
+  if (name == "bm25") return SearchMode::kBm25;
+  if (name == "hybrid" || name == "rrf") return SearchMode::kHybridRrf;
+  if (name == "weighted") return SearchMode::kHybridWeighted;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown search mode \"", name, "\" (expected ", absl::StrJoin(kSearchModeNames, ", "),
+      ")"));
+}
+
 absl::StatusOr<Metric> ParseMetric(const std::string& name) {
   if (name == "ip" || name == "inner_product") return Metric::kInnerProduct;
   if (name == "l2") return Metric::kL2;
@@ -325,10 +368,21 @@ absl::Status NsCreate(Client& client, const GlobalOptions& g, const NsCreateOpti
                       const Output& out) {
   absl::StatusOr<Metric> metric = ParseMetric(o.metric);
   if (!metric.ok()) return metric.status();
-  if (o.dim == 0) return absl::InvalidArgumentError("--dim must be positive");
+  if (o.dim == 0 && o.encoder.empty()) {
+    return absl::InvalidArgumentError("give --dim, or --encoder for a text namespace");
+  }
+  if (o.encoder.empty() && (o.chunk_tokens != 0 || o.chunk_overlap)) {
+    return absl::InvalidArgumentError("--chunk-tokens and --chunk-overlap need --encoder");
+  }
+  if (o.chunk_overlap && o.chunk_tokens != 0 && *o.chunk_overlap >= o.chunk_tokens) {
+    return absl::InvalidArgumentError("--chunk-overlap must be smaller than --chunk-tokens");
+  }
   NamespaceConfig config;
   config.name = o.name;
   config.dim = o.dim;
+  config.encoder = o.encoder;
+  config.chunk_max_tokens = o.chunk_tokens;
+  config.chunk_overlap_tokens = o.chunk_overlap;
   config.metric = *metric;
   config.index_factory = o.index_factory;
   config.train_threshold = o.train_threshold;
@@ -508,14 +562,39 @@ absl::Status Upsert(Client& client, const GlobalOptions& g, const UpsertOptions&
 
 absl::Status Search(Client& client, const GlobalOptions& g, const SearchOptions& o,
                     const Output& out) {
-  const int sources = static_cast<int>(o.vector_json.has_value()) +
+  const int sources = static_cast<int>(o.text.has_value()) +
+                      static_cast<int>(o.vector_json.has_value()) +
                       static_cast<int>(o.like_id.has_value()) +
                       static_cast<int>(o.vectors_file.has_value());
   if (sources != 1) {
     return absl::InvalidArgumentError(
-        "give exactly one of --vector, --like or --vectors-file");
+        "give a text query, or exactly one of --vector, --like or --vectors-file");
   }
   if (o.k <= 0) return absl::InvalidArgumentError("-k must be positive");
+  const bool weighted_options = o.dense_weight.has_value() || o.bm25_weight.has_value();
+  SearchMode mode = weighted_options ? SearchMode::kHybridWeighted : SearchMode::kDense;
+  if (o.mode) {
+    absl::StatusOr<SearchMode> parsed = ParseSearchMode(*o.mode);
+    if (!parsed.ok()) return parsed.status();
+    mode = *parsed;
+  }
+  if (weighted_options && mode != SearchMode::kHybridWeighted) {
+    return absl::InvalidArgumentError("--dense-weight and --bm25-weight go with --mode weighted");
+  }
+  if ((o.dense_weight && *o.dense_weight < 0) || (o.bm25_weight && *o.bm25_weight < 0)) {
+    return absl::InvalidArgumentError("--dense-weight and --bm25-weight must not be negative");
+  }
+  if (o.rrf_k != 0 && mode != SearchMode::kHybridRrf) {
+    return absl::InvalidArgumentError("--rrf-k goes with --mode hybrid");
+  }
+  if (!o.text && (mode != SearchMode::kDense || o.highlight)) {
+    return absl::InvalidArgumentError(
+        "--mode other than dense, and --highlight, need a text query (mnemo search --ns NS "
+        "\"question\")");
+  }
+  if (o.text && IsBlankLine(*o.text)) {
+    return absl::InvalidArgumentError("the text query is empty");
+  }
   if (!o.filter_json.empty()) {
     json filter = json::parse(o.filter_json, nullptr, /*allow_exceptions=*/false);
     if (filter.is_discarded()) {
@@ -527,7 +606,9 @@ absl::Status Search(Client& client, const GlobalOptions& g, const SearchOptions&
   }
 
   std::vector<Query> queries;
-  if (o.vector_json) {
+  if (o.text) {
+    queries.push_back({*o.text, {}});
+  } else if (o.vector_json) {
     absl::StatusOr<std::vector<float>> vector = ParseVectorJson(*o.vector_json);
     if (!vector.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("--vector: ", vector.status().message()));
@@ -550,8 +631,9 @@ absl::Status Search(Client& client, const GlobalOptions& g, const SearchOptions&
     if (!read.ok()) return read.status();
     queries = *std::move(read);
   }
-  const size_t dim = queries.front().vector.size();
+  const size_t dim = o.text ? 0 : queries.front().vector.size();
   for (const Query& q : queries) {
+    if (o.text) break;
     if (q.vector.size() != dim) {
       return absl::InvalidArgumentError(absl::StrCat(
           "query ", q.label, " has ", q.vector.size(), " dimensions, the first has ", dim));
@@ -565,15 +647,25 @@ absl::Status Search(Client& client, const GlobalOptions& g, const SearchOptions&
     const size_t end = std::min(queries.size(), begin + kQueriesPerCall);
     SearchRequest request;
     request.ns = o.ns;
-    request.dim = static_cast<uint32_t>(dim);
-    request.queries.reserve(dim * (end - begin));
-    for (size_t i = begin; i < end; ++i) {
-      request.queries.insert(request.queries.end(), queries[i].vector.begin(),
-                             queries[i].vector.end());
+    if (o.text) {
+      request.text_queries.push_back(queries[begin].label);
+      request.mode = mode;
+      request.dense_weight = o.dense_weight.value_or(0);
+      request.bm25_weight = o.bm25_weight.value_or(0);
+      request.rrf_k = o.rrf_k;
+      request.highlight = o.highlight;
+    } else {
+      request.dim = static_cast<uint32_t>(dim);
+      request.queries.reserve(dim * (end - begin));
+      for (size_t i = begin; i < end; ++i) {
+        request.queries.insert(request.queries.end(), queries[i].vector.begin(),
+                               queries[i].vector.end());
+      }
     }
     request.k = o.k;
     request.filter_json = o.filter_json;
-    request.include_payload = o.payload;
+    // A text search always shows what matched.
+    request.include_payload = o.payload || o.text.has_value();
     request.hnsw_ef_search = o.ef;
     request.ivf_nprobe = o.nprobe;
     absl::StatusOr<std::vector<std::vector<Hit>>> part = client.Search(request, Unary(g));
@@ -592,13 +684,20 @@ absl::Status Search(Client& client, const GlobalOptions& g, const SearchOptions&
           hit["document_id"] = list[r].chunk->document_id;
           hit["text"] = list[r].chunk->text;
           hit["metadata"] = MetadataToJson(list[r].chunk->metadata_json);
+          if (o.text) {
+            hit["source_begin"] = list[r].chunk->source_begin;
+            hit["source_end"] = list[r].chunk->source_end;
+          }
         }
+        if (o.text) hit["snippet"] = list[r].snippet;
         hits.push_back(std::move(hit));
       }
       all.push_back(json{{"query", qi < queries.size() ? queries[qi].label : ""},
                          {"hits", std::move(hits)}});
     }
-    PrintJson(out, json{{"namespace", o.ns}, {"k", o.k}, {"results", std::move(all)}});
+    json doc{{"namespace", o.ns}, {"k", o.k}, {"results", std::move(all)}};
+    if (o.text) doc["mode"] = kSearchModeNames[static_cast<int>(mode)];
+    PrintJson(out, doc);
     return absl::OkStatus();
   }
 
@@ -617,11 +716,15 @@ absl::Status Search(Client& client, const GlobalOptions& g, const SearchOptions&
     size_t id_width = 2;
     for (const Hit& hit : list) id_width = std::max(id_width, hit.id.size());
     absl::StrAppendFormat(&s, "%4s  %10s  %-*s%s\n", "RANK", "SCORE", id_width, "ID",
-                          o.payload ? "  TEXT" : "");
+                          o.payload || o.text ? "  TEXT" : "");
     for (size_t r = 0; r < list.size(); ++r) {
       const Hit& hit = list[r];
       absl::StrAppendFormat(&s, "%4d  %10.6f  %-*s", r + 1, hit.score, id_width, hit.id);
-      if (hit.chunk) absl::StrAppend(&s, "  ", Snippet(hit.chunk->text));
+      if (!hit.snippet.empty()) {
+        absl::StrAppend(&s, "  ", OneLine(hit.snippet));
+      } else if (hit.chunk) {
+        absl::StrAppend(&s, "  ", Snippet(hit.chunk->text));
+      }
       s += "\n";
     }
   }

@@ -44,6 +44,10 @@ struct NsCreateOptions {
   std::string index_factory = "Flat";
   uint64_t train_threshold = 0;
   std::string description;
+  // Built-in encoder ("use-lite"); with one, dim may be 0 (the encoder's).
+  std::string encoder;
+  uint32_t chunk_tokens = 0;                // 0 = server default
+  std::optional<uint32_t> chunk_overlap;   // unset = server default
 };
 
 struct NsDropOptions {
@@ -62,6 +66,14 @@ struct UpsertOptions {
 
 struct SearchOptions {
   std::string ns;
+  std::optional<std::string> text;          // positional text query
+  // dense | bm25 | hybrid (reciprocal rank fusion) | weighted; unset =
+  // dense, or weighted when a weight is given.
+  std::optional<std::string> mode;
+  std::optional<float> dense_weight;
+  std::optional<float> bm25_weight;
+  uint32_t rrf_k = 0;                       // 0 = server default (60)
+  bool highlight = false;                   // snippets with [[term]] marks
   std::optional<std::string> vector_json;   // --vector '[...]'
   std::optional<std::string> like_id;       // --like CHUNK_ID
   std::optional<std::string> vectors_file;  // --vectors-file FILE.jsonl
@@ -70,6 +82,21 @@ struct SearchOptions {
   bool payload = false;
   uint32_t ef = 0;
   uint32_t nprobe = 0;
+};
+
+struct IngestOptions {
+  std::string ns;
+  // Files, folders (walked recursively) or "-" (stdin, one document).
+  std::vector<std::string> paths;
+  // Extensions taken when walking a folder (files named explicitly are
+  // always taken).
+  std::string extensions = ".txt,.md,.html,.htm,.jsonl";
+  int batch = 64;                           // documents per stream message
+  uint64_t batch_bytes = 1u << 20;          // text bytes per stream message
+  uint64_t max_file_bytes = 16u << 20;      // larger files are skipped
+  std::string stdin_id = "stdin";           // document id of "-"
+  // Draw the progress bar even when stderr is not a terminal.
+  bool progress = false;
 };
 
 struct GetOptions {
@@ -84,6 +111,16 @@ struct DeleteOptions {
   std::vector<std::string> ids;
   bool documents = false;  // ids are document ids (deletes their chunks too)
 };
+
+// Search modes by their CLI names, in the order help lists them.
+inline constexpr const char* kSearchModeNames[] = {"dense", "bm25", "hybrid", "weighted"};
+// Parses a --mode name. INVALID_ARGUMENT listing the modes otherwise.
+absl::StatusOr<SearchMode> ParseSearchMode(const std::string& name);
+
+// Call options from the global ones: a unary call's deadline, and a
+// stream's (a day unless --timeout is given).
+CallOptions UnaryCall(const GlobalOptions& g);
+CallOptions StreamingCall(const GlobalOptions& g);
 
 // Parses "ip" / "l2" / "cosine". INVALID_ARGUMENT otherwise.
 absl::StatusOr<Metric> ParseMetric(const std::string& name);
@@ -100,6 +137,11 @@ absl::Status NsGet(Client& client, const GlobalOptions& g, const std::string& na
 absl::Status NsDrop(Client& client, const GlobalOptions& g, const NsDropOptions& o,
                     const Output& out);
 absl::Status Upsert(Client& client, const GlobalOptions& g, const UpsertOptions& o,
+                    const Output& out);
+// `mnemo ingest` (ingest.cc): text files become documents of an encoder
+// namespace; unchanged ones (same sha256 in the stored metadata) are not
+// sent again.
+absl::Status Ingest(Client& client, const GlobalOptions& g, const IngestOptions& o,
                     const Output& out);
 absl::Status Search(Client& client, const GlobalOptions& g, const SearchOptions& o,
                     const Output& out);

@@ -32,10 +32,13 @@ ProgressBar::ProgressBar(std::FILE* out, std::string label, uint64_t total)
 
 std::string ProgressBar::Render(uint64_t done, double elapsed_s) const {
   const double rate = elapsed_s > 0 ? static_cast<double>(done) / elapsed_s : 0.0;
+  // Slow work (a few files a minute) still shows a rate.
+  const int rate_digits = rate > 0 && rate < 1 ? 2 : 0;
   std::string line = label_.empty() ? "" : absl::StrCat(label_, " ");
   if (total_ == 0) {
-    absl::StrAppendFormat(&line, "%d items  %.0f items/s  %s", done, rate,
+    absl::StrAppendFormat(&line, "%d %s  %.*f %s/s  %s", done, unit_, rate_digits, rate, unit_,
                           FormatDuration(elapsed_s));
+    if (!note_.empty()) absl::StrAppend(&line, "  ", note_);
     return line;
   }
   const double fraction =
@@ -49,8 +52,9 @@ std::string ProgressBar::Render(uint64_t done, double elapsed_s) const {
   } else if (rate > 0) {
     eta = FormatDuration(static_cast<double>(total_ - done) / rate);
   }
-  absl::StrAppendFormat(&line, "[%s] %d/%d %5.1f%%  %.0f items/s  ETA %s", bar, done, total_,
-                        fraction * 100.0, rate, eta);
+  absl::StrAppendFormat(&line, "[%s] %d/%d %s %5.1f%%  %.*f %s/s  ETA %s", bar, done, total_,
+                        unit_, fraction * 100.0, rate_digits, rate, unit_, eta);
+  if (!note_.empty()) absl::StrAppend(&line, "  ", note_);
   return line;
 }
 
@@ -71,6 +75,19 @@ void ProgressBar::Update(uint64_t done) {
   if (now - last_draw_ < kRedrawInterval) return;
   last_draw_ = now;
   Draw(done);
+}
+
+void ProgressBar::Message(const std::string& line) {
+  if (last_width_ > 0 && !finished_) {
+    std::fprintf(out_, "\r%s\r", std::string(last_width_, ' ').c_str());
+  }
+  std::fprintf(out_, "%s\n", line.c_str());
+  if (last_width_ > 0 && !finished_) {
+    last_width_ = 0;
+    Draw(done_);
+  } else {
+    std::fflush(out_);
+  }
 }
 
 void ProgressBar::Finish() {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <utility>
 
 namespace mnemo::cli {
 
@@ -23,6 +24,15 @@ class ProgressBar {
   // Draws the final state and ends the line. Idempotent.
   void Finish();
 
+  // What is counted ("items" by default, e.g. "files").
+  void SetUnit(std::string unit) { unit_ = std::move(unit); }
+  // Text drawn after the bar (e.g. "1200 chunks  85 chunks/s"); redrawn
+  // with the next Update.
+  void SetNote(std::string note) { note_ = std::move(note); }
+  // Prints `line` on a line of its own above the bar (which is redrawn
+  // below it), so messages and the bar do not mix.
+  void Message(const std::string& line);
+
   // The line as drawn for `done` items after `elapsed_s` seconds (no
   // carriage return). Exposed for tests.
   std::string Render(uint64_t done, double elapsed_s) const;
@@ -32,6 +42,8 @@ class ProgressBar {
 
   std::FILE* out_;
   std::string label_;
+  std::string unit_ = "items";
+  std::string note_;
   uint64_t total_;
   uint64_t done_ = 0;
   bool finished_ = false;

@@ -22,6 +22,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/client/cli_runner.h"
 #include "tests/integration/mnemod_process.h"
 
 extern char** environ;
@@ -36,73 +37,6 @@ using testing::MnemodProcess;
 constexpr int kDim = 8;
 constexpr int kChunks = 40;
 
-// ctest sets MNEMO_BIN_DIR; the build also bakes in its own bin dir so the
-// test binary works when run by hand (or if the ctest environment is lost).
-#ifdef MNEMO_TEST_BIN_DIR
-const bool kBinDirDefaulted = [] {
-  setenv("MNEMO_BIN_DIR", MNEMO_TEST_BIN_DIR, /*overwrite=*/0);
-  return true;
-}();
-#endif
-
-struct CliResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::ostream& operator<<(std::ostream& os, const CliResult& r) {
-  return os << "exit " << r.exit_code << "\nstdout:\n" << r.out << "\nstderr:\n" << r.err;
-}
-
-// Runs `mnemo args...` with stdin from `stdin_path`, capturing both streams.
-CliResult RunMnemo(const std::string& work_dir, const std::vector<std::string>& args,
-                   const std::string& stdin_path = "/dev/null") {
-  const std::string binary = testing::BinDir() + "/mnemo";
-  const std::string out_path = work_dir + "/cli.stdout";
-  const std::string err_path = work_dir + "/cli.stderr";
-  std::vector<std::string> argv_storage = {binary};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& a : argv_storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, stdin_path.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  CliResult result;
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    result.err = absl::StrCat("posix_spawn ", binary, " failed: ", std::strerror(rc));
-    return result;
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  result.out = ReadFile(out_path);
-  result.err = ReadFile(err_path);
-  return result;
-}
-
-json ParseJson(const CliResult& r) {
-  json value = json::parse(r.out, nullptr, /*allow_exceptions=*/false);
-  EXPECT_FALSE(value.is_discarded()) << "stdout is not JSON:\n" << r;
-  return value;
-}
 
 // Deterministic unit vectors: each is its own unique nearest neighbour.
 std::vector<std::vector<float>> MakeVectors(int n, int dim) {
@@ -191,16 +125,19 @@ TEST(CliHelpTest, EveryVerbHasHelpListingItsOptions) {
   absl::StatusOr<std::string> dir = testing::MakeTempDir("mnemo-cli-help");
   ASSERT_TRUE(dir.ok()) << dir.status();
   const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> cases = {
-      {{}, {"--server", "--timeout", "--json", "ns", "upsert", "search", "checkpoint"}},
+      {{}, {"--server", "--timeout", "--json", "ns", "upsert", "ingest", "search", "checkpoint"}},
       {{"ns"}, {"create", "list", "get", "drop"}},
-      {{"ns", "create"}, {"--dim", "--metric", "--index", "--train-threshold", "--description"}},
+      {{"ns", "create"},
+       {"--dim", "--metric", "--index", "--train-threshold", "--description", "--encoder",
+        "--chunk-tokens", "--chunk-overlap"}},
       {{"ns", "list"}, {"--help"}},
       {{"ns", "get"}, {"name"}},
       {{"ns", "drop"}, {"--yes"}},
       {{"upsert"}, {"--ns", "--batch", "--progress", "FILE"}},
       {{"search"},
        {"--ns", "--vector", "--like", "--vectors-file", "-k", "--filter", "--payload", "--ef",
-        "--nprobe"}},
+        "--nprobe", "--mode", "--dense-weight", "--bm25-weight", "--rrf-k", "--highlight"}},
+      {{"ingest"}, {"--ns", "--ext", "--batch", "--max-file-bytes", "--progress", "PATH"}},
       {{"get"}, {"--ns", "--vectors", "--doc"}},
       {{"delete"}, {"--ns", "--doc"}},
       {{"stats"}, {"--ns"}},
