@@ -62,9 +62,9 @@ void AddNamespaceVerbs(CLI::App& app, Invocation& inv) {
       ->needs(encoder);
 
   create->add_option("--metric", create_opts->metric,
-                     "Similarity: ip (inner product), l2 or cosine")
-      ->check(CLI::IsMember({"ip", "l2", "cosine"}))
-      ->capture_default_str();
+                     "Similarity: ip (inner product), l2 or cosine (default ip; cosine with "
+                     "--encoder)")
+      ->check(CLI::IsMember({"ip", "l2", "cosine"}));
   create->add_option("--index", create_opts->index_factory,
                      "FAISS index factory string, e.g. Flat, HNSW32, IVF1024,PQ16")
       ->capture_default_str();

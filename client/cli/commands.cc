@@ -366,7 +366,9 @@ absl::StatusOr<std::unique_ptr<Client>> ConnectClient(const GlobalOptions& globa
 
 absl::Status NsCreate(Client& client, const GlobalOptions& g, const NsCreateOptions& o,
                       const Output& out) {
-  absl::StatusOr<Metric> metric = ParseMetric(o.metric);
+  // Encoders produce unit vectors, for which cosine is the natural metric.
+  const std::string metric_name = !o.metric.empty() ? o.metric : o.encoder.empty() ? "ip" : "cosine";
+  absl::StatusOr<Metric> metric = ParseMetric(metric_name);
   if (!metric.ok()) return metric.status();
   if (o.dim == 0 && o.encoder.empty()) {
     return absl::InvalidArgumentError("give --dim, or --encoder for a text namespace");

@@ -40,7 +40,7 @@ struct Output {
 struct NsCreateOptions {
   std::string name;
   uint32_t dim = 0;
-  std::string metric = "ip";  // ip | l2 | cosine
+  std::string metric;  // ip | l2 | cosine; empty = ip, or cosine with an encoder
   std::string index_factory = "Flat";
   uint64_t train_threshold = 0;
   std::string description;

@@ -124,6 +124,7 @@ class CliTextTest : public ::testing::Test {
     EXPECT_EQ(created["dim"], 512);
     EXPECT_EQ(created["chunk_max_tokens"], 32);
     EXPECT_EQ(created["chunk_overlap_tokens"], 4);
+    EXPECT_EQ(created["metric"], "cosine");  // the default with an encoder
 
     corpus_ = fs::path(work_dir_) / "corpus";
     WriteFile(corpus_, "rivers.txt", kRivers);
