@@ -27,6 +27,8 @@
 //   the graph. Neither is reclaimed by this class today.
 #include "index/dense_index.h"
 
+#include "index/byte_io.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -293,15 +295,9 @@ void BuildParams(const faiss::Index* index, faiss::IDSelector* sel, int ef,
   chain->owned.push_back(std::move(params));
 }
 
-// FNV-1a 64: catches garbage and truncation before FAISS parses anything.
-uint64_t Checksum(const uint8_t* data, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; ++i) {
-    h ^= data[i];
-    h *= 1099511628211ull;
-  }
-  return h;
-}
+// FNV-1a 64 catches garbage and truncation before FAISS parses anything.
+using internal::Checksum;
+using internal::ByteReader;
 
 class ByteWriter {
  public:
@@ -318,26 +314,6 @@ class ByteWriter {
 
  private:
   std::vector<uint8_t> out_;
-};
-
-class ByteReader {
- public:
-  explicit ByteReader(absl::Span<const uint8_t> in) : in_(in) {}
-  template <typename T>
-  bool Get(T* v) {
-    return GetBytes(v, sizeof(T));
-  }
-  bool GetBytes(void* out, size_t n) {
-    if (n > in_.size() - pos_) return false;
-    if (n > 0) std::memcpy(out, in_.data() + pos_, n);
-    pos_ += n;
-    return true;
-  }
-  size_t remaining() const { return in_.size() - pos_; }
-
- private:
-  absl::Span<const uint8_t> in_;
-  size_t pos_ = 0;
 };
 
 absl::Status DataLoss(absl::string_view why) {

@@ -14,6 +14,8 @@
 //   deterministic.
 #include "index/multivec.h"
 
+#include "index/byte_io.h"
+
 #include <cblas.h>
 
 #include <algorithm>
@@ -173,50 +175,10 @@ MultiVectorSearchResult TopK(std::vector<std::pair<float, int64_t>> scored,
   return result;
 }
 
-uint64_t Checksum(const uint8_t* data, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; ++i) {
-    h ^= data[i];
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-template <typename T>
-void Put(std::vector<uint8_t>* out, const T& v) {
-  const auto* p = reinterpret_cast<const uint8_t*>(&v);
-  out->insert(out->end(), p, p + sizeof(T));
-}
-
-void PutBytes(std::vector<uint8_t>* out, const void* data, size_t n) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  out->insert(out->end(), p, p + n);
-}
-
-class Reader {
- public:
-  explicit Reader(absl::Span<const uint8_t> in) : in_(in) {}
-  template <typename T>
-  bool Get(T* v) {
-    return GetBytes(v, sizeof(T));
-  }
-  bool GetBytes(void* out, size_t n) {
-    if (n > remaining()) return false;
-    if (n > 0) std::memcpy(out, in_.data() + pos_, n);
-    pos_ += n;
-    return true;
-  }
-  absl::Span<const uint8_t> Take(size_t n) {
-    auto s = in_.subspan(pos_, n);
-    pos_ += n;
-    return s;
-  }
-  size_t remaining() const { return in_.size() - pos_; }
-
- private:
-  absl::Span<const uint8_t> in_;
-  size_t pos_ = 0;
-};
+using internal::Checksum;
+using internal::Put;
+using internal::PutBytes;
+using Reader = internal::ByteReader;
 
 absl::Status DataLoss(absl::string_view why) {
   return absl::DataLossError(absl::StrCat("corrupt multi-vector index: ", why));

@@ -1,5 +1,7 @@
 #include "index/residual_codec.h"
 
+#include "index/byte_io.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -59,51 +61,10 @@ absl::Status CheckVectors(absl::Span<const float> v, uint32_t dim) {
   return absl::OkStatus();
 }
 
-// FNV-1a 64 over the serialised body.
-uint64_t Checksum(const uint8_t* data, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; ++i) {
-    h ^= data[i];
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-template <typename T>
-void Put(std::vector<uint8_t>* out, const T& v) {
-  const auto* p = reinterpret_cast<const uint8_t*>(&v);
-  out->insert(out->end(), p, p + sizeof(T));
-}
-
-void PutFloats(std::vector<uint8_t>* out, const std::vector<float>& v) {
-  const auto* p = reinterpret_cast<const uint8_t*>(v.data());
-  out->insert(out->end(), p, p + v.size() * sizeof(float));
-}
-
-class Reader {
- public:
-  explicit Reader(absl::Span<const uint8_t> in) : in_(in) {}
-  template <typename T>
-  bool Get(T* v) {
-    return GetBytes(v, sizeof(T));
-  }
-  bool GetFloats(std::vector<float>* v, size_t n) {
-    if (n > remaining() / sizeof(float)) return false;
-    v->resize(n);
-    return GetBytes(v->data(), n * sizeof(float));
-  }
-  bool GetBytes(void* out, size_t n) {
-    if (n > remaining()) return false;
-    if (n > 0) std::memcpy(out, in_.data() + pos_, n);
-    pos_ += n;
-    return true;
-  }
-  size_t remaining() const { return in_.size() - pos_; }
-
- private:
-  absl::Span<const uint8_t> in_;
-  size_t pos_ = 0;
-};
+using internal::Checksum;
+using internal::Put;
+using internal::PutFloats;
+using Reader = internal::ByteReader;
 
 absl::Status DataLoss(absl::string_view why) {
   return absl::DataLossError(absl::StrCat("corrupt residual codec: ", why));
