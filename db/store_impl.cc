@@ -1429,18 +1429,26 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
   return result;
 }
 
-absl::StatusOr<DeleteResult> StoreImpl::Delete(absl::string_view ns_name,
-                                               absl::Span<const std::string> chunk_ids,
-                                               absl::Span<const std::string> document_ids) {
-  ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
-  const Limits& limits = options_.limits;
+// Checks the id lists of a Get or Delete: at most max_write_batch ids in
+// all (RESOURCE_EXHAUSTED), each a valid id (INVALID_ARGUMENT).
+static absl::Status ValidateIdLists(absl::string_view verb, absl::Span<const std::string> chunk_ids,
+                                    absl::Span<const std::string> document_ids,
+                                    const Limits& limits) {
   if (chunk_ids.size() + document_ids.size() > limits.max_write_batch) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("delete carries ", chunk_ids.size() + document_ids.size(),
+        absl::StrCat(verb, " carries ", chunk_ids.size() + document_ids.size(),
                      " ids; the limit is ", limits.max_write_batch));
   }
   for (const std::string& id : chunk_ids) RETURN_IF_ERROR(ValidateId(id, "chunk", limits));
   for (const std::string& id : document_ids) RETURN_IF_ERROR(ValidateId(id, "document", limits));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DeleteResult> StoreImpl::Delete(absl::string_view ns_name,
+                                               absl::Span<const std::string> chunk_ids,
+                                               absl::Span<const std::string> document_ids) {
+  ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
+  RETURN_IF_ERROR(ValidateIdLists("delete", chunk_ids, document_ids, options_.limits));
 
   absl::MutexLock lock(&ns->mu);
   RETURN_IF_ERROR(ns->GoneStatus());
@@ -1537,14 +1545,7 @@ absl::StatusOr<GetResult> StoreImpl::Get(absl::string_view ns_name,
                                          absl::Span<const std::string> document_ids,
                                          bool include_vectors) {
   ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
-  const Limits& limits = options_.limits;
-  if (chunk_ids.size() + document_ids.size() > limits.max_write_batch) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("get carries ", chunk_ids.size() + document_ids.size(),
-                     " ids; the limit is ", limits.max_write_batch));
-  }
-  for (const std::string& id : chunk_ids) RETURN_IF_ERROR(ValidateId(id, "chunk", limits));
-  for (const std::string& id : document_ids) RETURN_IF_ERROR(ValidateId(id, "document", limits));
+  RETURN_IF_ERROR(ValidateIdLists("get", chunk_ids, document_ids, options_.limits));
 
   absl::ReaderMutexLock lock(&ns->mu);
   RETURN_IF_ERROR(ns->GoneStatus());
