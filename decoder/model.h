@@ -1,0 +1,152 @@
+// The reference llama-style decoder: weights, KV cache and the CPU forward
+// pass (OpenBLAS). Implements exactly decoder/train/model.py: pre-norm
+// RMSNorm, RoPE "rotate half" (dimension i rotates with i + head_dim/2,
+// inv_freq_i = theta^(-2i/head_dim), angles in float64), grouped-query
+// attention through attention/partial.h, SwiGLU, tied output projection.
+//
+// Nothing here depends on the tokenizer (SentencePiece) or protobuf, so a
+// process linking gRPC may use it.
+#ifndef MNEMO_DECODER_MODEL_H_
+#define MNEMO_DECODER_MODEL_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "attention/partial.h"
+#include "decoder/config.h"
+#include "decoder/fingerprint.h"
+#include "decoder/safetensors.h"
+
+namespace mnemo::decoder {
+
+// Borrowed views into the weights file; nn.Linear layout [out, in].
+struct LayerWeights {
+  const float* attn_norm = nullptr;  // [dim]
+  const float* wq = nullptr;         // [n_heads * head_dim, dim]
+  const float* wk = nullptr;         // [n_kv_heads * head_dim, dim]
+  const float* wv = nullptr;         // [n_kv_heads * head_dim, dim]
+  const float* wo = nullptr;         // [dim, n_heads * head_dim]
+  const float* ffn_norm = nullptr;   // [dim]
+  const float* w1 = nullptr;         // [ffn_dim, dim] gate
+  const float* w3 = nullptr;         // [ffn_dim, dim] up
+  const float* w2 = nullptr;         // [dim, ffn_dim] down
+};
+
+// A loaded model. Immutable; share one between threads and sessions.
+class Model {
+ public:
+  // Loads <dir>/config.json and the weights it names. NOT_FOUND when the
+  // directory or a file is missing; INVALID_ARGUMENT / DATA_LOSS naming the
+  // file and tensor for a bad config, a missing tensor or a wrong shape.
+  static absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& dir);
+  // The same from an already parsed config and weights file.
+  static absl::StatusOr<std::unique_ptr<Model>> FromParts(
+      ModelConfig config, std::unique_ptr<SafetensorsFile> weights, std::string dir = "");
+
+  const ModelConfig& config() const { return config_; }
+  const ModelFingerprint& fingerprint() const { return fingerprint_; }
+  const std::string& dir() const { return dir_; }
+  const float* embeddings() const { return embeddings_; }  // [vocab, dim]
+  const float* final_norm() const { return final_norm_; }  // [dim]
+  const LayerWeights& layer(int i) const { return layers_[i]; }
+  // Parameters in the weights (elements), and the float32 bytes one decode
+  // step reads (every weight once: the tied embedding is the output layer).
+  int64_t num_params() const { return num_params_; }
+  int64_t weight_bytes() const { return num_params_ * static_cast<int64_t>(sizeof(float)); }
+  attention::AttentionShape attention_shape() const;
+
+ private:
+  Model() = default;
+  ModelConfig config_;
+  ModelFingerprint fingerprint_;
+  std::string dir_;
+  std::unique_ptr<SafetensorsFile> weights_;
+  const float* embeddings_ = nullptr;
+  const float* final_norm_ = nullptr;
+  std::vector<LayerWeights> layers_;
+  int64_t num_params_ = 0;
+};
+
+// Per-layer K (after RoPE) and V of one sequence, positions [0, length()).
+// Layout per layer: [n_kv_heads, capacity, head_dim], so one KV head's keys
+// are contiguous (what a per-(layer, KV head) key index stores). Not
+// thread-safe.
+class KvCache {
+ public:
+  KvCache(const ModelConfig& config, int capacity);
+
+  int length() const { return length_; }
+  int capacity() const { return capacity_; }
+  // Forgets positions >= n (n <= length()).
+  void Truncate(int n);
+  void Clear() { length_ = 0; }
+
+  float* keys(int layer) { return k_[layer].data(); }
+  float* values(int layer) { return v_[layer].data(); }
+  // Keys and values of positions [begin, end) of `layer`.
+  attention::KeyValueBlock View(int layer, int begin, int end) const;
+
+ private:
+  friend class CpuForward;
+  int n_kv_heads_ = 0;
+  int head_dim_ = 0;
+  int capacity_ = 0;
+  int length_ = 0;
+  std::vector<std::vector<float>> k_, v_;
+};
+
+// Optional captures of one forward call, per layer, for the tokens of the
+// call (T of them). Each vector is filled only when its flag is set.
+struct ForwardTrace {
+  bool want_q = false;
+  bool want_kv = false;
+  std::vector<std::vector<float>> q;           // [n_heads, T, head_dim], after RoPE
+  std::vector<std::vector<float>> k_pre_rope;  // [n_kv_heads, T, head_dim]
+  std::vector<std::vector<float>> k;           // [n_kv_heads, T, head_dim], after RoPE
+  std::vector<std::vector<float>> v;           // [n_kv_heads, T, head_dim]
+};
+
+enum class LogitsMode {
+  kNone,  // no logits (prefill of a context only)
+  kLast,  // logits of the last token: [vocab]
+  kAll,   // logits of every token: [T, vocab]
+};
+
+// The CPU forward pass with its scratch buffers. One per thread.
+class CpuForward {
+ public:
+  explicit CpuForward(const Model& model) : model_(model) {}
+
+  // Runs `tokens` at positions [cache->length(), +T), appends their K/V to
+  // the cache and writes logits per `mode`. Prefill (T > 1, projections by
+  // sgemm) and decode (T == 1, by sgemv) are this one call; a prefix may be
+  // fed in pieces and gives the same result as feeding it at once (up to
+  // float rounding of the log-sum-exp merge). INVALID_ARGUMENT for no
+  // tokens or an id outside the vocabulary, OUT_OF_RANGE when the cache
+  // has no room; the cache is unchanged on error.
+  absl::Status Forward(absl::Span<const int32_t> tokens, KvCache* cache, LogitsMode mode,
+                       std::vector<float>* logits, ForwardTrace* trace = nullptr);
+
+ private:
+  const Model& model_;
+  std::vector<float> x_, h_, q_, k_, v_, att_, ff1_, ff3_;
+  std::vector<double> cos_, sin_;
+};
+
+// RoPE tables for positions [first, first + n): cos/sin of pos * inv_freq_i,
+// [n, head_dim / 2], computed in float64 as the reference does.
+void RopeTables(int head_dim, double theta, int first, int n, std::vector<double>* cos,
+                std::vector<double>* sin);
+// Rotates `x` in place: [n_tokens, n_heads, head_dim] with the tables above
+// (cast to float32 first, as the reference does).
+void ApplyRope(float* x, int n_tokens, int n_heads, int head_dim, const std::vector<double>& cos,
+               const std::vector<double>& sin);
+
+}  // namespace mnemo::decoder
+
+#endif  // MNEMO_DECODER_MODEL_H_
