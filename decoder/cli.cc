@@ -23,6 +23,7 @@
 #include "decoder/session.h"
 #include "decoder/tokenizer.h"
 #include "nlohmann/json.hpp"
+#include "openssl/evp.h"
 
 namespace mnemo::decoder::cli {
 namespace {
@@ -38,6 +39,32 @@ struct Loaded {
   std::unique_ptr<Tokenizer> tokenizer;
 };
 
+// Lower-case hex SHA-256 of the file at `path` (what sha256sum prints).
+absl::StatusOr<std::string> FileSha256Hex(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    return absl::InternalError("cannot initialise SHA-256");
+  }
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  if (in.bad()) return absl::DataLossError(absl::StrCat("cannot read ", path));
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx.get(), md, &len);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < len; ++i) {
+    hex.push_back(kHex[md[i] >> 4]);
+    hex.push_back(kHex[md[i] & 15]);
+  }
+  return hex;
+}
+
 absl::StatusOr<Loaded> LoadModelDir(const std::string& dir) {
   Loaded out;
   absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(dir);
@@ -45,6 +72,16 @@ absl::StatusOr<Loaded> LoadModelDir(const std::string& dir) {
   out.model = *std::move(model);
   const std::string tok_path =
       (std::filesystem::path(dir) / out.model->config().tokenizer).string();
+  // The tokenizer is part of the model's fingerprint: a tokenizer file other
+  // than the one the weights were trained with would silently change every
+  // token id (and so every stored KV block), so it is refused.
+  absl::StatusOr<std::string> digest = FileSha256Hex(tok_path);
+  if (!digest.ok()) return digest.status();
+  if (*digest != out.model->config().tokenizer_sha256) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("tokenizer ", tok_path, " has sha256 ", *digest, " but config.json says ",
+                     out.model->config().tokenizer_sha256, " (tokenizer_sha256)"));
+  }
   absl::StatusOr<std::unique_ptr<Tokenizer>> tok = LoadSentencePieceTokenizer(tok_path);
   if (!tok.ok()) return tok.status();
   out.tokenizer = *std::move(tok);

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -179,6 +180,23 @@ TEST_F(DecodeCliModelTest, GreedyGenerateMatchesTheLibrary) {
   CliRun plain = RunDecode(work_.path(), {"generate", "--model", dir_, prompt, "--max-tokens", "12"});
   ASSERT_EQ(plain.exit_code, 0) << plain;
   EXPECT_EQ(plain.out, j["text"].get<std::string>() + "\n");
+}
+
+TEST_F(DecodeCliModelTest, TokenizerOtherThanTheConfigsIsRefused) {
+  // A copy of the model whose tokenizer file differs by one appended byte
+  // from the one config.json's tokenizer_sha256 names.
+  const std::string copy = work_.path() + "/model-copy";
+  std::filesystem::create_directories(copy);
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    std::filesystem::copy_file(entry.path(), copy + "/" + entry.path().filename().string());
+  }
+  CliRun ok = RunDecode(work_.path(), {"generate", "--model", copy, "Hello", "--max-tokens", "2"});
+  ASSERT_EQ(ok.exit_code, 0) << ok;
+  std::ofstream(copy + "/" + model_->config().tokenizer, std::ios::app | std::ios::binary) << '\n';
+  CliRun r = RunDecode(work_.path(), {"generate", "--model", copy, "Hello", "--max-tokens", "2"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_NE(r.err.find("FAILED_PRECONDITION"), std::string::npos) << r;
+  EXPECT_NE(r.err.find("tokenizer_sha256"), std::string::npos) << r;
 }
 
 TEST_F(DecodeCliModelTest, SampledGenerateIsReproducibleWithASeed) {
