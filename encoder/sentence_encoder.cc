@@ -1,6 +1,7 @@
 #include "encoder/sentence_encoder.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -14,6 +15,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -180,6 +182,16 @@ class WeightReader {
 
 // --- Network pieces -----------------------------------------------------------
 
+// Rows at or above this count are worth an OpenMP team for the elementwise
+// passes; a handful of tokens is cheaper on the calling thread.
+constexpr int kParallelRows = 64;
+
+// A pass is split over the OpenMP team in groups of whole texts of at least
+// this many tokens (smaller groups make inefficient matrix products), about
+// kGroupsPerThread groups per thread.
+constexpr int kMinGroupTokens = 256;
+constexpr int kGroupsPerThread = 2;
+
 // y = x W + b, W row-major [in, out].
 struct Dense {
   int in = 0;
@@ -187,13 +199,20 @@ struct Dense {
   std::vector<float> w;
   std::vector<float> b;
 
-  // y[n, out] = x[n, in] W + b.
-  void Apply(const float* x, int n, float* y) const {
-    for (int r = 0; r < n; ++r)
-      std::memcpy(y + static_cast<size_t>(r) * out, b.data(), out * sizeof(float));
+  // y[n, out] += x[n, in] W (bias not added: callers fold it into the
+  // initial value of y, together with whatever else is summed there).
+  void Accumulate(const float* x, int n, float* y) const {
     if (n == 0) return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, out, in, 1.0f, x, in, w.data(), out,
                 1.0f, y, out);
+  }
+
+  // y[n, out] = x[n, in] W + b.
+  void Apply(const float* x, int n, float* y) const {
+#pragma omp parallel for if (n >= kParallelRows)
+    for (int r = 0; r < n; ++r)
+      std::memcpy(y + static_cast<size_t>(r) * out, b.data(), out * sizeof(float));
+    Accumulate(x, n, y);
   }
 };
 
@@ -203,18 +222,24 @@ struct LayerNorm {
 
   // Normalizes each row of x[n, d] over its d features into y.
   void Apply(const float* x, int n, float epsilon, float* y) const {
-    const size_t d = scale.size();
+    const int d = static_cast<int>(scale.size());
+    const float* gamma = scale.data();
+    const float* beta = bias.data();
+#pragma omp parallel for if (n >= kParallelRows)
     for (int r = 0; r < n; ++r) {
-      const float* row = x + r * d;
-      float* out = y + r * d;
+      const float* row = x + static_cast<size_t>(r) * d;
+      float* out = y + static_cast<size_t>(r) * d;
       float mean = 0.0f;
-      for (size_t i = 0; i < d; ++i) mean += row[i];
+#pragma omp simd reduction(+ : mean)
+      for (int i = 0; i < d; ++i) mean += row[i];
       mean /= static_cast<float>(d);
       float variance = 0.0f;
-      for (size_t i = 0; i < d; ++i) variance += (row[i] - mean) * (row[i] - mean);
+#pragma omp simd reduction(+ : variance)
+      for (int i = 0; i < d; ++i) variance += (row[i] - mean) * (row[i] - mean);
       variance /= static_cast<float>(d);
       const float inv = 1.0f / std::sqrt(variance + epsilon);
-      for (size_t i = 0; i < d; ++i) out[i] = scale[i] * inv * (row[i] - mean) + bias[i];
+#pragma omp simd
+      for (int i = 0; i < d; ++i) out[i] = gamma[i] * inv * (row[i] - mean) + beta[i];
     }
   }
 };
@@ -329,22 +354,54 @@ absl::StatusOr<TransformerLayer> LoadLayer(WeightReader& reader, int index) {
   return t;
 }
 
-// Row-wise softmax of s[rows, cols] in place.
-void Softmax(float* s, int rows, int cols) {
-  for (int r = 0; r < rows; ++r) {
-    float* row = s + static_cast<size_t>(r) * cols;
-    const float max = *std::max_element(row, row + cols);
+// Attention of one head of one text, fused: scores = scale * q k^T (one
+// sgemm), a row-wise softmax in place, then o = P v (one sgemm). q, k and v
+// are `len` rows with stride `ld`; o has stride `ldo`; `scores` holds
+// len * len floats.
+void AttendOneHead(const float* q, const float* k, const float* v, int ld, int len, int head_dim,
+                   float scale, float* scores, float* o, int ldo) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, len, len, head_dim, scale, q, ld, k, ld,
+              0.0f, scores, len);
+  for (int r = 0; r < len; ++r) {
+    float* row = scores + static_cast<size_t>(r) * len;
+    float max = row[0];
+    for (int c = 1; c < len; ++c) max = std::max(max, row[c]);
     float sum = 0.0f;
-    for (int c = 0; c < cols; ++c) {
+    for (int c = 0; c < len; ++c) {
       row[c] = std::exp(row[c] - max);
       sum += row[c];
     }
     const float inv = 1.0f / sum;
-    for (int c = 0; c < cols; ++c) row[c] *= inv;
+#pragma omp simd
+    for (int c = 0; c < len; ++c) row[c] *= inv;
   }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, len, head_dim, len, 1.0f, scores, len, v,
+              ld, 0.0f, o, ldo);
 }
 
 }  // namespace
+
+// Activations of one pass. Buffers only grow, so a workspace that is reused
+// (see Model::AcquireWorkspace) costs no allocation, page fault or zeroing.
+struct SentenceEncoder::Workspace {
+  std::vector<float> x;         // [n, width]: layer input, then layer output
+  std::vector<float> normed;    // [n, d_in or d_model]: layer-normed rows
+  std::vector<float> qkv;       // [n, 3 * d_attn]
+  std::vector<float> attended;  // [n, d_attn]: attention output per head, side by side
+  std::vector<float> y;         // [n, d_model]: after the attention block
+  std::vector<float> hidden;    // [n, ffn width]: relu(ffn_in)
+  std::vector<float> scores;    // per OpenMP thread: max_tokens^2 attention scores
+  std::vector<int> token_ids;   // [n]: embedding row of each token
+  std::vector<int> positions;   // [n]: position of each token in its text
+  std::vector<std::pair<int, int>> heads;  // (text, head) pairs of a layer
+
+  // Grows `v` to at least `size` elements, keeping capacity.
+  template <typename T>
+  static T* Reserve(std::vector<T>& v, size_t size) {
+    if (v.size() < size) v.resize(size);
+    return v.data();
+  }
+};
 
 struct SentenceEncoder::Model {
   SentenceEncoderOptions options;
@@ -353,27 +410,63 @@ struct SentenceEncoder::Model {
   int embed_dim = 0;
   std::vector<float> embeddings;      // [vocab_rows, embed_dim]
   std::vector<float> inv_timescales;  // [embed_dim / 2]: sin/cos frequencies
-  int max_tokens = 0;                 // tokens kept per text
+  // [max_tokens, embed_dim]: row p = [sin(p * f), cos(p * f)], the timing
+  // signal, computed once at load with the same float arithmetic as the
+  // graph.
+  std::vector<float> timing;
+  int max_tokens = 0;  // tokens kept per text
   float layer_norm_epsilon = 0.0f;
   std::vector<TransformerLayer> layers;
   Dense head;               // tanh layer on the pooled state
   float l2_epsilon = 0.0f;  // floor on the squared norm before normalizing
 
+  // Idle workspaces kept for the next call; at most kIdleWorkspaces, so the
+  // threads of two concurrent callers (a pipelined server) reuse theirs
+  // while the memory kept is bounded.
+  static constexpr size_t kIdleWorkspaces = 4;
+  mutable absl::Mutex workspace_mu;
+  // Held by a pass that runs on an OpenMP team: concurrent callers (a
+  // server encoding several requests) take turns per pass instead of
+  // running several teams on the same cores, which measured 1.6x slower
+  // on 2 cores than one team at a time. Small passes do not take it.
+  mutable absl::Mutex team_mu;
+  mutable std::vector<std::unique_ptr<Workspace>> idle_workspaces ABSL_GUARDED_BY(workspace_mu);
+
+  std::unique_ptr<Workspace> AcquireWorkspace() const {
+    absl::MutexLock lock(&workspace_mu);
+    if (idle_workspaces.empty()) return std::make_unique<Workspace>();
+    std::unique_ptr<Workspace> ws = std::move(idle_workspaces.back());
+    idle_workspaces.pop_back();
+    return ws;
+  }
+  void ReleaseWorkspace(std::unique_ptr<Workspace> ws) const {
+    absl::MutexLock lock(&workspace_mu);
+    if (idle_workspaces.size() < kIdleWorkspaces) idle_workspaces.push_back(std::move(ws));
+  }
+
   // Runs texts whose ids are `ids` (each already clipped) and writes one
-  // output row per text into `out`, or, when `token_states` is set, the
-  // final state of each token into (*token_states)[i] instead.
-  void Run(const std::vector<std::vector<int>>& ids, float* out,
-           std::vector<std::vector<float>>* token_states) const;
+  // output row per text into `out` (when set), and the final state of each
+  // token of text i into token_states[i] (when set).
+  void Run(absl::Span<const std::vector<int>> ids, Workspace& ws, float* out,
+           std::vector<float>* token_states) const;
+
+  // Run over one pass: split into groups of whole texts with about equal
+  // token counts, run by an OpenMP team, one group per thread at a time
+  // (each with its own workspace; OpenBLAS is single-threaded inside the
+  // team). A small pass runs on the calling thread, OpenBLAS threading its
+  // products. Same outputs either way: texts never interact.
+  void RunPass(absl::Span<const std::vector<int>> ids, float* out,
+               std::vector<float>* token_states) const;
 
   // Splits `texts` into passes of at most options.max_tokens_per_pass
   // tokens (a longer text runs alone) and calls run(first_text, ids).
-  template <typename RunPass>
-  absl::Status ForEachPass(absl::Span<const std::string> texts, RunPass run) const;
+  template <typename PassFn>
+  absl::Status ForEachPass(absl::Span<const std::string> texts, PassFn run) const;
 };
 
-template <typename RunPass>
+template <typename PassFn>
 absl::Status SentenceEncoder::Model::ForEachPass(absl::Span<const std::string> texts,
-                                                 RunPass run) const {
+                                                 PassFn run) const {
   std::vector<std::vector<int>> pass;
   size_t pass_first = 0;
   int pass_tokens = 0;
@@ -397,92 +490,176 @@ absl::Status SentenceEncoder::Model::ForEachPass(absl::Span<const std::string> t
   return absl::OkStatus();
 }
 
-void SentenceEncoder::Model::Run(const std::vector<std::vector<int>>& ids, float* out,
-                                 std::vector<std::vector<float>>* token_states) const {
+// All texts of a pass are packed back to back (no padding): every
+// projection is one sgemm over all their tokens, threaded by OpenBLAS.
+// Attention runs per (text, head) pair, the pairs spread over an OpenMP
+// team (OpenBLAS runs single-threaded inside it); the elementwise passes
+// (embedding, layer norms, bias, relu, residuals) are OpenMP loops over
+// rows. Biases and residuals are folded into the initial value of the
+// sgemm output (beta = 1), so no pass of their own reads the activations.
+void SentenceEncoder::Model::RunPass(absl::Span<const std::vector<int>> ids, float* out,
+                                     std::vector<float>* token_states) const {
+  int total = 0;
+  for (const std::vector<int>& text : ids) total += static_cast<int>(text.size());
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (threads <= 1 || ids.size() < 2 || total < 2 * kMinGroupTokens) {
+    std::unique_ptr<Workspace> ws = AcquireWorkspace();
+    Run(ids, *ws, out, token_states);
+    ReleaseWorkspace(std::move(ws));
+    return;
+  }
+  // About kGroupsPerThread groups per thread, so a thread slowed down by
+  // the rest of the machine leaves its later groups to the others.
+  const int target = std::max(kMinGroupTokens, (total + threads * kGroupsPerThread - 1) /
+                                                   (threads * kGroupsPerThread));
+  std::vector<size_t> bounds = {0};
+  int tokens = 0;
+  for (size_t t = 0; t < ids.size(); ++t) {
+    tokens += static_cast<int>(ids[t].size());
+    if (tokens >= target && t + 1 < ids.size()) {
+      bounds.push_back(t + 1);
+      tokens = 0;
+    }
+  }
+  bounds.push_back(ids.size());
+  const int groups = static_cast<int>(bounds.size()) - 1;
+  const int width = head.out;
+  absl::MutexLock team_lock(&team_mu);
+#pragma omp parallel num_threads(std::min(threads, groups))
+  {
+    std::unique_ptr<Workspace> ws = AcquireWorkspace();
+#pragma omp for schedule(dynamic, 1)
+    for (int g = 0; g < groups; ++g) {
+      const size_t begin = bounds[g];
+      const size_t count = bounds[g + 1] - begin;
+      Run(ids.subspan(begin, count), *ws,
+          out == nullptr ? nullptr : out + begin * static_cast<size_t>(width),
+          token_states == nullptr ? nullptr : token_states + begin);
+    }
+    ReleaseWorkspace(std::move(ws));
+  }
+}
+
+void SentenceEncoder::Model::Run(absl::Span<const std::vector<int>> ids, Workspace& ws,
+                                 float* out, std::vector<float>* token_states) const {
   const int texts = static_cast<int>(ids.size());
   std::vector<int> start(texts + 1, 0);
   for (int t = 0; t < texts; ++t) start[t + 1] = start[t] + static_cast<int>(ids[t].size());
   const int n = start[texts];
+  const size_t rows = static_cast<size_t>(n);
 
   // x = 2 * E[id] + [sin(p * f), cos(p * f)] (see the header).
   int width = embed_dim;
-  std::vector<float> x(static_cast<size_t>(n) * width);
-  const int half = embed_dim / 2;
+  size_t max_width = static_cast<size_t>(embed_dim);
+  for (const TransformerLayer& layer : layers) {
+    max_width = std::max<size_t>(max_width, std::max(layer.d_model, layer.d_in));
+  }
+  float* x = Workspace::Reserve(ws.x, rows * max_width);
+  int* token_ids = Workspace::Reserve(ws.token_ids, rows);
+  int* positions = Workspace::Reserve(ws.positions, rows);
   for (int t = 0; t < texts; ++t) {
     for (size_t p = 0; p < ids[t].size(); ++p) {
-      float* row = x.data() + static_cast<size_t>(start[t] + p) * width;
-      const float* e = embeddings.data() + static_cast<size_t>(ids[t][p]) * embed_dim;
-      for (int i = 0; i < half; ++i) {
-        const float angle = static_cast<float>(p) * inv_timescales[i];
-        row[i] = 2.0f * e[i] + std::sin(angle);
-        row[half + i] = 2.0f * e[half + i] + std::cos(angle);
-      }
+      token_ids[start[t] + p] = ids[t][p];
+      positions[start[t] + p] = static_cast<int>(p);
     }
   }
+#pragma omp parallel for if (n >= kParallelRows)
+  for (int r = 0; r < n; ++r) {
+    float* row = x + static_cast<size_t>(r) * width;
+    const float* e = embeddings.data() + static_cast<size_t>(token_ids[r]) * embed_dim;
+    const float* signal = timing.data() + static_cast<size_t>(positions[r]) * embed_dim;
+#pragma omp simd
+    for (int i = 0; i < embed_dim; ++i) row[i] = 2.0f * e[i] + signal[i];
+  }
 
-  std::vector<float> normed, qkv, attended, y, hidden, scores;
+  int longest = 0;
+  for (int t = 0; t < texts; ++t) longest = std::max(longest, start[t + 1] - start[t]);
+
   for (const TransformerLayer& layer : layers) {
     // Attention block.
-    normed.resize(static_cast<size_t>(n) * layer.d_in);
-    layer.attention_norm.Apply(x.data(), n, layer_norm_epsilon, normed.data());
-    qkv.resize(static_cast<size_t>(n) * 3 * layer.d_attn);
-    layer.qkv.Apply(normed.data(), n, qkv.data());
-    attended.resize(static_cast<size_t>(n) * layer.d_attn);
+    float* normed = Workspace::Reserve(ws.normed, rows * max_width);
+    layer.attention_norm.Apply(x, n, layer_norm_epsilon, normed);
+    float* qkv = Workspace::Reserve(ws.qkv, rows * 3 * layer.d_attn);
+    layer.qkv.Apply(normed, n, qkv);
+    float* attended = Workspace::Reserve(ws.attended, rows * layer.d_attn);
     const int ld = 3 * layer.d_attn;
+    ws.heads.clear();
     for (int t = 0; t < texts; ++t) {
-      const int len = start[t + 1] - start[t];
-      if (len == 0) continue;
-      scores.resize(static_cast<size_t>(len) * len);
-      for (int h = 0; h < layer.heads; ++h) {
-        const float* q = qkv.data() + static_cast<size_t>(start[t]) * ld + h * layer.head_dim;
-        const float* k = q + layer.d_attn;
-        const float* v = q + 2 * layer.d_attn;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, len, len, layer.head_dim,
-                    layer.query_scale, q, ld, k, ld, 0.0f, scores.data(), len);
-        Softmax(scores.data(), len, len);
-        float* o =
-            attended.data() + static_cast<size_t>(start[t]) * layer.d_attn + h * layer.head_dim;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, len, layer.head_dim, len, 1.0f,
-                    scores.data(), len, v, ld, 0.0f, o, layer.d_attn);
+      if (start[t + 1] == start[t]) continue;
+      for (int h = 0; h < layer.heads; ++h) ws.heads.emplace_back(t, h);
+    }
+    const int pairs = static_cast<int>(ws.heads.size());
+    const size_t scores_per_thread = static_cast<size_t>(longest) * longest;
+#pragma omp parallel if (pairs > 1 && n >= kParallelRows)
+    {
+#pragma omp single
+      Workspace::Reserve(ws.scores, scores_per_thread * omp_get_num_threads());
+      float* scores = ws.scores.data() + scores_per_thread * omp_get_thread_num();
+#pragma omp for schedule(dynamic)
+      for (int i = 0; i < pairs; ++i) {
+        const auto [t, h] = ws.heads[i];
+        const float* q = qkv + static_cast<size_t>(start[t]) * ld + h * layer.head_dim;
+        AttendOneHead(q, q + layer.d_attn, q + 2 * layer.d_attn, ld, start[t + 1] - start[t],
+                      layer.head_dim, layer.query_scale, scores,
+                      attended + static_cast<size_t>(start[t]) * layer.d_attn + h * layer.head_dim,
+                      layer.d_attn);
       }
     }
-    y.resize(static_cast<size_t>(n) * layer.d_model);
-    layer.output.Apply(attended.data(), n, y.data());
-    if (layer.project_residual) {
-      std::vector<float> residual(static_cast<size_t>(n) * layer.d_model);
-      layer.residual.Apply(x.data(), n, residual.data());
-      for (size_t i = 0; i < y.size(); ++i) y[i] += residual[i];
-    } else {
-      for (size_t i = 0; i < y.size(); ++i) y[i] += x[i];
-    }
 
-    // Feed-forward block.
-    normed.resize(static_cast<size_t>(n) * layer.d_model);
-    layer.ffn_norm.Apply(y.data(), n, layer_norm_epsilon, normed.data());
-    hidden.resize(static_cast<size_t>(n) * layer.ffn_in.out);
-    layer.ffn_in.Apply(normed.data(), n, hidden.data());
-    for (float& h : hidden) h = std::max(h, 0.0f);
-    x.resize(static_cast<size_t>(n) * layer.d_model);
-    layer.ffn_out.Apply(hidden.data(), n, x.data());
-    for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];
-    width = layer.d_model;
+    // y = x' + Wo attended + bo, with x' = Wr x + br when the widths differ.
+    float* y = Workspace::Reserve(ws.y, rows * layer.d_model);
+    const int dm = layer.d_model;
+    const float* bo = layer.output.b.data();
+    const float* br = layer.project_residual ? layer.residual.b.data() : nullptr;
+#pragma omp parallel for if (n >= kParallelRows)
+    for (int r = 0; r < n; ++r) {
+      float* row = y + static_cast<size_t>(r) * dm;
+      if (br != nullptr) {
+#pragma omp simd
+        for (int i = 0; i < dm; ++i) row[i] = bo[i] + br[i];
+      } else {
+        const float* in = x + static_cast<size_t>(r) * dm;
+#pragma omp simd
+        for (int i = 0; i < dm; ++i) row[i] = in[i] + bo[i];
+      }
+    }
+    if (layer.project_residual) layer.residual.Accumulate(x, n, y);
+    layer.output.Accumulate(attended, n, y);
+
+    // Feed-forward block: x = y + W2 relu(W1 LN(y) + b1) + b2.
+    layer.ffn_norm.Apply(y, n, layer_norm_epsilon, normed);
+    const int hidden_width = layer.ffn_in.out;
+    float* hidden = Workspace::Reserve(ws.hidden, rows * hidden_width);
+    layer.ffn_in.Apply(normed, n, hidden);
+    const float* b2 = layer.ffn_out.b.data();
+#pragma omp parallel for if (n >= kParallelRows)
+    for (int r = 0; r < n; ++r) {
+      float* h = hidden + static_cast<size_t>(r) * hidden_width;
+#pragma omp simd
+      for (int i = 0; i < hidden_width; ++i) h[i] = std::max(h[i], 0.0f);
+      float* row = x + static_cast<size_t>(r) * dm;
+      const float* in = y + static_cast<size_t>(r) * dm;
+#pragma omp simd
+      for (int i = 0; i < dm; ++i) row[i] = in[i] + b2[i];
+    }
+    layer.ffn_out.Accumulate(hidden, n, x);
+    width = dm;
   }
 
   if (token_states != nullptr) {
-    token_states->resize(texts);
     for (int t = 0; t < texts; ++t) {
-      (*token_states)[t].assign(x.data() + static_cast<size_t>(start[t]) * width,
-                                x.data() + static_cast<size_t>(start[t + 1]) * width);
+      token_states[t].assign(x + static_cast<size_t>(start[t]) * width,
+                                x + static_cast<size_t>(start[t + 1]) * width);
     }
-    return;
   }
+  if (out == nullptr) return;
 
   // Mean over each text's tokens; a text without tokens pools to zeros.
   std::vector<float> pooled(static_cast<size_t>(texts) * width, 0.0f);
   for (int t = 0; t < texts; ++t) {
     float* row = pooled.data() + static_cast<size_t>(t) * width;
     for (int p = start[t]; p < start[t + 1]; ++p) {
-      const float* token = x.data() + static_cast<size_t>(p) * width;
+      const float* token = x + static_cast<size_t>(p) * width;
       for (int i = 0; i < width; ++i) row[i] += token[i];
     }
     const float inv = 1.0f / static_cast<float>(std::max(start[t + 1] - start[t], 1));
@@ -543,6 +720,18 @@ absl::StatusOr<std::unique_ptr<SentenceEncoder>> SentenceEncoder::Load(
   ASSIGN_OR_RETURN(model->max_tokens,
                    reader.IntScalar(absl::StrCat(kKona, "ClipToMaxLength/Less/y")));
   if (model->max_tokens < 1) return absl::DataLossError("token limit must be positive");
+  {
+    const int half = model->embed_dim / 2;
+    model->timing.resize(static_cast<size_t>(model->max_tokens) * model->embed_dim);
+    for (int p = 0; p < model->max_tokens; ++p) {
+      float* row = model->timing.data() + static_cast<size_t>(p) * model->embed_dim;
+      for (int i = 0; i < half; ++i) {
+        const float angle = static_cast<float>(p) * model->inv_timescales[i];
+        row[i] = std::sin(angle);
+        row[half + i] = std::cos(angle);
+      }
+    }
+  }
   ASSIGN_OR_RETURN(
       model->layer_norm_epsilon,
       reader.FloatScalar(absl::StrCat(kKona,
@@ -581,7 +770,26 @@ absl::StatusOr<std::vector<float>> SentenceEncoder::Encode(
   std::vector<float> out(texts.size() * static_cast<size_t>(dim()));
   RETURN_IF_ERROR(
       model_->ForEachPass(texts, [&](size_t first, const std::vector<std::vector<int>>& ids) {
-        model_->Run(ids, out.data() + first * static_cast<size_t>(dim()), nullptr);
+        model_->RunPass(ids, out.data() + first * static_cast<size_t>(dim()), nullptr);
+      }));
+  return out;
+}
+
+absl::StatusOr<EncodedTexts> SentenceEncoder::EncodeWithTokens(
+    absl::Span<const std::string> texts) const {
+  EncodedTexts out;
+  out.embeddings.resize(texts.size() * static_cast<size_t>(dim()));
+  out.tokens.resize(texts.size());
+  std::vector<std::vector<float>> states;
+  RETURN_IF_ERROR(
+      model_->ForEachPass(texts, [&](size_t first, const std::vector<std::vector<int>>& ids) {
+        states.assign(ids.size(), {});
+        model_->RunPass(ids, out.embeddings.data() + first * static_cast<size_t>(dim()),
+                        states.data());
+        for (size_t i = 0; i < ids.size(); ++i) {
+          out.tokens[first + i].ids = ids[i];
+          out.tokens[first + i].states = std::move(states[i]);
+        }
       }));
   return out;
 }
@@ -592,7 +800,8 @@ absl::StatusOr<std::vector<TokenStates>> SentenceEncoder::EncodeTokens(
   std::vector<std::vector<float>> states;
   RETURN_IF_ERROR(
       model_->ForEachPass(texts, [&](size_t first, const std::vector<std::vector<int>>& ids) {
-        model_->Run(ids, nullptr, &states);
+        states.assign(ids.size(), {});
+        model_->RunPass(ids, nullptr, states.data());
         for (size_t i = 0; i < ids.size(); ++i) {
           out[first + i].ids = ids[i];
           out[first + i].states = std::move(states[i]);

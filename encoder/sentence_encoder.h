@@ -18,8 +18,19 @@
 // norm epsilon and the token limit are read from the weight shards by name,
 // not assumed.
 //
+// Speed: the texts of a batch are packed into passes of up to
+// max_tokens_per_pass tokens, and a pass into groups of whole texts that an
+// OpenMP team runs side by side (both cores of a small machine); each
+// projection of a group is one single-threaded OpenBLAS sgemm over all its
+// tokens, attention one sgemm pair per head and text with a fused softmax.
+//
 // Thread safety: a loaded SentenceEncoder is immutable; Encode may be called
-// from several threads at once (each call allocates its own scratch).
+// from several threads at once. Concurrent calls take turns per pass for
+// the cores (passes of fewer than 512 tokens, such as queries, run at
+// once on the calling thread); everything else of a caller (tokenizing,
+// whatever it does between calls) overlaps. Each group of texts takes a
+// scratch area from a small pool (four are kept between calls, each up to
+// about 20 KB per token of a group) or allocates one.
 #ifndef MNEMO_ENCODER_SENTENCE_ENCODER_H_
 #define MNEMO_ENCODER_SENTENCE_ENCODER_H_
 
@@ -36,7 +47,7 @@ namespace mnemo::encoder {
 
 struct SentenceEncoderOptions {
   // Upper bound on the tokens encoded together in one pass of the network;
-  // a larger batch is cut into passes. Bounds scratch memory (about 12 KB
+  // a larger batch is cut into passes. Bounds scratch memory (about 20 KB
   // per token) at the price of smaller matrix products. Default 4096.
   int max_tokens_per_pass = 4096;
 };
@@ -46,6 +57,12 @@ struct SentenceEncoderOptions {
 struct TokenStates {
   std::vector<int> ids;       // the tokens the network saw (<= max_tokens())
   std::vector<float> states;  // ids.size() * state_dim() floats, row-major
+};
+
+// Both outputs of one pass of the network over a batch.
+struct EncodedTexts {
+  std::vector<float> embeddings;   // as Encode returns them
+  std::vector<TokenStates> tokens;  // as EncodeTokens returns them
 };
 
 class SentenceEncoder {
@@ -74,6 +91,12 @@ class SentenceEncoder {
   [[nodiscard]] absl::StatusOr<std::vector<TokenStates>> EncodeTokens(
       absl::Span<const std::string> texts) const;
 
+  // Encode and EncodeTokens at the price of one: the network runs once and
+  // gives both the pooled embeddings and the token states (for a store that
+  // keeps dense and late-interaction vectors of the same chunks).
+  [[nodiscard]] absl::StatusOr<EncodedTexts> EncodeWithTokens(
+      absl::Span<const std::string> texts) const;
+
   // Output dimension (512).
   int dim() const;
   // Width of a token state (512).
@@ -84,6 +107,7 @@ class SentenceEncoder {
 
  private:
   struct Model;
+  struct Workspace;
   explicit SentenceEncoder(std::unique_ptr<Model> model);
   std::unique_ptr<Model> model_;
 };

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "tests/encoder/test_assets.h"
@@ -139,6 +140,40 @@ TEST_F(SentenceEncoderTest, HugeBatchIsSplitIntoPassesWithSameResults) {
   EXPECT_LT(MaxAbsDiff(one_pass->data(), many_passes->data(), one_pass->size()), 1e-5f);
 }
 
+// Encode is called from several server threads at once; each call gets its
+// own scratch from the pool and the results match a call made alone. The
+// batch is large enough to be split over the OpenMP team.
+TEST_F(SentenceEncoderTest, ConcurrentCallsGiveTheSameResults) {
+  std::vector<std::string> texts;
+  for (int i = 0; i < 60; ++i) {
+    std::string text = absl::StrCat("concurrent text ", i, ":");
+    for (int w = 0; w < i % 17; ++w) absl::StrAppend(&text, " memory retrieval ", w * i);
+    texts.push_back(text);
+  }
+  auto want = encoder_->Encode(texts);
+  ASSERT_TRUE(want.ok()) << want.status();
+  std::vector<float> worst(3, 0.0f);
+  std::vector<absl::Status> status(3);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 2; ++round) {
+        auto got = encoder_->Encode(texts);
+        if (!got.ok()) {
+          status[t] = got.status();
+          return;
+        }
+        worst[t] = std::max(worst[t], MaxAbsDiff(got->data(), want->data(), want->size()));
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int t = 0; t < 3; ++t) {
+    EXPECT_TRUE(status[t].ok()) << status[t];
+    EXPECT_LT(worst[t], 1e-5f) << "thread " << t;
+  }
+}
+
 TEST_F(SentenceEncoderTest, TextPastTheTokenLimitIsTruncated) {
   std::string long_text;
   for (int i = 0; i < 100; ++i) long_text += "retrieval memory database ";
@@ -169,6 +204,29 @@ TEST_F(SentenceEncoderTest, TokenStatesHaveOneRowPerToken) {
   ASSERT_EQ((*alone)[0].states.size(), (*got)[0].states.size());
   EXPECT_LT(MaxAbsDiff((*alone)[0].states.data(), (*got)[0].states.data(), (*got)[0].states.size()),
             1e-4f);
+}
+
+// One pass gives what Encode and EncodeTokens give separately.
+TEST_F(SentenceEncoderTest, EncodeWithTokensMatchesEncodeAndEncodeTokens) {
+  std::vector<std::string> texts = {"memory for language models", "", "x"};
+  for (int i = 0; i < 40; ++i) texts.push_back(absl::StrCat("a longer text number ", i, " about storage"));
+  auto both = encoder_->EncodeWithTokens(texts);
+  auto embeddings = encoder_->Encode(texts);
+  auto tokens = encoder_->EncodeTokens(texts);
+  ASSERT_TRUE(both.ok()) << both.status();
+  ASSERT_TRUE(embeddings.ok()) << embeddings.status();
+  ASSERT_TRUE(tokens.ok()) << tokens.status();
+  ASSERT_EQ(both->embeddings.size(), embeddings->size());
+  EXPECT_LT(MaxAbsDiff(both->embeddings.data(), embeddings->data(), embeddings->size()), 1e-5f);
+  ASSERT_EQ(both->tokens.size(), texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    EXPECT_EQ(both->tokens[i].ids, (*tokens)[i].ids);
+    ASSERT_EQ(both->tokens[i].states.size(), (*tokens)[i].states.size()) << texts[i];
+    EXPECT_LT(MaxAbsDiff(both->tokens[i].states.data(), (*tokens)[i].states.data(),
+                         (*tokens)[i].states.size()),
+              1e-4f)
+        << texts[i];
+  }
 }
 
 TEST_F(SentenceEncoderTest, InvalidOptionsAreRejected) {
