@@ -61,6 +61,8 @@ v1::SearchMode SearchModeToProto(SearchMode mode) {
       return v1::SEARCH_MODE_HYBRID_RRF;
     case SearchMode::kHybridWeighted:
       return v1::SEARCH_MODE_HYBRID_WEIGHTED;
+    case SearchMode::kLateInteraction:
+      return v1::SEARCH_MODE_LATE_INTERACTION;
   }
   // An out-of-range value is passed on as is; the server refuses it.
   return static_cast<v1::SearchMode>(static_cast<int>(mode));
@@ -79,12 +81,20 @@ NamespaceInfo InfoFromProto(const v1::NamespaceInfo& p) {
   if (p.config().has_chunk_overlap_tokens()) {
     info.config.chunk_overlap_tokens = p.config().chunk_overlap_tokens();
   }
+  if (p.config().has_late_interaction()) {
+    info.config.late_interaction = p.config().late_interaction();
+  }
+  info.config.late_interaction_nbits = p.config().late_interaction_nbits();
+  info.config.late_interaction_train_tokens = p.config().late_interaction_train_tokens();
   info.chunk_count = p.chunk_count();
   info.document_count = p.document_count();
   info.index_trained = p.index_trained();
   info.index_description = p.index_description();
   info.created_unix_ms = p.created_unix_ms();
   info.approximate_bytes = p.approximate_bytes();
+  info.late_interaction_tokens = p.late_interaction_tokens();
+  info.late_interaction_trained = p.late_interaction_trained();
+  info.late_interaction_description = p.late_interaction_description();
   return info;
 }
 
@@ -199,6 +209,9 @@ class ClientImpl final : public Client {
     if (config.chunk_overlap_tokens.has_value()) {
       c->set_chunk_overlap_tokens(*config.chunk_overlap_tokens);
     }
+    if (config.late_interaction.has_value()) c->set_late_interaction(*config.late_interaction);
+    c->set_late_interaction_nbits(config.late_interaction_nbits);
+    c->set_late_interaction_train_tokens(config.late_interaction_train_tokens);
     v1::CreateNamespaceResponse response;
     RETURN_IF_ERROR(Call(call, [&](grpc::ClientContext* ctx) {
       return stub_->CreateNamespace(ctx, request, &response);
@@ -309,6 +322,8 @@ class ClientImpl final : public Client {
     request.mutable_params()->set_hnsw_ef_search(req.hnsw_ef_search);
     request.mutable_params()->set_ivf_nprobe(req.ivf_nprobe);
     request.mutable_params()->set_refine_factor(req.refine_factor);
+    request.mutable_params()->set_late_nprobe(req.late_nprobe);
+    request.mutable_params()->set_late_max_candidates(req.late_max_candidates);
     for (const std::string& text : req.text_queries) request.add_text_queries(text);
     request.set_mode(SearchModeToProto(req.mode));
     request.set_dense_weight(req.dense_weight);

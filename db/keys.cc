@@ -53,6 +53,12 @@ std::string NsCountersKey(uint32_t nsid) {
   return out;
 }
 
+std::string MultiVecCodecKey(uint32_t nsid) {
+  std::string out = kMultiVecCodecPrefix;
+  AppendU32(&out, nsid);
+  return out;
+}
+
 std::string DocKeyPrefix(uint32_t nsid) {
   std::string out = NsPrefix(nsid);
   out.push_back('d');

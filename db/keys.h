@@ -17,6 +17,10 @@
 //   dense  nsid internal_id(u64 BE)       -> dim float32, little-endian
 //   ilog   nsid seq(u64 BE)               -> op byte ('A' add / 'R' remove)
 //                                            + internal id u64 BE
+//   multivec nsid internal_id(u64 BE)     -> token vectors of the chunk (late
+//                                            interaction namespaces; records.h)
+//   meta   "mv/" nsid (u32 BE)            -> the namespace's trained token codec
+//                                            (index::ResidualCodec::Serialize)
 //   bm25   nsid ...                       -> BM25 postings of the chunks of an
 //                                            encoder namespace, by internal
 //                                            id (see bm25.h)
@@ -45,12 +49,15 @@ inline constexpr char kIdMapCf[] = "idmap";
 inline constexpr char kIndexLogCf[] = "ilog";
 // BM25 postings of encoder namespaces (layout in bm25.h; nsid-prefixed too).
 inline constexpr char kBm25Cf[] = "bm25";
+// Token vectors of late-interaction namespaces, keyed like `dense`.
+inline constexpr char kMultiVecCf[] = "multivec";
 
 // meta keys.
 inline constexpr char kSchemaVersionKey[] = "schema_version";
 inline constexpr char kNextNsIdKey[] = "next_nsid";
 inline constexpr char kNsConfigPrefix[] = "ns/";
 inline constexpr char kNsCountersPrefix[] = "st/";
+inline constexpr char kMultiVecCodecPrefix[] = "mv/";
 
 // Largest namespace id ever handed out; NsPrefix(id + 1) must not overflow.
 inline constexpr uint32_t kMaxNsId = 0xFFFFFFFEu;
@@ -72,6 +79,7 @@ std::string NsEnd(uint32_t nsid);
 
 std::string NsConfigKey(absl::string_view name);
 std::string NsCountersKey(uint32_t nsid);
+std::string MultiVecCodecKey(uint32_t nsid);
 
 std::string DocKey(uint32_t nsid, absl::string_view doc_id);
 // Prefix of all 'd' keys of a namespace.

@@ -161,6 +161,9 @@ std::string EncodeNamespace(const StoredNamespace& ns) {
     j["encoder"] = ns.config.encoder;
     j["chunk_max_tokens"] = ns.config.chunk_max_tokens;
     j["chunk_overlap_tokens"] = ns.config.chunk_overlap_tokens.value_or(0);
+    j["late_interaction"] = ns.config.late_interaction.value_or(false);
+    j["late_interaction_nbits"] = ns.config.late_interaction_nbits;
+    j["late_interaction_train_tokens"] = ns.config.late_interaction_train_tokens;
   }
   j["nsid"] = ns.nsid;
   j["created_unix_ms"] = ns.created_unix_ms;
@@ -189,6 +192,11 @@ absl::StatusOr<StoredNamespace> DecodeNamespace(absl::string_view value) {
       ns.config.chunk_max_tokens = j.at("chunk_max_tokens").get<uint32_t>();
       ns.config.chunk_overlap_tokens = j.at("chunk_overlap_tokens").get<uint32_t>();
     }
+    // Configs written before late interaction existed have it off.
+    ns.config.late_interaction = j.value("late_interaction", false);
+    ns.config.late_interaction_nbits = j.value("late_interaction_nbits", uint32_t{0});
+    ns.config.late_interaction_train_tokens =
+        j.value("late_interaction_train_tokens", uint64_t{0});
     ns.nsid = j.at("nsid").get<uint32_t>();
     ns.created_unix_ms = j.value("created_unix_ms", int64_t{0});
   } catch (const nlohmann::json::exception& e) {
@@ -225,6 +233,117 @@ absl::Status DecodeVector(absl::string_view value, uint32_t dim, std::vector<flo
   out->resize(old + dim);
   std::memcpy(out->data() + old, value.data(), value.size());
   return absl::OkStatus();
+}
+
+uint16_t FloatToHalf(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, sizeof(x));
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t exp = (x >> 23) & 0xffu;
+  uint32_t mant = x & 0x7fffffu;
+  if (exp == 0xffu) return static_cast<uint16_t>(sign | 0x7c00u | (mant != 0 ? 0x200u : 0));
+  const int e = static_cast<int>(exp) - 127 + 15;
+  if (e >= 0x1f) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow
+  if (e <= 0) {
+    // Subnormal half (or zero): shift the implicit-one mantissa into place.
+    if (e < -10) return static_cast<uint16_t>(sign);
+    mant |= 0x800000u;
+    const int shift = 14 - e;
+    uint32_t half = mant >> shift;
+    const uint32_t rest = mant & ((1u << shift) - 1);
+    const uint32_t halfway = 1u << (shift - 1);
+    if (rest > halfway || (rest == halfway && (half & 1u))) ++half;
+    return static_cast<uint16_t>(sign | half);
+  }
+  uint32_t half = (static_cast<uint32_t>(e) << 10) | (mant >> 13);
+  const uint32_t rest = mant & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (half & 1u))) ++half;  // may carry into exp
+  return static_cast<uint16_t>(sign | half);
+}
+
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t mant = h & 0x3ffu;
+  uint32_t x;
+  if (exp == 0) {
+    if (mant == 0) {
+      x = sign;
+    } else {
+      int e = -1;
+      do {
+        ++e;
+        mant <<= 1;
+      } while ((mant & 0x400u) == 0);
+      x = sign | (static_cast<uint32_t>(127 - 15 - e) << 23) | ((mant & 0x3ffu) << 13);
+    }
+  } else if (exp == 0x1f) {
+    x = sign | 0x7f800000u | (mant << 13);
+  } else {
+    x = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &x, sizeof(f));
+  return f;
+}
+
+namespace {
+constexpr uint8_t kMultiVecRaw = 0x01;
+constexpr uint8_t kMultiVecCoded = 0x02;
+}  // namespace
+
+std::string EncodeMultiVecRaw(absl::Span<const float> tokens, uint32_t dim) {
+  const uint32_t n = dim == 0 ? 0 : static_cast<uint32_t>(tokens.size() / dim);
+  std::string out(1, static_cast<char>(kMultiVecRaw));
+  AppendLe<uint32_t>(&out, n);
+  out.reserve(out.size() + tokens.size() * 2);
+  for (float f : tokens) AppendLe<uint16_t>(&out, FloatToHalf(f));
+  return out;
+}
+
+std::string EncodeMultiVecCoded(absl::Span<const uint32_t> centroids,
+                                absl::Span<const uint8_t> residuals) {
+  std::string out(1, static_cast<char>(kMultiVecCoded));
+  AppendLe<uint32_t>(&out, static_cast<uint32_t>(centroids.size()));
+  out.reserve(out.size() + centroids.size() * 4 + residuals.size());
+  for (uint32_t c : centroids) AppendLe<uint32_t>(&out, c);
+  out.append(reinterpret_cast<const char*>(residuals.data()), residuals.size());
+  return out;
+}
+
+absl::Status DecodeMultiVec(absl::string_view value, uint32_t dim, size_t code_size,
+                            MultiVecRecord* out) {
+  if (value.size() < 5) return absl::DataLossError("multivec record: truncated");
+  const uint8_t format = static_cast<uint8_t>(value[0]);
+  const uint32_t n = ReadLe<uint32_t>(value.data() + 1);
+  const absl::string_view body = value.substr(5);
+  if (n == 0) return absl::DataLossError("multivec record: no tokens");
+  *out = MultiVecRecord();
+  out->ntokens = n;
+  if (format == kMultiVecRaw) {
+    if (dim == 0 || body.size() != uint64_t{n} * dim * 2) {
+      return absl::DataLossError("multivec record: raw size mismatch");
+    }
+    out->raw.resize(size_t{n} * dim);
+    for (size_t i = 0; i < out->raw.size(); ++i) {
+      out->raw[i] = HalfToFloat(ReadLe<uint16_t>(body.data() + 2 * i));
+    }
+    return absl::OkStatus();
+  }
+  if (format == kMultiVecCoded) {
+    if (code_size == 0) {
+      return absl::DataLossError("multivec record: encoded tokens but no codec is stored");
+    }
+    if (body.size() != uint64_t{n} * (4 + code_size)) {
+      return absl::DataLossError("multivec record: encoded size mismatch");
+    }
+    out->encoded = true;
+    out->centroids.resize(n);
+    for (uint32_t i = 0; i < n; ++i) out->centroids[i] = ReadLe<uint32_t>(body.data() + 4 * i);
+    out->residuals.assign(body.begin() + size_t{n} * 4, body.end());
+    return absl::OkStatus();
+  }
+  return absl::DataLossError("multivec record: unknown format");
 }
 
 std::string EncodeSnapshot(uint32_t nsid, uint64_t log_seq,

@@ -15,6 +15,12 @@
 //
 // Namespace configs are JSON (readable with ldb, easy to extend); counters
 // and vectors are fixed-width binary.
+//
+//   MultiVecRecord (token vectors of one chunk, all integers little-endian):
+//     0x01 u32 ntokens  ntokens * dim fp16 (IEEE binary16)   staged, raw
+//     0x02 u32 ntokens  ntokens * u32 centroid id
+//                       ntokens * code_size residual bytes  encoded
+//   (index/residual_codec.h defines centroid ids and residual codes.)
 #ifndef MNEMO_DB_RECORDS_H_
 #define MNEMO_DB_RECORDS_H_
 
@@ -64,6 +70,28 @@ std::string EncodeVector(absl::Span<const float> v);
 // Appends the floats of `value` to `out`; DATA_LOSS when the size is not
 // dim * 4.
 absl::Status DecodeVector(absl::string_view value, uint32_t dim, std::vector<float>* out);
+
+// IEEE binary16 conversions (round to nearest even; overflow to infinity).
+uint16_t FloatToHalf(float f);
+float HalfToFloat(uint16_t h);
+
+// One chunk's token vectors as stored in the multivec CF.
+struct MultiVecRecord {
+  uint32_t ntokens = 0;
+  bool encoded = false;
+  std::vector<float> raw;            // staged: ntokens * dim (fp16 widened)
+  std::vector<uint32_t> centroids;   // encoded: ntokens
+  std::vector<uint8_t> residuals;    // encoded: ntokens * code_size
+};
+// `tokens` holds n * dim floats, stored as fp16.
+std::string EncodeMultiVecRaw(absl::Span<const float> tokens, uint32_t dim);
+std::string EncodeMultiVecCoded(absl::Span<const uint32_t> centroids,
+                                absl::Span<const uint8_t> residuals);
+// DATA_LOSS on a bad format byte, size or token count (>= 1 required).
+// `code_size` is only used for encoded records (pass 0 when no codec is
+// known: an encoded record is then DATA_LOSS).
+absl::Status DecodeMultiVec(absl::string_view value, uint32_t dim, size_t code_size,
+                            MultiVecRecord* out);
 
 // Index snapshot file: "MNEMOIDX" magic, u32 format (1), u32 nsid, u64 last
 // applied index-log seq, u64 payload size, payload (DenseIndex::Serialize),

@@ -101,6 +101,26 @@ struct NamespaceConfig {
   // Tokens repeated between consecutive chunks; unset = 16, at most half
   // the window. Encoder namespaces only. The store returns both resolved.
   std::optional<uint32_t> chunk_overlap_tokens;
+  // Late interaction (SearchMode::kLateInteraction): keep every chunk's
+  // token vectors (the encoder's final token states, unit-normalised),
+  // compressed ColBERTv2/PLAID-style, and search them by MaxSim. Unset =
+  // on for encoder namespaces; true without an encoder is
+  // INVALID_ARGUMENT. Costs one more encoder pass per chunk on upsert and
+  // 4 + dim * nbits / 8 bytes per token once the codec is trained
+  // (dim * 2 bytes, fp16, while staged before). The store returns it
+  // resolved (false for namespaces without an encoder).
+  std::optional<bool> late_interaction;
+  // Residual bits per dimension of the token codec, 1, 2 or 4; 0 = 2. 4
+  // bits (4 + dim / 2 bytes per token) ranks closer to exact MaxSim on
+  // encoder token states (see README). Late interaction only; the store
+  // returns it resolved (0 when off).
+  uint32_t late_interaction_nbits = 0;
+  // Tokens staged uncompressed before the namespace's codec (k-means
+  // centroids, bucket cutoffs and weights) is trained on them; 0 =
+  // index::kLateInteractionTrainTokens (32768). The codec is trained once,
+  // by the write that reaches this count, and encodes every later token.
+  // Late interaction only; the store returns it resolved (0 when off).
+  uint64_t late_interaction_train_tokens = 0;
 };
 
 struct NamespaceInfo {
@@ -111,6 +131,11 @@ struct NamespaceInfo {
   std::string index_description;
   int64_t created_unix_ms = 0;
   uint64_t approximate_bytes = 0;
+  // Late-interaction namespaces: token vectors held, whether the codec is
+  // trained, and a one-line description of the multi-vector index.
+  uint64_t late_interaction_tokens = 0;
+  bool late_interaction_trained = false;
+  std::string late_interaction_description;
 };
 
 // In an encoder namespace a document's text is chunked, embedded and
@@ -163,6 +188,14 @@ enum class SearchMode {
   kBm25,            // Okapi BM25 over chunk text (k1 1.2, b 0.75)
   kHybridRrf,       // reciprocal rank fusion of dense and BM25
   kHybridWeighted,  // weighted sum of min-max normalised dense and BM25
+  // MaxSim over the chunks' token vectors (late interaction, ColBERT):
+  // score = sum over the query's tokens of the best cosine with any token
+  // of the chunk. Text queries in late-interaction namespaces only
+  // (FAILED_PRECONDITION elsewhere). Once the namespace's codec is trained:
+  // centroid candidate generation, centroid-interaction pruning, then exact
+  // MaxSim over the decompressed tokens of the survivors; before, exact
+  // MaxSim over every staged chunk.
+  kLateInteraction,
 };
 
 struct SearchOptions {
@@ -175,6 +208,11 @@ struct SearchOptions {
   std::vector<std::string> text_queries;
   // Vector queries allow only kDense (INVALID_ARGUMENT otherwise).
   SearchMode mode = SearchMode::kDense;
+  // kLateInteraction knobs (index::MultiVectorSearchParams): centroids
+  // probed per query token and candidates kept for the MaxSim rerank;
+  // 0 = the index defaults, which bench_maxsim --real measures.
+  uint32_t late_nprobe = 0;
+  uint32_t late_max_candidates = 0;
   // kHybridWeighted: weights of the dense and BM25 lists, finite and >= 0;
   // both 0 = 0.5 each.
   float dense_weight = 0;
@@ -202,7 +240,8 @@ struct SearchOptions {
 struct Hit {
   std::string id;
   // kDense: see index::Metric. kBm25: the BM25 score. Hybrid modes: the
-  // fused score (higher is better).
+  // fused score (higher is better). kLateInteraction: the MaxSim (over
+  // decompressed tokens once trained).
   float score = 0;
   std::optional<Chunk> chunk;  // when payload or vectors were asked for
   std::string snippet;         // when highlight was asked for

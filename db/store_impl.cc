@@ -50,6 +50,8 @@
 #include "absl/strings/ascii.h"
 #include "encoder/chunker.h"
 #include "index/fusion.h"
+#include "index/multivec.h"
+#include "index/residual_codec.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
@@ -72,6 +74,10 @@ constexpr uint32_t kDefaultChunkOverlapTokens = 16;
 constexpr uint32_t kMaxChunkTokens = 4096;
 // Candidates each list contributes to a hybrid search (at least k).
 constexpr int kHybridDepth = 50;
+// Late interaction defaults (see NamespaceConfig).
+constexpr uint32_t kDefaultLateNbits = 2;
+// Chunks whose token states are computed in one encoder call on upsert.
+constexpr size_t kTokenEncodeBatch = 64;
 
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view context) {
   if (s.ok()) return absl::OkStatus();
@@ -200,6 +206,51 @@ index::DenseIndexOptions IndexOptionsFor(const NamespaceConfig& config) {
   return o;
 }
 
+index::MultiVectorIndexOptions MultiVecOptionsFor(const NamespaceConfig& config) {
+  index::MultiVectorIndexOptions o;
+  o.dim = config.dim;
+  o.nbits = config.late_interaction_nbits;
+  // The store trains the codec itself (so that it can persist it in the
+  // same write), never the index.
+  o.train_threshold = std::numeric_limits<uint64_t>::max();
+  return o;
+}
+
+// Drops token rows of zero (or non-finite) norm, which the multi-vector
+// index refuses, and unit-normalises the rest. Empty when none is left.
+absl::StatusOr<std::vector<float>> CleanTokens(std::vector<float> states, uint32_t dim) {
+  std::vector<float> kept;
+  kept.reserve(states.size());
+  for (size_t t = 0; (t + 1) * dim <= states.size(); ++t) {
+    double norm = 0;
+    bool finite = true;
+    for (size_t j = 0; j < dim; ++j) {
+      const float x = states[t * dim + j];
+      finite = finite && std::isfinite(x);
+      norm += double{x} * x;
+    }
+    if (!finite || !(norm > 0) || !std::isfinite(norm)) continue;
+    kept.insert(kept.end(), states.begin() + t * dim, states.begin() + (t + 1) * dim);
+  }
+  std::vector<float> out;
+  if (kept.empty()) return out;
+  RETURN_IF_ERROR(index::NormalizeMultiVectorTokens(kept, dim, &out));
+  return out;
+}
+
+// A chunk's token vectors on their way into a write: encoded with the
+// namespace's codec when it had one, else staged raw (unit-norm rows
+// already rounded through fp16, so memory and disk hold the same values).
+struct PendingTokens {
+  std::vector<float> raw;
+  index::ResidualCodes codes;
+  bool encoded = false;
+};
+
+void RoundThroughHalf(std::vector<float>* v) {
+  for (float& x : *v) x = records::HalfToFloat(records::FloatToHalf(x));
+}
+
 // True when `text` holds nothing but whitespace.
 bool IsBlank(absl::string_view text) {
   for (char c : text) {
@@ -228,6 +279,11 @@ struct Namespace {
   // BM25 over the chunks' text, encoder namespaces only (null otherwise).
   // Its updates are staged and applied under the writer lock.
   std::unique_ptr<Bm25Index> bm25 ABSL_GUARDED_BY(mu);
+  // Token vectors of every chunk, late-interaction namespaces only (null
+  // otherwise). Mirrors the multivec CF: rebuilt from it on open, updated
+  // after each committed write. Its codec, once trained, is the one stored
+  // under meta MultiVecCodecKey.
+  std::unique_ptr<index::MultiVectorIndex> multivec ABSL_GUARDED_BY(mu);
   index::AttributeTable attrs ABSL_GUARDED_BY(mu);
   // internal id -> external chunk id of every live chunk.
   absl::flat_hash_map<int64_t, std::string> external_ids ABSL_GUARDED_BY(mu);
@@ -307,10 +363,47 @@ class StoreImpl final : public Store {
   absl::StatusOr<std::unique_ptr<index::DenseIndex>> BuildIndexFromDense(const Namespace& ns);
   absl::Status RebuildIndexLocked(Namespace* ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ns->mu);
   void RemoveOrphanSnapshots();
+  // Builds the namespace's multi-vector index from its stored codec and
+  // multivec rows (every row must belong to a live chunk).
+  absl::StatusOr<std::unique_ptr<index::MultiVectorIndex>> BuildMultiVecFromCf(
+      const Namespace& ns) ABSL_SHARED_LOCKS_REQUIRED(ns.mu);
+  // Token states of `chunks` (those with text), encoded with `codec` when
+  // given, else staged raw. Runs the encoder for the chunks whose states
+  // `known` (null, or one entry per chunk) does not already hold; called
+  // outside the lock.
+  absl::StatusOr<std::vector<std::optional<PendingTokens>>> PrepareTokens(
+      const text::TextEncoder& enc, const std::vector<Chunk>& chunks, uint32_t dim,
+      const index::ResidualCodec* codec,
+      std::vector<std::optional<std::vector<float>>>* known = nullptr);
+  // Adds the multivec rows of a write to `batch`: the new chunks' rows and,
+  // when this write brings the staged tokens to the training threshold, the
+  // codec trained on them plus every surviving staged row re-encoded.
+  // `removed` are the ids this write deletes. Fills `*trained` with the new
+  // codec (null when none was trained) and `*reencoded` with the staged
+  // documents rewritten in encoded form.
+  absl::Status StageMultiVecLocked(
+      Namespace* ns, rocksdb::WriteBatch* batch, const std::vector<int64_t>& removed,
+      const std::vector<int64_t>& ids, std::vector<std::optional<PendingTokens>>* tokens,
+      std::shared_ptr<const index::ResidualCodec>* trained,
+      std::vector<std::pair<int64_t, index::ResidualCodes>>* reencoded)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ns->mu);
+  // Brings the multi-vector index in line with a committed write (see
+  // StageMultiVecLocked); rebuilds it from the CF when an update fails.
+  absl::Status ApplyMultiVecLocked(
+      Namespace* ns, const std::vector<int64_t>& removed, const std::vector<int64_t>& ids,
+      std::vector<std::optional<PendingTokens>> tokens,
+      std::shared_ptr<const index::ResidualCodec> trained,
+      std::vector<std::pair<int64_t, index::ResidualCodes>> reencoded)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ns->mu);
 
   // Search with options.text_queries (see SearchOptions).
   absl::StatusOr<std::vector<std::vector<Hit>>> TextSearch(Namespace* ns,
                                                            absl::Span<const float> queries,
+                                                           const SearchOptions& options)
+      ABSL_LOCKS_EXCLUDED(ns->mu);
+  // TextSearch in SearchMode::kLateInteraction, options already validated.
+  absl::StatusOr<std::vector<std::vector<Hit>>> LateSearch(Namespace* ns,
+                                                           const text::TextEncoder& enc,
                                                            const SearchOptions& options)
       ABSL_LOCKS_EXCLUDED(ns->mu);
   // Top-k (internal id, score) per query of the dense index; queries holds
@@ -356,7 +449,7 @@ class StoreImpl final : public Store {
     return w;
   }
   std::vector<rocksdb::ColumnFamilyHandle*> DataCfs() const {
-    return {docs_, chunks_, dense_, idmap_, ilog_, bm25_};
+    return {docs_, chunks_, dense_, idmap_, ilog_, bm25_, multivec_};
   }
 
   void RequestSnapshot() ABSL_LOCKS_EXCLUDED(bg_mu_);
@@ -379,6 +472,7 @@ class StoreImpl final : public Store {
   rocksdb::ColumnFamilyHandle* idmap_ = nullptr;
   rocksdb::ColumnFamilyHandle* ilog_ = nullptr;
   rocksdb::ColumnFamilyHandle* bm25_ = nullptr;
+  rocksdb::ColumnFamilyHandle* multivec_ = nullptr;
 
   absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
@@ -444,7 +538,7 @@ absl::Status StoreImpl::OpenDb() {
   if (!list.ok()) names.clear();
   for (const char* required :
        {rocksdb::kDefaultColumnFamilyName.c_str(), keys::kMetaCf, keys::kDocsCf, keys::kChunksCf,
-        keys::kDenseCf, keys::kIdMapCf, keys::kIndexLogCf, keys::kBm25Cf}) {
+        keys::kDenseCf, keys::kIdMapCf, keys::kIndexLogCf, keys::kBm25Cf, keys::kMultiVecCf}) {
     if (std::find(names.begin(), names.end(), required) == names.end()) {
       names.push_back(required);
     }
@@ -465,6 +559,7 @@ absl::Status StoreImpl::OpenDb() {
     if (n == keys::kIdMapCf) idmap_ = handles_[i];
     if (n == keys::kIndexLogCf) ilog_ = handles_[i];
     if (n == keys::kBm25Cf) bm25_ = handles_[i];
+    if (n == keys::kMultiVecCf) multivec_ = handles_[i];
   }
 
   ASSIGN_OR_RETURN(auto version, GetOne(meta_, keys::kSchemaVersionKey));
@@ -613,7 +708,57 @@ absl::Status StoreImpl::LoadNamespace(Namespace* ns) {
     // Force the next snapshot to be written.
     ns->ops_since_snapshot = std::max<uint64_t>(1, ns->external_ids.size());
   }
+  if (ns->config.late_interaction.value_or(false)) {
+    // The multivec CF is committed with the chunks, so it is always the
+    // complete truth: no snapshot, no log replay needed.
+    ASSIGN_OR_RETURN(ns->multivec, BuildMultiVecFromCf(*ns));
+    spdlog::info("namespace '{}': {}", ns->config.name, ns->multivec->Describe());
+  }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<index::MultiVectorIndex>> StoreImpl::BuildMultiVecFromCf(
+    const Namespace& ns) {
+  ASSIGN_OR_RETURN(auto mv, index::MultiVectorIndex::Create(MultiVecOptionsFor(ns.config)));
+  ASSIGN_OR_RETURN(auto codec_bytes, GetOne(meta_, keys::MultiVecCodecKey(ns.nsid)));
+  size_t code_size = 0;
+  if (codec_bytes.has_value()) {
+    auto codec = index::ResidualCodec::Deserialize(absl::MakeConstSpan(
+        reinterpret_cast<const uint8_t*>(codec_bytes->data()), codec_bytes->size()));
+    if (!codec.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("stored token codec: ", codec.status().message()));
+    }
+    code_size = (*codec)->code_size();
+    RETURN_IF_ERROR(Annotate(mv->AdoptCodec(std::shared_ptr<const index::ResidualCodec>(
+                                 *std::move(codec))),
+                             "stored token codec"));
+  }
+  const std::string begin = keys::NsPrefix(ns.nsid);
+  const std::string end = keys::NsEnd(ns.nsid);
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper(end);
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, multivec_));
+  records::MultiVecRecord row;
+  for (it->Seek(begin); it->Valid(); it->Next()) {
+    auto id = keys::RowKeyId(View(it->key()));
+    if (!id.has_value()) return absl::DataLossError("malformed multivec key");
+    const auto internal = static_cast<int64_t>(*id);
+    if (!ns.external_ids.contains(internal)) {
+      return absl::DataLossError(
+          absl::StrCat("multivec row ", internal, " belongs to no stored chunk"));
+    }
+    RETURN_IF_ERROR(records::DecodeMultiVec(View(it->value()), ns.config.dim, code_size, &row));
+    if (row.encoded) {
+      RETURN_IF_ERROR(mv->AddEncoded(internal, row.centroids, row.residuals));
+    } else {
+      // Staged row (or, should a codec exist, one it encodes now).
+      RETURN_IF_ERROR(mv->Add(internal, row.raw));
+    }
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scanning token vectors"));
+  return mv;
 }
 
 absl::Status StoreImpl::LoadSnapshotAndReplay(Namespace* ns,
@@ -770,6 +915,7 @@ absl::Status StoreImpl::CloseImpl(bool save_snapshots) {
     ns->gone = Gone::kClosed;
     ns->index.reset();
     ns->bm25.reset();
+    ns->multivec.reset();
   }
   rocksdb::FlushOptions flush;
   flush.wait = true;
@@ -905,6 +1051,11 @@ NamespaceInfo StoreImpl::InfoLocked(const Namespace& ns) {
   info.index_trained = ns.index->is_trained();
   info.index_description = ns.index->Describe();
   info.created_unix_ms = ns.created_unix_ms;
+  if (ns.multivec != nullptr) {
+    info.late_interaction_tokens = ns.multivec->num_tokens();
+    info.late_interaction_trained = ns.multivec->is_trained();
+    info.late_interaction_description = ns.multivec->Describe();
+  }
   const std::string begin = keys::NsPrefix(ns.nsid);
   const std::string end = keys::NsEnd(ns.nsid);
   rocksdb::Range range(begin, end);
@@ -958,13 +1109,33 @@ absl::StatusOr<NamespaceInfo> StoreImpl::CreateNamespace(const NamespaceConfig& 
           "chunk_overlap_tokens must be at most half of chunk_max_tokens (", chunking.max_tokens,
           "), got ", *config.chunk_overlap_tokens));
     }
+    if (!config.late_interaction.has_value()) config.late_interaction = true;
+    if (*config.late_interaction) {
+      if (config.late_interaction_nbits == 0) config.late_interaction_nbits = kDefaultLateNbits;
+      if (config.late_interaction_nbits != 1 && config.late_interaction_nbits != 2 &&
+          config.late_interaction_nbits != 4) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "late_interaction_nbits must be 1, 2 or 4, got ", config.late_interaction_nbits));
+      }
+      if (config.late_interaction_train_tokens == 0) {
+        config.late_interaction_train_tokens = index::kLateInteractionTrainTokens;
+      }
+    } else if (config.late_interaction_nbits != 0 || config.late_interaction_train_tokens != 0) {
+      return absl::InvalidArgumentError(
+          "late_interaction_nbits and late_interaction_train_tokens need late_interaction");
+    }
     // Fail early when the encoder cannot be loaded: such a namespace could
     // not take text.
     RETURN_IF_ERROR(text::GetEncoder(options_.encoder_dir, config.encoder).status());
   } else if (config.chunk_max_tokens != 0 || config.chunk_overlap_tokens.has_value()) {
     return absl::InvalidArgumentError(
         "chunk_max_tokens and chunk_overlap_tokens apply to encoder namespaces only");
+  } else if (config.late_interaction.value_or(false) || config.late_interaction_nbits != 0 ||
+             config.late_interaction_train_tokens != 0) {
+    return absl::InvalidArgumentError(
+        "late interaction needs an encoder namespace: its token vectors come from the encoder");
   }
+  if (config.encoder.empty()) config.late_interaction = false;
   if (config.metric_unset) config.metric = Metric::kInnerProduct;
   config.metric_unset = false;
   if (config.dim < 1 || config.dim > limits.max_dim) {
@@ -1011,6 +1182,9 @@ absl::StatusOr<NamespaceInfo> StoreImpl::CreateNamespace(const NamespaceConfig& 
   if (!config.encoder.empty()) {
     // The namespace id is fresh, so its BM25 key range is empty.
     ASSIGN_OR_RETURN(ns->bm25, Bm25Index::Open(db_.get(), bm25_, ns->nsid));
+  }
+  if (*config.late_interaction) {
+    ASSIGN_OR_RETURN(ns->multivec, index::MultiVectorIndex::Create(MultiVecOptionsFor(config)));
   }
   ns->index = *std::move(created);
   ns->counters = counters;
@@ -1073,11 +1247,13 @@ absl::Status StoreImpl::DropNamespace(absl::string_view name) {
   }
   batch.Delete(meta_, keys::NsConfigKey(ns->config.name));
   batch.Delete(meta_, keys::NsCountersKey(ns->nsid));
+  batch.Delete(meta_, keys::MultiVecCodecKey(ns->nsid));
   RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "dropping namespace"));
 
   ns->gone = Gone::kDropped;
   ns->index.reset();
   ns->bm25.reset();
+  ns->multivec.reset();
   ns->attrs.Clear();
   ns->external_ids.clear();
   namespaces_.erase(it);
@@ -1209,6 +1385,7 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
   std::vector<Chunk> prepared;
   absl::Span<const Chunk> chunks = chunks_in;
   std::vector<std::vector<uint32_t>> chunk_terms;
+  std::vector<std::optional<PendingTokens>> chunk_tokens;  // late interaction
   absl::flat_hash_set<std::string> text_docs;  // documents whose chunks are replaced
   if (text_ns && (!documents.empty() || !chunks_in.empty())) {
     ASSIGN_OR_RETURN(const text::TextEncoder* enc,
@@ -1260,8 +1437,25 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
       to_embed.push_back(prepared[c].text);
       embed_index.push_back(c);
     }
+    // With late interaction the network runs once per chunk for both the
+    // pooled embedding and the token states.
+    const bool late = ns->config.late_interaction.value_or(false);
+    std::vector<std::optional<std::vector<float>>> known_states;
+    if (late) known_states.resize(prepared.size());
     if (!to_embed.empty()) {
-      ASSIGN_OR_RETURN(std::vector<float> embedded, enc->Encode(to_embed));
+      std::vector<float> embedded;
+      if (late) {
+        ASSIGN_OR_RETURN(auto both, enc->EncodeWithTokens(to_embed));
+        embedded = std::move(both.first);
+        if (both.second.size() != to_embed.size()) {
+          return absl::InternalError("encoder returned token states for a different batch size");
+        }
+        for (size_t j = 0; j < embed_index.size(); ++j) {
+          known_states[embed_index[j]] = std::move(both.second[j]);
+        }
+      } else {
+        ASSIGN_OR_RETURN(embedded, enc->Encode(to_embed));
+      }
       if (embedded.size() != to_embed.size() * dim) {
         return absl::InternalError(absl::StrCat("encoder returned ", embedded.size(),
                                                 " floats for ", to_embed.size(), " texts"));
@@ -1275,6 +1469,19 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
     for (size_t c = 0; c < prepared.size(); ++c) {
       ASSIGN_OR_RETURN(std::vector<int> ids, enc->Tokenize(prepared[c].text));
       chunk_terms[c].assign(ids.begin(), ids.end());
+    }
+    if (ns->config.late_interaction.value_or(false)) {
+      // The codec only ever goes from absent to trained, so tokens encoded
+      // with the one seen here stay valid; tokens staged raw because there
+      // was none are encoded under the lock should one appear meanwhile.
+      std::shared_ptr<const index::ResidualCodec> codec;
+      {
+        absl::ReaderMutexLock l(&ns->mu);
+        RETURN_IF_ERROR(ns->GoneStatus());
+        if (ns->multivec != nullptr) codec = ns->multivec->codec();
+      }
+      ASSIGN_OR_RETURN(chunk_tokens,
+                       PrepareTokens(*enc, prepared, dim, codec.get(), &known_states));
     }
     chunks = prepared;
   }
@@ -1410,6 +1617,13 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
       added_external.push_back(chunk.id);
     }
   }
+  std::shared_ptr<const index::ResidualCodec> trained_codec;
+  std::vector<std::pair<int64_t, index::ResidualCodes>> reencoded;
+  if (ns->multivec != nullptr) {
+    if (chunk_tokens.size() != added.size()) chunk_tokens.resize(added.size());
+    RETURN_IF_ERROR(StageMultiVecLocked(ns.get(), &batch, removed, added, &chunk_tokens,
+                                        &trained_codec, &reencoded));
+  }
   batch.Put(meta_, keys::NsCountersKey(nsid), records::EncodeCounters(counters));
   RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "writing"));
 
@@ -1423,10 +1637,207 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
   }
   RETURN_IF_ERROR(ApplyLocked(ns.get(), removed, added, vectors, std::move(added_attrs),
                               std::move(added_external), new_docs, counters, log_ops));
+  if (ns->multivec != nullptr) {
+    RETURN_IF_ERROR(ApplyMultiVecLocked(ns.get(), removed, added, std::move(chunk_tokens),
+                                        std::move(trained_codec), std::move(reencoded)));
+  }
   WriteResult result;
   result.documents_written = documents.size();
   result.chunks_written = chunks.size();
   return result;
+}
+
+absl::StatusOr<std::vector<std::optional<PendingTokens>>> StoreImpl::PrepareTokens(
+    const text::TextEncoder& enc, const std::vector<Chunk>& chunks, uint32_t dim,
+    const index::ResidualCodec* codec, std::vector<std::optional<std::vector<float>>>* known) {
+  if (enc.token_dim() != static_cast<int>(dim)) {
+    return absl::InternalError(absl::StrCat("encoder token states have ", enc.token_dim(),
+                                            " dimensions; the namespace dim is ", dim));
+  }
+  std::vector<std::optional<PendingTokens>> out(chunks.size());
+  std::vector<std::string> texts;
+  std::vector<size_t> where;
+  auto flush = [&]() -> absl::Status {
+    if (texts.empty()) return absl::OkStatus();
+    std::vector<std::vector<float>> states;
+    if (known != nullptr && (*known)[where.front()].has_value()) {
+      for (size_t w : where) states.push_back(std::move(*(*known)[w]));
+    } else {
+      ASSIGN_OR_RETURN(states, enc.EncodeTokens(texts));
+    }
+    if (states.size() != texts.size()) {
+      return absl::InternalError("encoder returned token states for a different batch size");
+    }
+    for (size_t i = 0; i < states.size(); ++i) {
+      ASSIGN_OR_RETURN(std::vector<float> clean, CleanTokens(std::move(states[i]), dim));
+      if (clean.empty()) continue;  // no usable token: no row
+      PendingTokens pending;
+      if (codec != nullptr) {
+        ASSIGN_OR_RETURN(pending.codes, codec->Encode(clean));
+        pending.encoded = true;
+      } else {
+        RoundThroughHalf(&clean);
+        pending.raw = std::move(clean);
+      }
+      out[where[i]] = std::move(pending);
+    }
+    texts.clear();
+    where.clear();
+    return absl::OkStatus();
+  };
+  // Chunks whose states are known go in batches of their own, so a batch
+  // is either all known or all to encode.
+  for (const bool want_known : {true, false}) {
+    for (size_t c = 0; c < chunks.size(); ++c) {
+      if (IsBlank(chunks[c].text)) continue;
+      const bool is_known = known != nullptr && (*known)[c].has_value();
+      if (is_known != want_known) continue;
+      texts.push_back(chunks[c].text);
+      where.push_back(c);
+      if (texts.size() >= kTokenEncodeBatch) RETURN_IF_ERROR(flush());
+    }
+    RETURN_IF_ERROR(flush());
+  }
+  return out;
+}
+
+absl::Status StoreImpl::StageMultiVecLocked(
+    Namespace* ns, rocksdb::WriteBatch* batch, const std::vector<int64_t>& removed,
+    const std::vector<int64_t>& ids, std::vector<std::optional<PendingTokens>>* tokens,
+    std::shared_ptr<const index::ResidualCodec>* trained,
+    std::vector<std::pair<int64_t, index::ResidualCodes>>* reencoded) {
+  const uint32_t nsid = ns->nsid;
+  const uint32_t dim = ns->config.dim;
+  for (int64_t id : removed) batch->Delete(multivec_, keys::RowKey(nsid, id));
+  std::shared_ptr<const index::ResidualCodec> codec = ns->multivec->codec();
+  // Normalises a staged (fp16-rounded) row as the index does, then encodes.
+  auto encode_raw = [&](const index::ResidualCodec& with,
+                        const std::vector<float>& raw) -> absl::StatusOr<index::ResidualCodes> {
+    std::vector<float> unit;
+    RETURN_IF_ERROR(index::NormalizeMultiVectorTokens(raw, dim, &unit));
+    return with.Encode(unit);
+  };
+  uint64_t new_raw_tokens = 0;
+  for (const auto& t : *tokens) {
+    if (t.has_value() && !t->encoded) new_raw_tokens += t->raw.size() / dim;
+  }
+  if (codec == nullptr && new_raw_tokens > 0 &&
+      ns->multivec->num_tokens() + new_raw_tokens >= ns->config.late_interaction_train_tokens) {
+    // Train on every surviving staged row plus this write's tokens, in id
+    // order (stored rows first: their ids are smaller).
+    absl::flat_hash_set<int64_t> gone(removed.begin(), removed.end());
+    std::vector<std::pair<int64_t, std::vector<float>>> staged;
+    {
+      const std::string begin = keys::NsPrefix(nsid);
+      const std::string end = keys::NsEnd(nsid);
+      rocksdb::ReadOptions ro;
+      rocksdb::Slice upper(end);
+      ro.iterate_upper_bound = &upper;
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, multivec_));
+      records::MultiVecRecord row;
+      for (it->Seek(begin); it->Valid(); it->Next()) {
+        auto id = keys::RowKeyId(View(it->key()));
+        if (!id.has_value()) return absl::DataLossError("malformed multivec key");
+        if (gone.contains(static_cast<int64_t>(*id))) continue;
+        RETURN_IF_ERROR(records::DecodeMultiVec(View(it->value()), dim, 0, &row));
+        staged.emplace_back(static_cast<int64_t>(*id), std::move(row.raw));
+      }
+      RETURN_IF_ERROR(FromRocks(it->status(), "scanning staged token vectors"));
+    }
+    uint64_t total = new_raw_tokens;
+    for (const auto& [id, raw] : staged) total += raw.size() / dim;
+    const index::MultiVectorIndexOptions options = MultiVecOptionsFor(ns->config);
+    const uint64_t stride = index::MultiVectorSampleStride(options, total);
+    std::vector<float> sample;
+    uint64_t seen = 0;
+    auto take = [&](const std::vector<float>& raw) {
+      for (size_t t = 0; (t + 1) * dim <= raw.size(); ++t, ++seen) {
+        if (seen % stride == 0) {
+          sample.insert(sample.end(), raw.begin() + t * dim, raw.begin() + (t + 1) * dim);
+        }
+      }
+    };
+    for (const auto& [id, raw] : staged) take(raw);
+    for (const auto& t : *tokens) {
+      if (t.has_value() && !t->encoded) take(t->raw);
+    }
+    std::vector<float> unit_sample;
+    RETURN_IF_ERROR(index::NormalizeMultiVectorTokens(sample, dim, &unit_sample));
+    sample.clear();
+    ASSIGN_OR_RETURN(std::unique_ptr<index::ResidualCodec> fresh,
+                     index::TrainMultiVectorCodec(options, total, unit_sample));
+    codec = std::shared_ptr<const index::ResidualCodec>(std::move(fresh));
+    ASSIGN_OR_RETURN(std::vector<uint8_t> codec_bytes, codec->Serialize());
+    batch->Put(meta_, keys::MultiVecCodecKey(nsid),
+               rocksdb::Slice(reinterpret_cast<const char*>(codec_bytes.data()),
+                              codec_bytes.size()));
+    for (auto& [id, raw] : staged) {
+      ASSIGN_OR_RETURN(index::ResidualCodes codes, encode_raw(*codec, raw));
+      batch->Put(multivec_, keys::RowKey(nsid, id),
+                 records::EncodeMultiVecCoded(codes.centroids, codes.residuals));
+      reencoded->emplace_back(id, std::move(codes));
+    }
+    *trained = codec;
+    spdlog::info("namespace '{}': trained the token codec on {} tokens ({} centroids, {}-bit)",
+                 ns->config.name, total, codec->num_centroids(), codec->nbits());
+  }
+  for (size_t i = 0; i < tokens->size(); ++i) {
+    std::optional<PendingTokens>& t = (*tokens)[i];
+    if (!t.has_value()) continue;
+    if (!t->encoded && codec != nullptr) {
+      ASSIGN_OR_RETURN(t->codes, encode_raw(*codec, t->raw));
+      t->raw.clear();
+      t->encoded = true;
+    }
+    batch->Put(multivec_, keys::RowKey(nsid, ids[i]),
+               t->encoded ? records::EncodeMultiVecCoded(t->codes.centroids, t->codes.residuals)
+                          : records::EncodeMultiVecRaw(t->raw, dim));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StoreImpl::ApplyMultiVecLocked(
+    Namespace* ns, const std::vector<int64_t>& removed, const std::vector<int64_t>& ids,
+    std::vector<std::optional<PendingTokens>> tokens,
+    std::shared_ptr<const index::ResidualCodec> trained,
+    std::vector<std::pair<int64_t, index::ResidualCodes>> reencoded) {
+  auto apply = [&]() -> absl::Status {
+    if (trained != nullptr) {
+      // Every surviving staged row was rewritten encoded: start over from
+      // those, exactly as Open would rebuild them.
+      ASSIGN_OR_RETURN(auto fresh,
+                       index::MultiVectorIndex::Create(MultiVecOptionsFor(ns->config)));
+      RETURN_IF_ERROR(fresh->AdoptCodec(trained));
+      for (const auto& [id, codes] : reencoded) {
+        RETURN_IF_ERROR(fresh->AddEncoded(id, codes.centroids, codes.residuals));
+      }
+      ns->multivec = std::move(fresh);
+    } else {
+      for (int64_t id : removed) RETURN_IF_ERROR(ns->multivec->Remove(id).status());
+    }
+    for (size_t i = 0; i < tokens.size() && i < ids.size(); ++i) {
+      const std::optional<PendingTokens>& t = tokens[i];
+      if (!t.has_value()) continue;
+      if (t->encoded) {
+        RETURN_IF_ERROR(ns->multivec->AddEncoded(ids[i], t->codes.centroids, t->codes.residuals));
+      } else {
+        RETURN_IF_ERROR(ns->multivec->Add(ids[i], t->raw));
+      }
+    }
+    return absl::OkStatus();
+  };
+  absl::Status st = apply();
+  if (st.ok()) return st;
+  spdlog::error("namespace '{}': token index update failed ({}); rebuilding from stored rows",
+                ns->config.name, st.ToString());
+  auto rebuilt = BuildMultiVecFromCf(*ns);
+  if (!rebuilt.ok()) {
+    return absl::InternalError(absl::StrCat(
+        "write committed but the token index could not be updated: ", st.message(),
+        "; rebuild failed: ", rebuilt.status().message()));
+  }
+  ns->multivec = *std::move(rebuilt);
+  return absl::OkStatus();
 }
 
 // Checks the id lists of a Get or Delete: at most max_write_batch ids in
@@ -1508,6 +1919,7 @@ absl::StatusOr<DeleteResult> StoreImpl::Delete(absl::string_view ns_name,
     batch.Delete(idmap_, map_keys[victim_index[j]]);
     batch.Delete(chunks_, row_keys[j]);
     batch.Delete(dense_, row_keys[j]);
+    if (ns->multivec != nullptr) batch.Delete(multivec_, row_keys[j]);
     if (ns->bm25 != nullptr) {
       RETURN_IF_ERROR(ns->bm25->RemoveToBatch(&batch, removed[j], &bm25_update));
     }
@@ -1534,6 +1946,9 @@ absl::StatusOr<DeleteResult> StoreImpl::Delete(absl::string_view ns_name,
     }
   }
   RETURN_IF_ERROR(ApplyLocked(ns.get(), removed, {}, {}, {}, {}, doc_delta, counters, log_ops));
+  if (ns->multivec != nullptr) {
+    RETURN_IF_ERROR(ApplyMultiVecLocked(ns.get(), removed, {}, {}, nullptr, {}));
+  }
   return result;
 }
 
@@ -1697,8 +2112,8 @@ absl::StatusOr<std::vector<std::vector<Hit>>> StoreImpl::Search(absl::string_vie
   if (!options.text_queries.empty()) return TextSearch(ns.get(), queries, options);
   if (options.mode != SearchMode::kDense) {
     return absl::InvalidArgumentError(
-        "vector queries are searched in DENSE mode only; BM25 and hybrid modes need text "
-        "queries");
+        "vector queries are searched in DENSE mode only; BM25, hybrid and late-interaction "
+        "modes need text queries");
   }
   if (options.highlight) {
     return absl::InvalidArgumentError("highlight needs text queries");
@@ -1765,6 +2180,7 @@ absl::StatusOr<std::vector<std::vector<Hit>>> StoreImpl::TextSearch(
     case SearchMode::kBm25:
     case SearchMode::kHybridRrf:
     case SearchMode::kHybridWeighted:
+    case SearchMode::kLateInteraction:
       break;
     default:
       return absl::InvalidArgumentError(
@@ -1778,8 +2194,16 @@ absl::StatusOr<std::vector<std::vector<Hit>>> StoreImpl::TextSearch(
     return absl::InvalidArgumentError(absl::StrCat("rrf_k must be >= 0, got ", options.rrf_k));
   }
   RETURN_IF_ERROR(index::ValidateFilter(options.filter));
+  if (options.mode == SearchMode::kLateInteraction &&
+      !ns->config.late_interaction.value_or(false)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "namespace '", ns->config.name,
+        "' keeps no token vectors (created with late_interaction off), so it cannot be "
+        "searched in LATE_INTERACTION mode"));
+  }
   ASSIGN_OR_RETURN(const text::TextEncoder* enc,
                    text::GetEncoder(options_.encoder_dir, ns->config.encoder));
+  if (options.mode == SearchMode::kLateInteraction) return LateSearch(ns, *enc, options);
 
   const bool hybrid =
       options.mode == SearchMode::kHybridRrf || options.mode == SearchMode::kHybridWeighted;
@@ -1851,8 +2275,46 @@ absl::StatusOr<std::vector<std::vector<Hit>>> StoreImpl::TextSearch(
       }
       break;
     }
+    case SearchMode::kLateInteraction:
+      // Dispatched to LateSearch before the dense and BM25 lists are built.
+      return absl::InternalError("late-interaction search reached the fusion step");
   }
   return MakeHitsLocked(ns, lists, options, enc);
+}
+
+absl::StatusOr<std::vector<std::vector<Hit>>> StoreImpl::LateSearch(
+    Namespace* ns, const text::TextEncoder& enc, const SearchOptions& options) {
+  const uint32_t dim = ns->config.dim;
+  const size_t n = options.text_queries.size();
+  // Query token states, outside the lock.
+  ASSIGN_OR_RETURN(std::vector<std::vector<float>> states, enc.EncodeTokens(options.text_queries));
+  if (states.size() != n) {
+    return absl::InternalError("encoder returned token states for a different batch size");
+  }
+  std::vector<std::vector<float>> queries(n);
+  for (size_t q = 0; q < n; ++q) {
+    ASSIGN_OR_RETURN(queries[q], CleanTokens(std::move(states[q]), dim));
+  }
+  index::MultiVectorSearchParams params;
+  params.nprobe = options.late_nprobe;
+  params.max_candidates = options.late_max_candidates;
+
+  absl::ReaderMutexLock lock(&ns->mu);
+  RETURN_IF_ERROR(ns->GoneStatus());
+  if (ns->multivec == nullptr) return absl::InternalError("namespace has no token index");
+  index::FilterPredicate predicate(&ns->attrs, &options.filter);
+  const index::IdPredicate* filter = options.filter.empty() ? nullptr : &predicate;
+  std::vector<std::vector<index::ScoredId>> lists(n);
+  for (size_t q = 0; q < n; ++q) {
+    // A query without usable tokens, or an empty namespace, matches nothing.
+    if (queries[q].empty() || ns->multivec->size() == 0) continue;
+    ASSIGN_OR_RETURN(index::MultiVectorSearchResult found,
+                     ns->multivec->Search(queries[q], options.k, filter, params));
+    for (size_t j = 0; j < found.ids.size(); ++j) {
+      if (found.ids[j] >= 0) lists[q].emplace_back(found.ids[j], found.scores[j]);
+    }
+  }
+  return MakeHitsLocked(ns, lists, options, &enc);
 }
 
 // ---------------------------------------------------------------------------

@@ -37,6 +37,19 @@ class TextEncoder {
   virtual int dim() const = 0;
   // Unit-norm embeddings, texts.size() * dim() floats, row-major.
   virtual absl::StatusOr<std::vector<float>> Encode(absl::Span<const std::string> texts) const = 0;
+  // Width of one token state of EncodeTokens.
+  virtual int token_dim() const = 0;
+  // The final token states of each text (the network's last hidden layer
+  // before pooling; the same network and truncation as Encode, so at most
+  // the encoder's input limit of tokens): one vector per text holding
+  // tokens * token_dim() floats, row-major, not normalised. A text without
+  // tokens gives an empty vector. For late-interaction (MaxSim) search.
+  virtual absl::StatusOr<std::vector<std::vector<float>>> EncodeTokens(
+      absl::Span<const std::string> texts) const = 0;
+  // Encode and EncodeTokens from one run of the network: the embeddings
+  // (texts.size() * dim() floats) and each text's token states.
+  virtual absl::StatusOr<std::pair<std::vector<float>, std::vector<std::vector<float>>>>
+  EncodeWithTokens(absl::Span<const std::string> texts) const = 0;
   // Token ids of `text` (the BM25 terms), untruncated.
   virtual absl::StatusOr<std::vector<int>> Tokenize(absl::string_view text) const = 0;
   // encoder::ChunkText with this encoder's tokenizer as the token counter.

@@ -23,6 +23,28 @@ class UseLiteEncoder final : public TextEncoder {
     return model_->Encode(texts);
   }
 
+  int token_dim() const override { return model_->state_dim(); }
+
+  absl::StatusOr<std::vector<std::vector<float>>> EncodeTokens(
+      absl::Span<const std::string> texts) const override {
+    absl::StatusOr<std::vector<encoder::TokenStates>> states = model_->EncodeTokens(texts);
+    if (!states.ok()) return states.status();
+    std::vector<std::vector<float>> out;
+    out.reserve(states->size());
+    for (encoder::TokenStates& s : *states) out.push_back(std::move(s.states));
+    return out;
+  }
+
+  absl::StatusOr<std::pair<std::vector<float>, std::vector<std::vector<float>>>> EncodeWithTokens(
+      absl::Span<const std::string> texts) const override {
+    absl::StatusOr<encoder::EncodedTexts> both = model_->EncodeWithTokens(texts);
+    if (!both.ok()) return both.status();
+    std::vector<std::vector<float>> states;
+    states.reserve(both->tokens.size());
+    for (encoder::TokenStates& s : both->tokens) states.push_back(std::move(s.states));
+    return std::make_pair(std::move(both->embeddings), std::move(states));
+  }
+
   absl::StatusOr<std::vector<int>> Tokenize(absl::string_view text) const override {
     return model_->tokenizer().Encode(text);
   }

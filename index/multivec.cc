@@ -43,9 +43,12 @@ constexpr int kMaxK = 100000;
 constexpr size_t kMaxDocTokens = size_t{1} << 20;
 constexpr size_t kMaxQueryTokens = 4096;
 constexpr uint64_t kDefaultTrainThreshold = 4096;
-constexpr uint32_t kDefaultNprobe = 4;
-constexpr uint32_t kMinDefaultCandidates = 256;
-constexpr uint32_t kCandidatesPerK = 16;
+// Search defaults, chosen with bench_maxsim (synthetic and --real): on real
+// USE-lite token states the centroid-only pruning of stage 2 is coarse, so
+// the rerank pool matters as much as the residual bits.
+constexpr uint32_t kDefaultNprobe = 8;
+constexpr uint32_t kMinDefaultCandidates = 512;
+constexpr uint32_t kCandidatesPerK = 32;
 // Tokens decoded per rerank sgemm: bounds the scratch buffers
 // (kBlockTokens * (dim + m) floats).
 constexpr size_t kBlockTokens = 2048;
@@ -56,9 +59,9 @@ absl::Status ValidateOptions(const MultiVectorIndexOptions& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("dim must be in [1, ", kMaxDim, "], got ", o.dim));
   }
-  if (o.nbits != 1 && o.nbits != 2) {
+  if (o.nbits != 1 && o.nbits != 2 && o.nbits != 4) {
     return absl::InvalidArgumentError(
-        absl::StrCat("nbits must be 1 or 2, got ", o.nbits));
+        absl::StrCat("nbits must be 1, 2 or 4, got ", o.nbits));
   }
   if (o.num_centroids > 65536) {
     return absl::InvalidArgumentError("num_centroids must be <= 65536");
@@ -237,21 +240,13 @@ class Impl final : public MultiVectorIndex {
           "cannot train a multi-vector index without tokens");
     }
     const size_t dim = options_.dim;
-    uint32_t k = options_.num_centroids;
-    if (k == 0) {
-      const double target = 4.0 * std::sqrt(static_cast<double>(num_tokens_));
-      k = 16;
-      while (k * 2 <= target && k < 65536) k *= 2;
-    }
-    k = static_cast<uint32_t>(std::min<uint64_t>(k, num_tokens_));
     // Training sample: every token when few, else an evenly strided subset
     // of about k * max_points_per_centroid tokens, in id order (not slot
     // order, which depends on history) so that training is reproducible.
-    const uint64_t cap = uint64_t{k} * options_.max_points_per_centroid;
-    const uint64_t stride = std::max<uint64_t>(1, num_tokens_ / cap);
+    const uint64_t stride = MultiVectorSampleStride(options_, num_tokens_);
     const std::vector<uint32_t> order = SlotsById();
     std::vector<float> sample;
-    sample.reserve(std::min<uint64_t>(num_tokens_, cap + k) * dim);
+    sample.reserve((num_tokens_ / stride + 1) * dim);
     uint64_t seen = 0;
     for (uint32_t slot : order) {
       const DocEntry& entry = slots_[slot];
@@ -261,17 +256,23 @@ class Impl final : public MultiVectorIndex {
                       entry.raw.begin() + (t + 1) * dim);
       }
     }
-    ResidualCodecOptions copts;
-    copts.dim = options_.dim;
-    copts.nbits = options_.nbits;
-    copts.num_centroids = k;
-    copts.kmeans_iterations = options_.kmeans_iterations;
-    copts.max_points_per_centroid = options_.max_points_per_centroid;
-    copts.seed = options_.seed;
     ASSIGN_OR_RETURN(std::unique_ptr<ResidualCodec> codec,
-                     ResidualCodec::Train(copts, sample));
-    // Encode everything before touching the store, so a failure leaves the
-    // index untrained and intact.
+                     TrainMultiVectorCodec(options_, num_tokens_, sample));
+    return AdoptCodec(std::move(codec));
+  }
+
+  absl::Status AdoptCodec(std::shared_ptr<const ResidualCodec> codec) override {
+    if (codec_ != nullptr) {
+      return absl::FailedPreconditionError("the multi-vector index is already trained");
+    }
+    if (codec == nullptr || codec->dim() != options_.dim ||
+        codec->nbits() != options_.nbits) {
+      return absl::InvalidArgumentError(
+          "codec is null or its dim / nbits differ from the index options");
+    }
+    const std::vector<uint32_t> order = SlotsById();
+    // Encode everything before touching the index, so a failure leaves it
+    // untrained and intact.
     std::vector<ResidualCodes> encoded(slots_.size());
     for (uint32_t slot : order) {
       ASSIGN_OR_RETURN(encoded[slot], codec->Encode(slots_[slot].raw));
@@ -288,6 +289,41 @@ class Impl final : public MultiVectorIndex {
     }
     return absl::OkStatus();
   }
+
+  absl::Status AddEncoded(int64_t id, absl::Span<const uint32_t> centroids,
+                          absl::Span<const uint8_t> residuals) override {
+    if (codec_ == nullptr) {
+      return absl::FailedPreconditionError(
+          "AddEncoded needs a trained multi-vector index");
+    }
+    if (id < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("document id must be >= 0, got ", id));
+    }
+    if (centroids.empty() || centroids.size() > kMaxDocTokens ||
+        residuals.size() != centroids.size() * codec_->code_size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "encoded document has ", centroids.size(), " tokens and ",
+          residuals.size(), " residual bytes; expected 1..", kMaxDocTokens,
+          " tokens of ", codec_->code_size(), " bytes"));
+    }
+    for (uint32_t c : centroids) {
+      if (c >= codec_->num_centroids()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("centroid id ", c, " out of range"));
+      }
+    }
+    DocEntry entry;
+    entry.id = id;
+    entry.ntokens = static_cast<uint32_t>(centroids.size());
+    entry.centroids.assign(centroids.begin(), centroids.end());
+    entry.residuals.assign(residuals.begin(), residuals.end());
+    RemoveInternal(id);
+    Insert(std::move(entry));
+    return absl::OkStatus();
+  }
+
+  std::shared_ptr<const ResidualCodec> codec() const override { return codec_; }
 
   absl::StatusOr<bool> Remove(int64_t id) override {
     return RemoveInternal(id);
@@ -650,8 +686,8 @@ class Impl final : public MultiVectorIndex {
   absl::flat_hash_map<int64_t, uint32_t> slot_of_;
   // Centroid -> slots of the documents with a token there (each once).
   std::vector<std::vector<uint32_t>> lists_;
-  // Null until trained.
-  std::unique_ptr<ResidualCodec> codec_;
+  // Null until trained; shared with owners that persist it.
+  std::shared_ptr<const ResidualCodec> codec_;
   uint64_t num_tokens_ = 0;
 };
 
@@ -669,6 +705,50 @@ absl::StatusOr<std::unique_ptr<MultiVectorIndex>> MultiVectorIndex::Deserialize(
   auto impl = std::make_unique<Impl>(options);
   RETURN_IF_ERROR(impl->Load(bytes));
   return impl;
+}
+
+absl::Status NormalizeMultiVectorTokens(absl::Span<const float> tokens, uint32_t dim,
+                                        std::vector<float>* out) {
+  if (dim == 0) return absl::InvalidArgumentError("dim is 0");
+  return NormalizeTokens(tokens, dim, std::numeric_limits<size_t>::max(), "tokens", out);
+}
+
+namespace {
+uint32_t NumCentroidsFor(const MultiVectorIndexOptions& options, uint64_t total_tokens) {
+  uint32_t k = options.num_centroids;
+  if (k == 0) {
+    const double target = 4.0 * std::sqrt(static_cast<double>(total_tokens));
+    k = 16;
+    while (k * 2 <= target && k < 65536) k *= 2;
+  }
+  return k;
+}
+}  // namespace
+
+uint64_t MultiVectorSampleStride(const MultiVectorIndexOptions& options, uint64_t total_tokens) {
+  const uint64_t cap = uint64_t{NumCentroidsFor(options, total_tokens)} *
+                       std::max<uint32_t>(1, options.max_points_per_centroid);
+  return std::max<uint64_t>(1, total_tokens / std::max<uint64_t>(1, cap));
+}
+
+absl::StatusOr<std::unique_ptr<ResidualCodec>> TrainMultiVectorCodec(
+    const MultiVectorIndexOptions& options, uint64_t total_tokens,
+    absl::Span<const float> sample) {
+  RETURN_IF_ERROR(ValidateOptions(options));
+  const uint64_t n = sample.size() / options.dim;
+  if (n == 0 || sample.size() % options.dim != 0) {
+    return absl::InvalidArgumentError(
+        "codec training needs a non-empty sample of whole tokens");
+  }
+  ResidualCodecOptions copts;
+  copts.dim = options.dim;
+  copts.nbits = options.nbits;
+  copts.num_centroids = static_cast<uint32_t>(
+      std::min<uint64_t>(NumCentroidsFor(options, std::max(total_tokens, n)), n));
+  copts.kmeans_iterations = options.kmeans_iterations;
+  copts.max_points_per_centroid = options.max_points_per_centroid;
+  copts.seed = options.seed;
+  return ResidualCodec::Train(copts, sample);
 }
 
 absl::StatusOr<MultiVectorSearchResult> BruteForceMaxSim(

@@ -7,7 +7,7 @@
 // Vectors are normalised to unit length on the way in (doc and query), so
 // every dot product is a cosine.
 //
-// Storage: once trained, each token is a centroid id plus a 1- or 2-bit
+// Storage: once trained, each token is a centroid id plus a 1-, 2- or 4-bit
 // residual per dimension (index/residual_codec.h), i.e. 4 + dim * nbits / 8
 // bytes instead of 4 * dim. Until `train_threshold` tokens exist the index
 // keeps the raw vectors and searches them exactly; the Add that reaches the
@@ -42,14 +42,21 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "index/filter.h"
+#include "index/residual_codec.h"
 
 namespace mnemo::index {
+
+// Tokens a namespace of the store stages (raw) before it trains its codec
+// on them; later tokens are encoded with that codec. Large enough for
+// k-means to see a representative sample of a corpus's token states
+// (bench_maxsim --real measures recall with this default).
+inline constexpr uint64_t kLateInteractionTrainTokens = 32768;
 
 struct MultiVectorIndexOptions {
   // Token vector dimension, 1..65536.
   uint32_t dim = 0;
-  // Residual bits per dimension, 1 or 2. 2 bits: better recall, twice the
-  // residual bytes.
+  // Residual bits per dimension, 1, 2 or 4. More bits: better recall (the
+  // rerank scores decompressed tokens), proportionally more residual bytes.
   uint32_t nbits = 2;
   // k-means centroids. 0 = automatic when training: the power of two
   // nearest below 4 * sqrt(tokens), clamped to [16, 65536] and to the
@@ -68,11 +75,11 @@ struct MultiVectorIndexOptions {
 
 // Per-call search knobs; zero means "index default".
 struct MultiVectorSearchParams {
-  // Centroids probed per query token. Default 4; higher = better recall,
+  // Centroids probed per query token. Default 8; higher = better recall,
   // more candidates to score.
   uint32_t nprobe = 0;
   // Documents kept after centroid-only scoring for the exact-ish rerank.
-  // Default max(256, 16 * k); higher = better recall, slower.
+  // Default max(512, 32 * k); higher = better recall, slower.
   uint32_t max_candidates = 0;
 };
 
@@ -109,6 +116,25 @@ class MultiVectorIndex {
   // already trained. FAILED_PRECONDITION on an empty index.
   virtual absl::Status Train() = 0;
 
+  // Makes `codec` (trained elsewhere, e.g. by TrainMultiVectorCodec, or
+  // read back from storage) this index's codec: every staged document is
+  // encoded with it. For owners that train and persist the codec
+  // themselves (they set train_threshold out of reach). FAILED_PRECONDITION
+  // when already trained; INVALID_ARGUMENT when the codec's dim or nbits
+  // differ from the options'. On error the index is unchanged.
+  virtual absl::Status AdoptCodec(std::shared_ptr<const ResidualCodec> codec) = 0;
+
+  // Adds or replaces document `id` in encoded form: one centroid id per
+  // token and tokens * codec()->code_size() residual bytes, as
+  // codec()->Encode produced them from unit-norm tokens. FAILED_PRECONDITION
+  // when untrained; INVALID_ARGUMENT on id < 0, no tokens, more than 2^20
+  // tokens, mismatched sizes or a centroid id out of range.
+  virtual absl::Status AddEncoded(int64_t id, absl::Span<const uint32_t> centroids,
+                                  absl::Span<const uint8_t> residuals) = 0;
+
+  // The codec once trained (shared, immutable), null before.
+  virtual std::shared_ptr<const ResidualCodec> codec() const = 0;
+
   // Removes a document. Returns whether it was present.
   virtual absl::StatusOr<bool> Remove(int64_t id) = 0;
 
@@ -134,6 +160,24 @@ class MultiVectorIndex {
   virtual std::string Describe() const = 0;
   virtual const MultiVectorIndexOptions& options() const = 0;
 };
+
+// Unit-normalises `tokens` (n * dim floats, row-major) into `out`, as Add
+// and Search do. INVALID_ARGUMENT when the size is not a positive multiple
+// of dim, on non-finite values or a row of zero norm.
+absl::Status NormalizeMultiVectorTokens(absl::Span<const float> tokens, uint32_t dim,
+                                        std::vector<float>* out);
+
+// The codec training of MultiVectorIndex::Train, for owners that train
+// themselves. Of `total_tokens` unit-norm tokens, the caller passes as
+// `sample` every MultiVectorSampleStride(options, total_tokens)-th one (in
+// a fixed order, for reproducibility); the centroid count is
+// options.num_centroids or, when 0, the automatic rule of the options
+// comment (at most the sample size). INVALID_ARGUMENT on an empty sample
+// or bad options; INTERNAL on FAISS failures.
+uint64_t MultiVectorSampleStride(const MultiVectorIndexOptions& options, uint64_t total_tokens);
+absl::StatusOr<std::unique_ptr<ResidualCodec>> TrainMultiVectorCodec(
+    const MultiVectorIndexOptions& options, uint64_t total_tokens,
+    absl::Span<const float> sample);
 
 // Uncompressed documents for exact MaxSim: document i owns token rows
 // [offsets[i], offsets[i + 1]) of `vectors` (row-major, dim floats each).

@@ -32,9 +32,9 @@ absl::Status ValidateOptions(const ResidualCodecOptions& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("dim must be in [1, ", kMaxDim, "], got ", o.dim));
   }
-  if (o.nbits != 1 && o.nbits != 2) {
+  if (o.nbits != 1 && o.nbits != 2 && o.nbits != 4) {
     return absl::InvalidArgumentError(
-        absl::StrCat("nbits must be 1 or 2, got ", o.nbits));
+        absl::StrCat("nbits must be 1, 2 or 4, got ", o.nbits));
   }
   if (o.num_centroids == 0 || o.num_centroids > kMaxCentroids) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -282,7 +282,9 @@ void ResidualCodec::DecodeOneUnchecked(uint32_t centroid, const uint8_t* code,
   std::memcpy(out, &centroids_[size_t{centroid} * dim], dim * sizeof(float));
   const size_t per_byte = 8 / nbits_;
   const size_t full = dim / per_byte;
-  if (per_byte == 4) {
+  if (per_byte == 2) {
+    AddRows<2>(decode_table_.data(), code, full, out);
+  } else if (per_byte == 4) {
     AddRows<4>(decode_table_.data(), code, full, out);
   } else {
     AddRows<8>(decode_table_.data(), code, full, out);
@@ -377,7 +379,7 @@ absl::StatusOr<std::unique_ptr<ResidualCodec>> ResidualCodec::Deserialize(
   if (!r.Get(&dim) || !r.Get(&nbits) || !r.Get(&num_centroids)) {
     return DataLoss("truncated header");
   }
-  if (dim == 0 || dim > kMaxDim || (nbits != 1 && nbits != 2) ||
+  if (dim == 0 || dim > kMaxDim || (nbits != 1 && nbits != 2 && nbits != 4) ||
       num_centroids == 0 || num_centroids > kMaxCentroids) {
     return DataLoss("bad header values");
   }

@@ -2,7 +2,7 @@
 //
 // A vector x is stored as the id of its nearest centroid c (k-means over a
 // training sample, spherical: centroids have unit norm) plus its residual
-// r = x - c quantised per dimension to `nbits` (1 or 2) bits. For every
+// r = x - c quantised per dimension to `nbits` (1, 2 or 4) bits. For every
 // dimension j the codec learns, from the residuals of the training sample,
 //   * 2^nbits - 1 bucket cutoffs: the quantiles 1/2^nbits, 2/2^nbits, ... of
 //     r_j, so every bucket is equally populated;
@@ -37,8 +37,8 @@ struct ResidualCodecOptions {
   // residuals (lower error) and finer candidate generation, but slower
   // training and a bigger centroid table (num_centroids * dim floats).
   uint32_t num_centroids = 256;
-  // Residual bits per dimension: 1 or 2. 2 roughly halves the error and
-  // doubles the residual bytes.
+  // Residual bits per dimension: 1, 2 or 4. Each step up roughly halves
+  // the error (or better) and doubles the residual bytes.
   uint32_t nbits = 2;
   // k-means iterations. Default 10 (k-means converges fast on token
   // vectors; more buys little).

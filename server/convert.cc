@@ -95,6 +95,9 @@ absl::StatusOr<db::NamespaceConfig> NamespaceConfigFromProto(const v1::Namespace
   out.encoder = config.encoder();
   out.chunk_max_tokens = config.chunk_max_tokens();
   if (config.has_chunk_overlap_tokens()) out.chunk_overlap_tokens = config.chunk_overlap_tokens();
+  if (config.has_late_interaction()) out.late_interaction = config.late_interaction();
+  out.late_interaction_nbits = config.late_interaction_nbits();
+  out.late_interaction_train_tokens = config.late_interaction_train_tokens();
   return out;
 }
 
@@ -112,6 +115,13 @@ void NamespaceConfigToProto(const db::NamespaceConfig& config, v1::NamespaceConf
   } else {
     out->clear_chunk_overlap_tokens();
   }
+  if (config.late_interaction.has_value()) {
+    out->set_late_interaction(*config.late_interaction);
+  } else {
+    out->clear_late_interaction();
+  }
+  out->set_late_interaction_nbits(config.late_interaction_nbits);
+  out->set_late_interaction_train_tokens(config.late_interaction_train_tokens);
 }
 
 void NamespaceInfoToProto(const db::NamespaceInfo& info, v1::NamespaceInfo* out) {
@@ -122,6 +132,9 @@ void NamespaceInfoToProto(const db::NamespaceInfo& info, v1::NamespaceInfo* out)
   out->set_index_description(info.index_description);
   out->set_created_unix_ms(info.created_unix_ms);
   out->set_approximate_bytes(info.approximate_bytes);
+  out->set_late_interaction_tokens(info.late_interaction_tokens);
+  out->set_late_interaction_trained(info.late_interaction_trained);
+  out->set_late_interaction_description(info.late_interaction_description);
 }
 
 db::Document DocumentFromProto(const v1::Document& doc) {
@@ -209,6 +222,8 @@ absl::StatusOr<db::SearchMode> SearchModeFromProto(v1::SearchMode mode) {
       return db::SearchMode::kHybridRrf;
     case v1::SEARCH_MODE_HYBRID_WEIGHTED:
       return db::SearchMode::kHybridWeighted;
+    case v1::SEARCH_MODE_LATE_INTERACTION:
+      return db::SearchMode::kLateInteraction;
     default:
       break;
   }
@@ -226,6 +241,8 @@ v1::SearchMode SearchModeToProto(db::SearchMode mode) {
       return v1::SEARCH_MODE_HYBRID_RRF;
     case db::SearchMode::kHybridWeighted:
       return v1::SEARCH_MODE_HYBRID_WEIGHTED;
+    case db::SearchMode::kLateInteraction:
+      return v1::SEARCH_MODE_LATE_INTERACTION;
   }
   return v1::SEARCH_MODE_UNSPECIFIED;
 }
@@ -249,6 +266,8 @@ absl::StatusOr<db::SearchOptions> SearchOptionsFromProto(const v1::SearchRequest
   out.params.hnsw_ef_search = request.params().hnsw_ef_search();
   out.params.ivf_nprobe = request.params().ivf_nprobe();
   out.params.refine_factor = request.params().refine_factor();
+  out.late_nprobe = request.params().late_nprobe();
+  out.late_max_candidates = request.params().late_max_candidates();
   return out;
 }
 

@@ -61,6 +61,27 @@ void AddNamespaceVerbs(CLI::App& app, Invocation& inv) {
       ->type_name("N")
       ->needs(encoder);
 
+  auto late = std::make_shared<std::string>();
+  CLI::Option* late_opt = create->add_option(
+      "--late-interaction", *late,
+      "With --encoder: on (default) keeps every chunk's token vectors, compressed to a centroid "
+      "id + 1, 2 or 4 bits per dimension (4 + dim*nbits/8 bytes per token), for search --mode "
+      "late; "
+      "off saves that space and one encoder pass per chunk")
+      ->type_name("on|off")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->needs(encoder);
+  create->add_option("--late-nbits", create_opts->late_nbits,
+                     "Residual bits per dimension of the token vectors, 1, 2 or 4 (0 = server "
+                     "default, 2)")
+      ->type_name("N")
+      ->check(CLI::IsMember({0, 1, 2, 4}))
+      ->needs(encoder);
+  create->add_option("--late-train-tokens", create_opts->late_train_tokens,
+                     "Token vectors kept uncompressed until the codec is trained on them (0 = "
+                     "server default, 32768)")
+      ->type_name("N")
+      ->needs(encoder);
   create->add_option("--metric", create_opts->metric,
                      "Similarity: ip (inner product), l2 or cosine (default ip; cosine with "
                      "--encoder)")
@@ -72,7 +93,8 @@ void AddNamespaceVerbs(CLI::App& app, Invocation& inv) {
                      "Vectors to collect before training a trainable index (0 = server default)")
       ->capture_default_str();
   create->add_option("--description", create_opts->description, "Free-text description");
-  create->callback([&inv, create_opts, chunk_overlap, overlap, dim, encoder] {
+  create->callback([&inv, create_opts, chunk_overlap, overlap, dim, encoder, late, late_opt] {
+    if (late_opt->count() > 0) create_opts->late_interaction = *late == "on";
     if (dim->count() == 0 && encoder->count() == 0) {
       throw CLI::RequiredError("--dim (or --encoder for a text namespace)");
     }
@@ -161,6 +183,11 @@ void AddDataVerbs(CLI::App& app, Invocation& inv) {
       ->type_name("BYTES")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  ingest->add_option("--in-flight", io->in_flight,
+                     "Batches written at once (mnemod embeds one while it commits another)")
+      ->type_name("N")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   ingest->add_option("--max-file-bytes", io->max_file_bytes,
                      "Skip files (and .jsonl lines, and stdin) larger than this")
       ->type_name("BYTES")
@@ -197,9 +224,10 @@ void AddDataVerbs(CLI::App& app, Invocation& inv) {
   CLI::Option* m = search->add_option(
       "--mode", *mode,
       "Ranking of a text query: dense (embeddings), bm25 (keywords), hybrid (reciprocal rank "
-      "fusion of both) or weighted (weighted sum of both)")
+      "fusion of both), weighted (weighted sum of both) or late (late interaction: MaxSim of "
+      "the question's token vectors against each chunk's)")
       ->type_name("MODE")
-      ->check(CLI::IsMember({"dense", "bm25", "hybrid", "weighted"}));
+      ->check(CLI::IsMember({"dense", "bm25", "hybrid", "weighted", "late"}));
   CLI::Option* dw = search->add_option("--dense-weight", *dense_weight,
                                        "Weight of the dense score in --mode weighted")
       ->type_name("W");
@@ -233,7 +261,12 @@ void AddDataVerbs(CLI::App& app, Invocation& inv) {
       ->type_name("JSON");
   search->add_flag("--payload", so->payload, "Return text and metadata with each hit");
   search->add_option("--ef", so->ef, "HNSW efSearch for this query (0 = index default)");
-  search->add_option("--nprobe", so->nprobe, "IVF lists to probe (0 = index default)");
+  search->add_option("--nprobe", so->nprobe,
+                     "IVF lists to probe; with --mode late, centroids probed per query token "
+                     "(0 = index default)");
+  search->add_option("--candidates", so->candidates,
+                     "--mode late: chunks kept for the exact MaxSim rerank (0 = index default)")
+      ->type_name("N");
   search->callback([&inv, so, vector, like, vectors_file, v, l, f, text, t, mode, m,
                     dense_weight, dw, bm25_weight, bw] {
     if (t->count() > 0) so->text = *text;

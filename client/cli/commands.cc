@@ -93,6 +93,12 @@ json NamespaceToJson(const NamespaceInfo& info) {
       {"index_description", info.index_description},
       {"created_unix_ms", info.created_unix_ms},
       {"approximate_bytes", info.approximate_bytes},
+      {"late_interaction", info.config.late_interaction.value_or(false)},
+      {"late_interaction_nbits", info.config.late_interaction_nbits},
+      {"late_interaction_train_tokens", info.config.late_interaction_train_tokens},
+      {"late_interaction_tokens", info.late_interaction_tokens},
+      {"late_interaction_trained", info.late_interaction_trained},
+      {"late_interaction_description", info.late_interaction_description},
   };
 }
 
@@ -127,6 +133,18 @@ std::string NamespaceDetails(const NamespaceInfo& info) {
     absl::StrAppendFormat(&s, "chunk tokens:      %d\n", info.config.chunk_max_tokens);
     if (info.config.chunk_overlap_tokens) {
       absl::StrAppendFormat(&s, "chunk overlap:     %d\n", *info.config.chunk_overlap_tokens);
+    }
+    if (info.config.late_interaction.value_or(false)) {
+      absl::StrAppendFormat(&s, "late interaction:  on, %d-bit residuals, codec %s\n",
+                            info.config.late_interaction_nbits,
+                            info.late_interaction_trained
+                                ? "trained"
+                                : absl::StrCat("trained at ",
+                                               info.config.late_interaction_train_tokens,
+                                               " tokens"));
+      absl::StrAppendFormat(&s, "token vectors:     %s\n", info.late_interaction_description);
+    } else {
+      absl::StrAppendFormat(&s, "late interaction:  off\n");
     }
   }
   absl::StrAppendFormat(&s, "chunks:            %d\n", info.chunk_count);
@@ -326,6 +344,7 @@ absl::StatusOr<SearchMode> ParseSearchMode(const std::string& name) {
   if (name == "bm25") return SearchMode::kBm25;
   if (name == "hybrid" || name == "rrf") return SearchMode::kHybridRrf;
   if (name == "weighted") return SearchMode::kHybridWeighted;
+  if (name == "late") return SearchMode::kLateInteraction;
   return absl::InvalidArgumentError(absl::StrCat(
       "unknown search mode \"", name, "\" (expected ", absl::StrJoin(kSearchModeNames, ", "),
       ")"));
@@ -376,6 +395,11 @@ absl::Status NsCreate(Client& client, const GlobalOptions& g, const NsCreateOpti
   if (o.encoder.empty() && (o.chunk_tokens != 0 || o.chunk_overlap)) {
     return absl::InvalidArgumentError("--chunk-tokens and --chunk-overlap need --encoder");
   }
+  if (o.encoder.empty() &&
+      (o.late_interaction.value_or(false) || o.late_nbits != 0 || o.late_train_tokens != 0)) {
+    return absl::InvalidArgumentError(
+        "--late-interaction, --late-nbits and --late-train-tokens need --encoder");
+  }
   if (o.chunk_overlap && o.chunk_tokens != 0 && *o.chunk_overlap >= o.chunk_tokens) {
     return absl::InvalidArgumentError("--chunk-overlap must be smaller than --chunk-tokens");
   }
@@ -389,6 +413,9 @@ absl::Status NsCreate(Client& client, const GlobalOptions& g, const NsCreateOpti
   config.index_factory = o.index_factory;
   config.train_threshold = o.train_threshold;
   config.description = o.description;
+  config.late_interaction = o.late_interaction;
+  config.late_interaction_nbits = o.late_nbits;
+  config.late_interaction_train_tokens = o.late_train_tokens;
   absl::StatusOr<NamespaceInfo> info = client.CreateNamespace(config, Unary(g));
   if (!info.ok()) return info.status();
   if (out.json) {
@@ -589,6 +616,9 @@ absl::Status Search(Client& client, const GlobalOptions& g, const SearchOptions&
   if (o.rrf_k != 0 && mode != SearchMode::kHybridRrf) {
     return absl::InvalidArgumentError("--rrf-k goes with --mode hybrid");
   }
+  if (o.candidates != 0 && mode != SearchMode::kLateInteraction) {
+    return absl::InvalidArgumentError("--candidates goes with --mode late");
+  }
   if (!o.text && (mode != SearchMode::kDense || o.highlight)) {
     return absl::InvalidArgumentError(
         "--mode other than dense, and --highlight, need a text query (mnemo search --ns NS "
@@ -669,7 +699,12 @@ absl::Status Search(Client& client, const GlobalOptions& g, const SearchOptions&
     // A text search always shows what matched.
     request.include_payload = o.payload || o.text.has_value();
     request.hnsw_ef_search = o.ef;
-    request.ivf_nprobe = o.nprobe;
+    if (mode == SearchMode::kLateInteraction) {
+      request.late_nprobe = o.nprobe;
+      request.late_max_candidates = o.candidates;
+    } else {
+      request.ivf_nprobe = o.nprobe;
+    }
     absl::StatusOr<std::vector<std::vector<Hit>>> part = client.Search(request, Unary(g));
     if (!part.ok()) return part.status();
     for (std::vector<Hit>& hits : *part) results->push_back(std::move(hits));

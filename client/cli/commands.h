@@ -48,6 +48,11 @@ struct NsCreateOptions {
   std::string encoder;
   uint32_t chunk_tokens = 0;                // 0 = server default
   std::optional<uint32_t> chunk_overlap;   // unset = server default
+  // Token vectors for --mode late (unset = server default: on with an
+  // encoder), their residual bits (0 = 2) and staging size (0 = 32768).
+  std::optional<bool> late_interaction;
+  uint32_t late_nbits = 0;
+  uint64_t late_train_tokens = 0;
 };
 
 struct NsDropOptions {
@@ -67,8 +72,9 @@ struct UpsertOptions {
 struct SearchOptions {
   std::string ns;
   std::optional<std::string> text;          // positional text query
-  // dense | bm25 | hybrid (reciprocal rank fusion) | weighted; unset =
-  // dense, or weighted when a weight is given.
+  // dense | bm25 | hybrid (reciprocal rank fusion) | weighted | late
+  // (MaxSim over token vectors); unset = dense, or weighted when a weight
+  // is given.
   std::optional<std::string> mode;
   std::optional<float> dense_weight;
   std::optional<float> bm25_weight;
@@ -81,7 +87,8 @@ struct SearchOptions {
   std::string filter_json;
   bool payload = false;
   uint32_t ef = 0;
-  uint32_t nprobe = 0;
+  uint32_t nprobe = 0;     // IVF lists, or with --mode late centroids per query token
+  uint32_t candidates = 0;  // --mode late: candidates reranked by MaxSim (0 = default)
 };
 
 struct IngestOptions {
@@ -92,7 +99,8 @@ struct IngestOptions {
   // always taken).
   std::string extensions = ".txt,.md,.html,.htm,.jsonl";
   int batch = 64;                           // documents per stream message
-  uint64_t batch_bytes = 1u << 20;          // text bytes per stream message
+  uint64_t batch_bytes = 256u << 10;        // text bytes per stream message
+  int in_flight = 3;                        // batches written concurrently
   uint64_t max_file_bytes = 16u << 20;      // larger files are skipped
   std::string stdin_id = "stdin";           // document id of "-"
   // Draw the progress bar even when stderr is not a terminal.
@@ -113,7 +121,8 @@ struct DeleteOptions {
 };
 
 // Search modes by their CLI names, in the order help lists them.
-inline constexpr const char* kSearchModeNames[] = {"dense", "bm25", "hybrid", "weighted"};
+// Indexed by SearchMode.
+inline constexpr const char* kSearchModeNames[] = {"dense", "bm25", "hybrid", "weighted", "late"};
 // Parses a --mode name. INVALID_ARGUMENT listing the modes otherwise.
 absl::StatusOr<SearchMode> ParseSearchMode(const std::string& name);
 

@@ -5,18 +5,27 @@
 // A queue is flushed when it holds --batch documents or --batch-bytes of
 // text: the stored sha256 of its ids is fetched with one Get, the documents
 // whose content did not change are dropped ("unchanged") and the rest go out
-// as one UpsertStream message (one atomic write on the server, which chunks
-// and embeds them and replaces their previous chunks). The stream is then
-// finished, so the progress bar counts committed files and shows the
-// server's chunk count; reading the next batch takes little next to
-// encoding it. Memory stays bounded by about one batch plus one file.
+// as one UpsertStream call of one message (one atomic write on the server,
+// which chunks and embeds them and replaces their previous chunks).
+//
+// Writes are pipelined: up to IngestPipelineOptions::in_flight batches are
+// written at once, each by its own thread on its own stream, so mnemod
+// embeds one batch while it commits another, and the next batch is read and
+// checked meanwhile. Completions are taken in the order the batches were
+// read, so the progress bar counts committed files and totals do not depend
+// on scheduling; a batch holding an id still in flight first waits for it
+// (see ingest_pipeline.h). Memory stays bounded by about in_flight + 1
+// batches plus one file.
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <iterator>
 #include <memory>
@@ -30,6 +39,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/cli/commands.h"
+#include "client/cli/ingest_pipeline.h"
 #include "client/cli/progress.h"
 #include "client/cli/text_files.h"
 #include "nlohmann/json.hpp"
@@ -68,15 +78,27 @@ std::string ReadAtMost(std::istream& in, uint64_t max_bytes) {
 class Ingester {
  public:
   Ingester(Client& client, const GlobalOptions& g, const IngestOptions& o, const Output& out,
-           ProgressBar* progress)
-      : client_(client), g_(g), o_(o), out_(out), progress_(progress), start_(Clock::now()) {}
+           const IngestPipelineOptions& pipeline, ProgressBar* progress)
+      : client_(client),
+        g_(g),
+        o_(o),
+        out_(out),
+        in_flight_limit_(static_cast<size_t>(std::max(pipeline.in_flight, 1))),
+        progress_(progress),
+        start_(Clock::now()) {}
+
+  // Waits for the batches still being written (after an error, too: their
+  // threads refer to this object's client).
+  ~Ingester() {
+    for (InFlight& batch : in_flight_) batch.result.wait();
+  }
 
   // One input file (or stdin) has been read completely. It counts as done
   // for the progress bar once its documents are committed (or found
-  // unchanged, or skipped).
+  // unchanged, or skipped), and every batch read before them too.
   void InputDone() {
     ++inputs_done_;
-    if (queue_.empty()) ShowProgress(inputs_done_);
+    if (queue_.empty()) CommittedAfterInFlight(inputs_done_);
   }
 
   void Skip(const std::string& source, const std::string& reason) {
@@ -167,10 +189,13 @@ class Ingester {
     return absl::OkStatus();
   }
 
-  // Sends what is queued and closes the stream; the totals are final then.
+  // Sends what is queued and waits for every batch; the totals are final
+  // then.
   absl::Status Finish() {
     if (absl::Status flushed = Flush(); !flushed.ok()) return flushed;
-    if (absl::Status closed = CloseStream(); !closed.ok()) return closed;
+    while (!in_flight_.empty()) {
+      if (absl::Status done = CompleteOldest(); !done.ok()) return done;
+    }
     ShowProgress(inputs_done_);
     return absl::OkStatus();
   }
@@ -224,14 +249,31 @@ class Ingester {
     return absl::OkStatus();
   }
 
-  // Sends the queue as one stream message and waits for the server to
-  // commit it: progress then counts committed work, the server's chunk count
-  // is current, and an error names the batch it belongs to.
+  // Inputs [0, inputs) are done once the batches now in flight commit.
+  void CommittedAfterInFlight(uint64_t inputs) {
+    if (in_flight_.empty()) {
+      ShowProgress(inputs);
+    } else {
+      in_flight_.back().inputs_done = std::max(in_flight_.back().inputs_done, inputs);
+    }
+  }
+
+  // Checks the queue against the stored sha256 and starts writing what
+  // changed, as a new batch in flight (after waiting for the oldest when
+  // in_flight_limit_ are already). Returns the first error of any batch.
   absl::Status Flush() {
     if (queue_.empty()) return absl::OkStatus();
     // Inputs read completely so far have all their documents in this batch
     // or in earlier ones (the input being read is not counted yet).
     const uint64_t inputs_in_batch = inputs_done_;
+    // An id still being written: wait for it, so that the Get below sees
+    // its committed version and two writes of one id never race.
+    while (!in_flight_.empty() &&
+           std::any_of(queue_.begin(), queue_.end(), [&](const Pending& p) {
+             return in_flight_ids_.count(p.doc.id) > 0;
+           })) {
+      if (absl::Status done = CompleteOldest(); !done.ok()) return done;
+    }
     std::vector<std::string> ids;
     ids.reserve(queue_.size());
     for (const Pending& p : queue_) ids.push_back(p.doc.id);
@@ -258,53 +300,92 @@ class Ingester {
     queued_ids_.clear();
     queue_bytes_ = 0;
     if (send.empty()) {
-      ShowProgress(inputs_in_batch);
+      CommittedAfterInFlight(inputs_in_batch);
       return absl::OkStatus();
     }
 
-    if (!writer_) {
-      absl::StatusOr<std::unique_ptr<UpsertWriter>> writer =
-          client_.UpsertStream(o_.ns, StreamingCall(g_));
-      if (!writer.ok()) return writer.status();
-      writer_ = *std::move(writer);
+    while (in_flight_.size() >= in_flight_limit_) {
+      if (absl::Status done = CompleteOldest(); !done.ok()) return done;
     }
-    if (absl::Status written = writer_->Write(send, {}); !written.ok()) {
-      // The server's reason is the stream's final status.
-      absl::Status closed = CloseStream();
-      return closed.ok() ? written : closed;
-    }
-    in_stream_ += send.size();
-    if (absl::Status closed = CloseStream(); !closed.ok()) return closed;
-    ShowProgress(inputs_in_batch);
+    InFlight batch;
+    batch.inputs_done = inputs_in_batch;
+    batch.documents = send.size();
+    for (const Document& doc : send) batch.ids.push_back(doc.id);
+    for (const std::string& id : batch.ids) in_flight_ids_.insert(id);
+    batch.result = std::async(std::launch::async, &Ingester::WriteBatch, &client_, o_.ns,
+                              StreamingCall(g_), std::move(send));
+    in_flight_.push_back(std::move(batch));
     return absl::OkStatus();
   }
 
-  absl::Status CloseStream() {
-    if (!writer_) return absl::OkStatus();
-    std::unique_ptr<UpsertWriter> writer = std::move(writer_);
-    absl::StatusOr<UpsertResult> result = writer->Finish();
-    if (!result.ok()) {
-      return absl::Status(
-          result.status().code(),
-          absl::StrCat(result.status().message(), " (at least ", ingested_,
-                       " documents were stored before the failure; re-running resumes)"));
-    }
-    ingested_ += in_stream_;
-    in_stream_ = 0;
-    chunks_written_ += result->chunks_written;
-    documents_written_ += result->documents_written;
-    if (progress_) {
-      const double seconds = Seconds();
-      progress_->SetNote(absl::StrFormat("%d chunks  %.1f chunks/s", chunks_written_,
-                                         seconds > 0 ? chunks_written_ / seconds : 0.0));
-    }
-    return absl::OkStatus();
+  // Runs on a batch's own thread: one UpsertStream call carrying the batch
+  // as one message. Only touches its arguments (Client is thread-safe).
+  static absl::StatusOr<UpsertResult> WriteBatch(Client* client, std::string ns,
+                                                 CallOptions call, std::vector<Document> docs) {
+    absl::StatusOr<std::unique_ptr<UpsertWriter>> writer = client->UpsertStream(ns, call);
+    if (!writer.ok()) return writer.status();
+    absl::Status written = (*writer)->Write(docs, {});
+    // After a failed Write the server's reason is the stream's final status.
+    absl::StatusOr<UpsertResult> result = (*writer)->Finish();
+    if (!result.ok() || written.ok()) return result;
+    return written;
   }
+
+  // Waits for the oldest batch in flight and accounts for it. On its
+  // failure, waits for the others too (what they stored counts as done) and
+  // returns the error, naming the failed batch and what was stored.
+  absl::Status CompleteOldest() {
+    InFlight batch = std::move(in_flight_.front());
+    in_flight_.pop_front();
+    for (const std::string& id : batch.ids) in_flight_ids_.erase(in_flight_ids_.find(id));
+    absl::StatusOr<UpsertResult> result = batch.result.get();
+    if (result.ok()) {
+      ingested_ += batch.documents;
+      chunks_written_ += result->chunks_written;
+      documents_written_ += result->documents_written;
+      if (progress_) {
+        const double seconds = Seconds();
+        progress_->SetNote(absl::StrFormat("%d chunks  %.1f chunks/s", chunks_written_,
+                                           seconds > 0 ? chunks_written_ / seconds : 0.0));
+      }
+      ShowProgress(batch.inputs_done);
+      return absl::OkStatus();
+    }
+    while (!in_flight_.empty()) {
+      InFlight other = std::move(in_flight_.front());
+      in_flight_.pop_front();
+      absl::StatusOr<UpsertResult> other_result = other.result.get();
+      if (other_result.ok()) {
+        ingested_ += other.documents;
+        chunks_written_ += other_result->chunks_written;
+        documents_written_ += other_result->documents_written;
+      }
+    }
+    in_flight_ids_.clear();
+    const std::string which =
+        batch.ids.size() == 1
+            ? absl::StrCat("document ", batch.ids.front())
+            : absl::StrCat(batch.ids.size(), " documents ", batch.ids.front(), " .. ",
+                           batch.ids.back());
+    return absl::Status(
+        result.status().code(),
+        absl::StrCat(result.status().message(), " (writing ", which, "; ", ingested_,
+                     " documents were stored before the failure; re-running resumes)"));
+  }
+
+  // A batch being written by its own thread.
+  struct InFlight {
+    std::future<absl::StatusOr<UpsertResult>> result;
+    std::vector<std::string> ids;  // its documents, in the order read
+    uint64_t documents = 0;
+    uint64_t inputs_done = 0;  // inputs complete once it (and all before) commit
+  };
 
   Client& client_;
   const GlobalOptions& g_;
   const IngestOptions& o_;
   const Output& out_;
+  const size_t in_flight_limit_;
   ProgressBar* progress_;
   const Clock::time_point start_;
 
@@ -312,8 +393,8 @@ class Ingester {
   std::set<std::string> queued_ids_;
   uint64_t queue_bytes_ = 0;
 
-  std::unique_ptr<UpsertWriter> writer_;
-  uint64_t in_stream_ = 0;  // documents sent on the open stream
+  std::deque<InFlight> in_flight_;           // oldest first
+  std::multiset<std::string> in_flight_ids_;  // ids of the batches in in_flight_
 
   uint64_t inputs_done_ = 0;
   uint64_t ingested_ = 0;
@@ -328,6 +409,14 @@ class Ingester {
 
 absl::Status Ingest(Client& client, const GlobalOptions& g, const IngestOptions& o,
                     const Output& out) {
+  IngestPipelineOptions pipeline;
+  pipeline.in_flight = o.in_flight;
+  return IngestPipelined(client, g, o, out, pipeline);
+}
+
+absl::Status IngestPipelined(Client& client, const GlobalOptions& g, const IngestOptions& o,
+                             const Output& out, const IngestPipelineOptions& pipeline) {
+  if (pipeline.in_flight < 1) return absl::InvalidArgumentError("in_flight must be positive");
   if (o.batch <= 0) return absl::InvalidArgumentError("--batch must be positive");
   if (o.batch_bytes == 0) return absl::InvalidArgumentError("--batch-bytes must be positive");
   if (o.max_file_bytes == 0) {
@@ -379,7 +468,7 @@ absl::Status Ingest(Client& client, const GlobalOptions& g, const IngestOptions&
     progress->SetUnit("files");
     progress->Update(0);
   }
-  Ingester ingester(client, g, o, out, progress.get());
+  Ingester ingester(client, g, o, out, pipeline, progress.get());
   auto fail = [&](absl::Status status) {
     if (progress) progress->Finish();
     return status;

@@ -226,7 +226,7 @@ TEST_F(CliTextTest, EveryModeFindsTheRightDocumentFirst) {
       {"chess openings and checkmate", "games/chess.html#"},
       {"boats and fishermen on the river", "rivers.txt#"},
   };
-  for (const char* mode : {"dense", "bm25", "hybrid", "weighted"}) {
+  for (const char* mode : {"dense", "bm25", "hybrid", "weighted", "late"}) {
     for (const auto& [query, prefix] : cases) {
       json hit = TopHit(query, {"--mode", mode});
       EXPECT_THAT(hit.value("id", ""), StartsWith(prefix))
@@ -306,6 +306,18 @@ TEST_F(CliTextPlainServerTest, IngestOfAMissingPathIsNotFound) {
   EXPECT_EQ(r.exit_code, 1) << r;
 }
 
+TEST_F(CliTextPlainServerTest, LateModeOnANamespaceWithoutEncoderIsFailedPrecondition) {
+  ASSERT_EQ(Mnemo({"ns", "create", "vectors", "--dim", "4"}).exit_code, 0);
+  CliResult r = Mnemo({"search", "--ns", "vectors", "a question", "--mode", "late"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, HasSubstr("FAILED_PRECONDITION"));
+  r = Mnemo({"search", "--ns", "vectors", "--vector", "[1,0,0,0]", "--mode", "late"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, HasSubstr("need a text query"));
+  r = Mnemo({"ns", "create", "v2", "--dim", "4", "--late-interaction", "on"});
+  EXPECT_EQ(r.exit_code, 2) << r;  // --late-interaction needs --encoder
+}
+
 TEST_F(CliTextPlainServerTest, TextOptionsNeedATextQuery) {
   ASSERT_EQ(Mnemo({"ns", "create", "vectors", "--dim", "4"}).exit_code, 0);
   CliResult r = Mnemo({"search", "--ns", "vectors", "--vector", "[1,0,0,0]", "--mode", "bm25"});
@@ -322,6 +334,7 @@ TEST(CliTextUsageTest, UnknownModeIsAUsageErrorListingTheModes) {
   EXPECT_THAT(r.err, HasSubstr("bm25"));
   EXPECT_THAT(r.err, HasSubstr("hybrid"));
   EXPECT_THAT(r.err, HasSubstr("weighted"));
+  EXPECT_THAT(r.err, HasSubstr("late"));
 
   r = RunMnemo(*dir, {"ns", "create", "x"});
   EXPECT_EQ(r.exit_code, 2) << r;

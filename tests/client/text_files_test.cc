@@ -228,9 +228,10 @@ TEST(SearchModeTest, ParsesTheModesAndListsThemOnError) {
   EXPECT_EQ(*ParseSearchMode("bm25"), SearchMode::kBm25);
   EXPECT_EQ(*ParseSearchMode("hybrid"), SearchMode::kHybridRrf);
   EXPECT_EQ(*ParseSearchMode("weighted"), SearchMode::kHybridWeighted);
+  EXPECT_EQ(*ParseSearchMode("late"), SearchMode::kLateInteraction);
   absl::StatusOr<SearchMode> bad = ParseSearchMode("colbert");
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(bad.status().message(), HasSubstr("dense, bm25, hybrid, weighted"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("dense, bm25, hybrid, weighted, late"));
 }
 
 TEST(ProgressBarTest, UnitAndNoteAreShown) {

@@ -377,6 +377,50 @@ TEST_F(MultiVectorIndexTest, AddReplacesAnExistingDocument) {
   EXPECT_FLOAT_EQ(got->scores[0], got->scores[1]);
 }
 
+// An owner that persists the codec and the codes (the store) rebuilds an
+// identical index from them with AdoptCodec + AddEncoded.
+TEST_F(MultiVectorIndexTest, AdoptedCodecAndEncodedDocumentsSearchIdentically) {
+  ASSERT_NE(index_, nullptr);
+  std::shared_ptr<const ResidualCodec> codec = index_->codec();
+  ASSERT_NE(codec, nullptr);
+  auto copy = MultiVectorIndex::Create(Options(2));
+  ASSERT_TRUE(copy.ok());
+  ASSERT_TRUE((*copy)->AdoptCodec(codec).ok());
+  EXPECT_TRUE((*copy)->is_trained());
+  EXPECT_EQ((*copy)->AdoptCodec(codec).code(), absl::StatusCode::kFailedPrecondition);
+  for (size_t d = 0; d < kDocs; ++d) {
+    std::vector<float> unit;
+    ASSERT_TRUE(NormalizeMultiVectorTokens(DocTokens(*corpus_, d), kDim, &unit).ok());
+    auto codes = codec->Encode(unit);
+    ASSERT_TRUE(codes.ok());
+    ASSERT_TRUE((*copy)->AddEncoded(corpus_->ids[d], codes->centroids, codes->residuals).ok());
+  }
+  EXPECT_EQ((*copy)->num_tokens(), index_->num_tokens());
+  std::mt19937 rng(11);
+  for (int q = 0; q < 5; ++q) {
+    const std::vector<float> query = MakeQuery(*corpus_, q * 37 % kDocs, &rng);
+    auto a = index_->Search(query, 10, nullptr, {});
+    auto b = (*copy)->Search(query, 10, nullptr, {});
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(a->ids, b->ids);
+    EXPECT_EQ(a->scores, b->scores);
+  }
+  // Bad encoded input.
+  const std::vector<uint32_t> bad_centroid = {codec->num_centroids()};
+  const std::vector<uint8_t> one_code(codec->code_size(), 0);
+  EXPECT_EQ((*copy)->AddEncoded(1, bad_centroid, one_code).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*copy)->AddEncoded(1, {0u}, {}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*copy)->AddEncoded(-1, {0u}, one_code).code(), absl::StatusCode::kInvalidArgument);
+  auto untrained = MultiVectorIndex::Create(Options(2));
+  ASSERT_TRUE(untrained.ok());
+  EXPECT_EQ((*untrained)->AddEncoded(1, {0u}, one_code).code(),
+            absl::StatusCode::kFailedPrecondition);
+  auto one_bit = MultiVectorIndex::Create(Options(1));
+  ASSERT_TRUE(one_bit.ok());
+  EXPECT_EQ((*one_bit)->AdoptCodec(codec).code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(MultiVectorIndexTest, BadInputIsInvalidArgument) {
   ASSERT_NE(index_, nullptr);
   std::mt19937 rng(15);

@@ -63,7 +63,7 @@ ResidualCodecOptions Options(uint32_t nbits) {
 
 TEST(ResidualCodecTest, PackUnpackIsExact) {
   std::mt19937 rng(3);
-  for (uint32_t nbits : {1u, 2u}) {
+  for (uint32_t nbits : {1u, 2u, 4u}) {
     for (size_t dim : {1, 3, 7, 8, 13, 64, 127}) {
       std::uniform_int_distribution<int> bucket(0, (1 << nbits) - 1);
       std::vector<uint8_t> buckets(dim);
@@ -108,6 +108,47 @@ TEST(ResidualCodecTest, TwoBitsHaveLowerErrorThanOneBit) {
   // alone is ~0.55 of it): measured 0.337 (1 bit) and 0.217 (2 bits).
   EXPECT_LT(*e1, 0.40);
   EXPECT_LT(*e2, 0.25);
+}
+
+TEST(ResidualCodecTest, FourBitsHaveLowerErrorThanTwo) {
+  const std::vector<float> train = MakeTokens(8000, 1);
+  const std::vector<float> test = MakeTokens(2000, 2);
+  auto two = ResidualCodec::Train(Options(2), train);
+  auto four = ResidualCodec::Train(Options(4), train);
+  ASSERT_TRUE(two.ok()) << two.status();
+  ASSERT_TRUE(four.ok()) << four.status();
+  EXPECT_EQ((*four)->code_size(), kDim / 2);
+  auto e2 = (*two)->RelativeError(test);
+  auto e4 = (*four)->RelativeError(test);
+  ASSERT_TRUE(e2.ok() && e4.ok());
+  std::printf("relative L2 reconstruction error: 2-bit %.4f, 4-bit %.4f\n", *e2, *e4);
+  EXPECT_LT(*e4, *e2 * 0.6);
+}
+
+TEST(ResidualCodecTest, FourBitOddDimensionDecodesTheTail) {
+  ResidualCodecOptions o;
+  o.dim = 13;
+  o.num_centroids = 8;
+  o.nbits = 4;
+  std::mt19937 rng(4);
+  std::normal_distribution<float> gauss;
+  std::vector<float> data(13 * 500);
+  for (float& x : data) x = gauss(rng);
+  auto codec = ResidualCodec::Train(o, data);
+  ASSERT_TRUE(codec.ok()) << codec.status();
+  EXPECT_EQ((*codec)->code_size(), 7u);
+  auto codes = (*codec)->Encode(data);
+  ASSERT_TRUE(codes.ok());
+  // The fast path decodes exactly like the checked one, tail included.
+  std::vector<float> checked(data.size()), fast(13);
+  ASSERT_TRUE((*codec)->Decode(codes->centroids, codes->residuals, absl::MakeSpan(checked)).ok());
+  for (size_t i = 0; i < 500; ++i) {
+    (*codec)->DecodeOneUnchecked(codes->centroids[i], &codes->residuals[i * 7], fast.data());
+    for (size_t j = 0; j < 13; ++j) ASSERT_EQ(fast[j], checked[i * 13 + j]) << i << " " << j;
+  }
+  auto err = (*codec)->RelativeError(data);
+  ASSERT_TRUE(err.ok());
+  EXPECT_LT(*err, 0.25);
 }
 
 TEST(ResidualCodecTest, CentroidOnlyIsWorseThanResiduals) {

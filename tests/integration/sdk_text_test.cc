@@ -115,7 +115,7 @@ TEST_F(SdkTextTest, TextSearchInEveryModeWithHighlight) {
   if (IsSkipped() || HasFatalFailure()) return;
   UpsertCorpus();
   for (SearchMode mode : {SearchMode::kDense, SearchMode::kBm25, SearchMode::kHybridRrf,
-                          SearchMode::kHybridWeighted}) {
+                          SearchMode::kHybridWeighted, SearchMode::kLateInteraction}) {
     SearchRequest req;
     req.ns = ns_;
     req.text_queries = {"Rottnest Island marsupial"};
@@ -223,6 +223,117 @@ TEST_F(SdkTextTest, UnknownModeOverGrpcIsInvalidArgument) {
   grpc::Status status = RawStub()->Search(&ctx, request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("mode"));
+}
+
+// --- late interaction (multi-vector MaxSim) -------------------------------------
+
+TEST_F(SdkTextTest, LateInteractionIsOnByDefaultAndReported) {
+  CreateTextNamespace();
+  if (IsSkipped() || HasFatalFailure()) return;
+  UpsertCorpus();
+  auto info = client_->GetNamespace(ns_);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->config.late_interaction, true);
+  EXPECT_EQ(info->config.late_interaction_nbits, 2u);
+  EXPECT_EQ(info->config.late_interaction_train_tokens, 32768u);
+  EXPECT_GT(info->late_interaction_tokens, 20u);
+  EXPECT_FALSE(info->late_interaction_trained);
+  EXPECT_THAT(info->late_interaction_description, HasSubstr("MultiVector"));
+}
+
+TEST_F(SdkTextTest, LateInteractionSearchWithFilterAndTrainedCodec) {
+  if (!HaveUseLite()) GTEST_SKIP() << "USE-lite assets not found";
+  NamespaceConfig config;
+  config.name = ns_;
+  config.encoder = "use-lite";
+  config.chunk_max_tokens = 32;
+  config.chunk_overlap_tokens = 4;
+  config.late_interaction_nbits = 1;
+  config.late_interaction_train_tokens = 40;  // trained by the corpus upsert
+  ASSERT_TRUE(client_->CreateNamespace(config).ok());
+  UpsertCorpus();
+  auto info = client_->GetNamespace(ns_);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_TRUE(info->late_interaction_trained);
+  EXPECT_THAT(info->late_interaction_description, HasSubstr("1-bit"));
+
+  SearchRequest req;
+  req.ns = ns_;
+  req.text_queries = {"how long do I cook noodles", "a marsupial on an island near Perth"};
+  req.mode = SearchMode::kLateInteraction;
+  req.k = 1;
+  req.late_nprobe = 8;
+  req.late_max_candidates = 64;
+  auto hits = client_->Search(req);
+  ASSERT_TRUE(hits.ok()) << hits.status();
+  ASSERT_EQ(hits->size(), 2u);
+  ASSERT_EQ((*hits)[0].size(), 1u);
+  ASSERT_EQ((*hits)[1].size(), 1u);
+  EXPECT_EQ((*hits)[0][0].id, "pasta#0");
+  EXPECT_EQ((*hits)[1][0].id, "quokka#0");
+  EXPECT_GT((*hits)[1][0].score, 0.0f);
+
+  req.text_queries = {"a marsupial on an island near Perth"};
+  req.filter_json = R"({"topic": "finance"})";
+  req.k = 3;
+  hits = client_->Search(req);
+  ASSERT_TRUE(hits.ok()) << hits.status();
+  ASSERT_FALSE((*hits)[0].empty());
+  for (const Hit& h : (*hits)[0]) EXPECT_EQ(h.id.rfind("stocks#", 0), 0u) << h.id;
+}
+
+TEST_F(SdkTextTest, VectorQueryInLateModeIsInvalidArgument) {
+  CreateTextNamespace();
+  if (IsSkipped() || HasFatalFailure()) return;
+  SearchRequest req;
+  req.ns = ns_;
+  req.dim = 512;
+  req.queries.assign(512, 0.1f);
+  req.mode = SearchMode::kLateInteraction;
+  auto hits = client_->Search(req);
+  EXPECT_EQ(hits.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(hits.status().message()), HasSubstr("text queries"));
+}
+
+TEST_F(SdkTextTest, LateModeWithoutEncoderIsFailedPrecondition) {
+  NamespaceConfig config;
+  config.name = ns_;
+  config.dim = 4;
+  ASSERT_TRUE(client_->CreateNamespace(config).ok());
+  SearchRequest req;
+  req.ns = ns_;
+  req.text_queries = {"hello"};
+  req.mode = SearchMode::kLateInteraction;
+  EXPECT_EQ(client_->Search(req).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SdkTextTest, LateInteractionWithoutEncoderIsInvalidArgument) {
+  NamespaceConfig config;
+  config.name = ns_;
+  config.dim = 4;
+  config.late_interaction = true;
+  auto info = client_->CreateNamespace(config);
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(info.status().message()), HasSubstr("encoder"));
+}
+
+TEST_F(SdkTextTest, LateModeWithLateInteractionOffIsFailedPrecondition) {
+  if (!HaveUseLite()) GTEST_SKIP() << "USE-lite assets not found";
+  NamespaceConfig config;
+  config.name = ns_;
+  config.encoder = "use-lite";
+  config.late_interaction = false;
+  auto info = client_->CreateNamespace(config);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->config.late_interaction, false);
+  UpsertCorpus();
+  SearchRequest req;
+  req.ns = ns_;
+  req.text_queries = {"hello"};
+  req.mode = SearchMode::kLateInteraction;
+  auto hits = client_->Search(req);
+  EXPECT_EQ(hits.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(hits.status().message()), HasSubstr("late_interaction"));
 }
 
 TEST_F(SdkTextTest, ReupsertReplacesDocumentChunks) {

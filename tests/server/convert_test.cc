@@ -244,12 +244,45 @@ TEST(ConvertTest, TextSearchFieldsAreConverted) {
   EXPECT_FLOAT_EQ(o->bm25_weight, 0.7f);
   EXPECT_EQ(o->rrf_k, 10);
   EXPECT_TRUE(o->highlight);
+
+  r.set_mode(v1::SEARCH_MODE_LATE_INTERACTION);
+  r.mutable_params()->set_late_nprobe(12);
+  r.mutable_params()->set_late_max_candidates(900);
+  o = SearchOptionsFromProto(r);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->mode, db::SearchMode::kLateInteraction);
+  EXPECT_EQ(o->late_nprobe, 12u);
+  EXPECT_EQ(o->late_max_candidates, 900u);
+}
+
+TEST(ConvertTest, LateInteractionConfigRoundTrips) {
+  v1::NamespaceConfig p;
+  p.set_name("n");
+  p.set_encoder("use-lite");
+  auto unset = NamespaceConfigFromProto(p);
+  ASSERT_TRUE(unset.ok());
+  EXPECT_FALSE(unset->late_interaction.has_value());  // the store's default applies
+  p.set_late_interaction(false);
+  p.set_late_interaction_nbits(4);
+  p.set_late_interaction_train_tokens(1000);
+  auto c = NamespaceConfigFromProto(p);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->late_interaction, false);
+  EXPECT_EQ(c->late_interaction_nbits, 4u);
+  EXPECT_EQ(c->late_interaction_train_tokens, 1000u);
+  v1::NamespaceConfig back;
+  NamespaceConfigToProto(*c, &back);
+  EXPECT_TRUE(back.has_late_interaction());
+  EXPECT_FALSE(back.late_interaction());
+  EXPECT_EQ(back.late_interaction_nbits(), 4u);
+  EXPECT_EQ(back.late_interaction_train_tokens(), 1000u);
 }
 
 TEST(ConvertTest, SearchModesMapOneToOne) {
   EXPECT_EQ(*SearchModeFromProto(v1::SEARCH_MODE_UNSPECIFIED), db::SearchMode::kDense);
   for (db::SearchMode m : {db::SearchMode::kDense, db::SearchMode::kBm25,
-                           db::SearchMode::kHybridRrf, db::SearchMode::kHybridWeighted}) {
+                           db::SearchMode::kHybridRrf, db::SearchMode::kHybridWeighted,
+                           db::SearchMode::kLateInteraction}) {
     EXPECT_EQ(*SearchModeFromProto(SearchModeToProto(m)), m);
   }
 }

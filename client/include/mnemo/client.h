@@ -56,6 +56,12 @@ struct NamespaceConfig {
   std::string encoder;
   uint32_t chunk_max_tokens = 0;                // 0 = 128
   std::optional<uint32_t> chunk_overlap_tokens;  // unset = 16
+  // Keep token vectors for SearchMode::kLateInteraction (unset = on for
+  // encoder namespaces); residual bits 1, 2 or 4 (0 = 2); tokens staged before
+  // the codec is trained (0 = 32768). See NamespaceConfig in mnemo.proto.
+  std::optional<bool> late_interaction;
+  uint32_t late_interaction_nbits = 0;
+  uint64_t late_interaction_train_tokens = 0;
 };
 
 struct NamespaceInfo {
@@ -66,6 +72,9 @@ struct NamespaceInfo {
   std::string index_description;
   int64_t created_unix_ms = 0;
   uint64_t approximate_bytes = 0;
+  uint64_t late_interaction_tokens = 0;  // token vectors held
+  bool late_interaction_trained = false;
+  std::string late_interaction_description;
 };
 
 struct Document {
@@ -101,7 +110,9 @@ struct GetResult {
   std::vector<std::string> missing_ids;
 };
 
-enum class SearchMode { kDense, kBm25, kHybridRrf, kHybridWeighted };
+// kLateInteraction: MaxSim over the chunks' token vectors (text queries in
+// namespaces with late_interaction).
+enum class SearchMode { kDense, kBm25, kHybridRrf, kHybridWeighted, kLateInteraction };
 
 struct SearchRequest {
   std::string ns;
@@ -125,6 +136,8 @@ struct SearchRequest {
   uint32_t hnsw_ef_search = 0;
   uint32_t ivf_nprobe = 0;
   float refine_factor = 0;
+  uint32_t late_nprobe = 0;          // kLateInteraction; 0 = index default
+  uint32_t late_max_candidates = 0;  // kLateInteraction; 0 = index default
 };
 
 struct Hit {
