@@ -38,7 +38,7 @@ def perplexities(train, val, seq, vocab):
     c_a = ctx[prev]
     p_ml = np.divide(c_ab, c_a, out=np.zeros_like(c_ab), where=c_a > 0)
     best = None
-    for lam in [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95]:
+    for lam in [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99]:
         p = lam * p_ml + (1 - lam) * p_uni[cur]
         ppl = math.exp(-np.log(p).mean())
         if best is None or ppl < best[0]:
