@@ -159,6 +159,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-minutes", type=float, default=0,
                     help="stop (with a checkpoint) after this many minutes; 0 = no limit")
+    ap.add_argument("--stop-at", type=int, default=0,
+                    help="stop (with a checkpoint) once this step is reached, keeping the "
+                         "schedule of --steps; 0 = run to --steps")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -199,6 +202,8 @@ def main():
     t_last = time.time()
     while step < args.steps and not stop["flag"]:
         if args.max_minutes and time.time() - started > args.max_minutes * 60:
+            break
+        if args.stop_at and step >= args.stop_at:
             break
         lr = lr_at(step, args)
         for group in opt.param_groups:
