@@ -1,4 +1,4 @@
-#include "decoder/fingerprint.h"
+#include "common/model_fingerprint.h"
 
 #include <charconv>
 #include <set>
@@ -10,7 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 
-namespace mnemo::decoder {
+namespace mnemo {
 namespace {
 
 std::string DoubleString(double v) {
@@ -34,21 +34,6 @@ std::vector<std::pair<std::string, std::string>> Fields(const ModelFingerprint& 
 }
 
 }  // namespace
-
-ModelFingerprint ModelFingerprint::FromConfig(const ModelConfig& c) {
-  ModelFingerprint f;
-  f.architecture = c.architecture;
-  f.n_layers = c.n_layers;
-  f.n_heads = c.n_heads;
-  f.n_kv_heads = c.n_kv_heads;
-  f.head_dim = c.head_dim;
-  f.dim = c.dim;
-  f.rope_theta = c.rope_theta;
-  f.rope_style = c.rope_style;
-  f.dtype = c.dtype;
-  f.tokenizer_sha256 = c.tokenizer_sha256;
-  return f;
-}
 
 std::string ModelFingerprint::Canonical() const {
   std::string out;
@@ -122,4 +107,4 @@ std::optional<FingerprintDiff> FirstDifference(const ModelFingerprint& expected,
   return std::nullopt;
 }
 
-}  // namespace mnemo::decoder
+}  // namespace mnemo

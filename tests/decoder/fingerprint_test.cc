@@ -9,7 +9,7 @@ namespace {
 ModelFingerprint Tiny() {
   auto c = ParseModelConfig(testing::TinyConfigJson().dump());
   EXPECT_TRUE(c.ok());
-  return ModelFingerprint::FromConfig(*c);
+  return FingerprintFromConfig(*c);
 }
 
 TEST(FingerprintTest, CanonicalStringAndHashAreStable) {
