@@ -3,6 +3,7 @@
 #include "decoder/cuda_session.h"
 
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "kernels/llama_gpu.h"
@@ -28,9 +29,25 @@ class CudaSession final : public DecodeSession {
     return gpu_->Forward(tokens.data(), static_cast<int>(tokens.size()),
                          mode == LogitsMode::kAll, mode == LogitsMode::kNone ? nullptr : logits);
   }
+  absl::Status AppendKv(const PositionedKv& kv) override {
+    if (absl::Status s = ValidatePositionedKv(model_.config(), kv); !s.ok()) return s;
+    if (kv.first_position != next_position()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("KV rotated for first position ", kv.first_position,
+                       " cannot be appended at the session's next position ", next_position()));
+    }
+    std::vector<const float*> keys, values;
+    for (size_t l = 0; l < kv.keys.size(); ++l) {
+      keys.push_back(kv.keys[l].data());
+      values.push_back(kv.values[l].data());
+    }
+    return gpu_->AppendKv(keys, values, kv.n_tokens);
+  }
   int length() const override { return gpu_->length(); }
   int capacity() const override { return capacity_; }
+  int next_position() const override { return gpu_->first_position() + gpu_->length(); }
   void Reset() override { gpu_->Reset(); }
+  absl::Status ResetAt(int first_position) override { return gpu_->ResetAt(first_position); }
   Device device() const override { return Device::kCuda; }
 
  private:

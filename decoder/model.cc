@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -38,39 +39,6 @@ void RmsNorm(const float* x, int n_tokens, int dim, const float* weight, double 
 
 }  // namespace
 
-void RopeTables(int head_dim, double theta, int first, int n, std::vector<double>* cos,
-                std::vector<double>* sin) {
-  const int half = head_dim / 2;
-  cos->resize(static_cast<size_t>(n) * half);
-  sin->resize(static_cast<size_t>(n) * half);
-  for (int i = 0; i < half; ++i) {
-    const double inv_freq = std::pow(theta, -static_cast<double>(i) * 2.0 / head_dim);
-    for (int t = 0; t < n; ++t) {
-      const double angle = static_cast<double>(first + t) * inv_freq;
-      (*cos)[static_cast<size_t>(t) * half + i] = std::cos(angle);
-      (*sin)[static_cast<size_t>(t) * half + i] = std::sin(angle);
-    }
-  }
-}
-
-void ApplyRope(float* x, int n_tokens, int n_heads, int head_dim, const std::vector<double>& cos,
-               const std::vector<double>& sin) {
-  const int half = head_dim / 2;
-  for (int t = 0; t < n_tokens; ++t) {
-    const double* c = cos.data() + static_cast<size_t>(t) * half;
-    const double* s = sin.data() + static_cast<size_t>(t) * half;
-    for (int h = 0; h < n_heads; ++h) {
-      float* v = x + (static_cast<size_t>(t) * n_heads + h) * head_dim;
-      for (int i = 0; i < half; ++i) {
-        const float ci = static_cast<float>(c[i]), si = static_cast<float>(s[i]);
-        const float a = v[i], b = v[i + half];
-        v[i] = a * ci - b * si;
-        v[i + half] = a * si + b * ci;
-      }
-    }
-  }
-}
-
 absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir) {
   absl::StatusOr<ModelConfig> config = LoadModelConfig(dir);
   if (!config.ok()) return config.status();
@@ -85,7 +53,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::FromParts(ModelConfig config,
                                                         std::string dir) {
   std::unique_ptr<Model> m(new Model());
   m->config_ = std::move(config);
-  m->fingerprint_ = ModelFingerprint::FromConfig(m->config_);
+  m->fingerprint_ = FingerprintFromConfig(m->config_);
   m->dir_ = std::move(dir);
   const ModelConfig& c = m->config_;
   const int64_t d = c.dim, q = int64_t{c.n_heads} * c.head_dim,
@@ -141,13 +109,95 @@ KvCache::KvCache(const ModelConfig& config, int capacity)
 
 void KvCache::Truncate(int n) { length_ = std::clamp(n, 0, length_); }
 
+absl::Status KvCache::ResetAt(int first_position) {
+  if (first_position < 0 || first_position > std::numeric_limits<int32_t>::max() - capacity_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("first position ", first_position, " must be in [0, INT32_MAX - capacity ",
+                     capacity_, "]"));
+  }
+  length_ = 0;
+  first_position_ = first_position;
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::Status ValidateKvShape(int n_layers, int n_kv_heads, int head_dim, const PositionedKv& kv) {
+  if (kv.n_tokens <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("KV to append must have tokens, got n_tokens ", kv.n_tokens));
+  }
+  if (kv.first_position < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("KV first position must be >= 0, got ", kv.first_position));
+  }
+  if (static_cast<int>(kv.keys.size()) != n_layers ||
+      static_cast<int>(kv.values.size()) != n_layers) {
+    return absl::InvalidArgumentError(absl::StrCat("KV has ", kv.keys.size(), " key and ",
+                                                   kv.values.size(), " value layers, the model ",
+                                                   n_layers));
+  }
+  const size_t want = static_cast<size_t>(n_kv_heads) * kv.n_tokens * head_dim;
+  for (int l = 0; l < n_layers; ++l) {
+    for (const auto& [what, span] : {std::pair<const char*, absl::Span<const float>>{
+                                         "keys", kv.keys[l]},
+                                     {"values", kv.values[l]}}) {
+      if (span.size() != want) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "layer ", l, " ", what, " have ", span.size(), " floats, expected [n_kv_heads ",
+            n_kv_heads, ", n_tokens ", kv.n_tokens, ", head_dim ", head_dim, "] = ", want));
+      }
+      for (size_t i = 0; i < span.size(); ++i) {
+        if (!std::isfinite(span[i])) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("layer ", l, " ", what, " element ", i, " is not finite"));
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidatePositionedKv(const ModelConfig& config, const PositionedKv& kv) {
+  return ValidateKvShape(config.n_layers, config.n_kv_heads, config.head_dim, kv);
+}
+
+absl::Status KvCache::AppendKv(const PositionedKv& kv) {
+  if (absl::Status s = ValidateKvShape(static_cast<int>(k_.size()), n_kv_heads_, head_dim_, kv);
+      !s.ok()) {
+    return s;
+  }
+  if (kv.first_position != next_position()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("KV rotated for first position ", kv.first_position,
+                     " cannot be appended at the cache's next position ", next_position()));
+  }
+  if (kv.n_tokens > capacity_ - length_) {
+    return absl::OutOfRangeError(absl::StrCat("KV cache full: ", length_, " + ", kv.n_tokens,
+                                              " tokens exceed its capacity of ", capacity_));
+  }
+  const size_t run = static_cast<size_t>(kv.n_tokens) * head_dim_;
+  for (size_t l = 0; l < k_.size(); ++l) {
+    for (int g = 0; g < n_kv_heads_; ++g) {
+      const size_t src = static_cast<size_t>(g) * run;
+      const size_t dst = (static_cast<size_t>(g) * capacity_ + length_) * head_dim_;
+      std::copy_n(kv.keys[l].data() + src, run, k_[l].data() + dst);
+      std::copy_n(kv.values[l].data() + src, run, v_[l].data() + dst);
+    }
+  }
+  length_ += kv.n_tokens;
+  return absl::OkStatus();
+}
+
 attention::KeyValueBlock KvCache::View(int layer, int begin, int end) const {
   attention::KeyValueBlock b;
   b.keys = k_[layer].data() + static_cast<size_t>(begin) * head_dim_;
   b.values = v_[layer].data() + static_cast<size_t>(begin) * head_dim_;
   b.n_keys = end - begin;
   b.head_stride = capacity_;
-  b.first_position = begin;
+  b.first_position = first_position_ + begin;
   return b;
 }
 
@@ -163,8 +213,11 @@ absl::Status CpuForward::Forward(absl::Span<const int32_t> tokens, KvCache* cach
           absl::StrCat("token id ", id, " is outside the vocabulary of ", c.vocab_size));
     }
   }
+  // pos0 indexes the cache's slots, abs0 is the absolute position of the
+  // block's first token (RoPE and the causal mask).
   const int pos0 = cache->length();
-  if (pos0 + T > cache->capacity()) {
+  const int abs0 = cache->next_position();
+  if (T > cache->capacity() - pos0) {
     return absl::OutOfRangeError(absl::StrCat("KV cache full: ", pos0, " + ", T,
                                               " tokens exceed its capacity of ",
                                               cache->capacity()));
@@ -182,7 +235,7 @@ absl::Status CpuForward::Forward(absl::Span<const int32_t> tokens, KvCache* cach
     std::copy_n(model_.embeddings() + static_cast<size_t>(tokens[t]) * D, D,
                 x_.data() + static_cast<size_t>(t) * D);
   }
-  RopeTables(hd, c.rope_theta, pos0, T, &cos_, &sin_);
+  attention::RopeTables(hd, c.rope_theta, abs0, T, &cos_, &sin_);
   if (trace != nullptr) {
     trace->q.assign(trace->want_q ? c.n_layers : 0, {});
     trace->k_pre_rope.assign(trace->want_kv ? c.n_layers : 0, {});
@@ -207,8 +260,8 @@ absl::Status CpuForward::Forward(absl::Span<const int32_t> tokens, KvCache* cach
     Linear(h_.data(), T, D, w.wk, KVD, k_.data(), false);
     Linear(h_.data(), T, D, w.wv, KVD, v_.data(), false);
     if (trace != nullptr && trace->want_kv) trace->k_pre_rope[l] = head_major(k_.data(), KVH);
-    ApplyRope(q_.data(), T, H, hd, cos_, sin_);
-    ApplyRope(k_.data(), T, KVH, hd, cos_, sin_);
+    attention::ApplyRope(q_.data(), T, H, hd, cos_, sin_);
+    attention::ApplyRope(k_.data(), T, KVH, hd, cos_, sin_);
     if (trace != nullptr && trace->want_kv) {
       trace->k[l] = head_major(k_.data(), KVH);
       trace->v[l] = head_major(v_.data(), KVH);
@@ -227,7 +280,7 @@ absl::Status CpuForward::Forward(absl::Span<const int32_t> tokens, KvCache* cach
     // The attention seam: the block attends causally to itself and fully
     // to the stored context; the two partials merge by log-sum-exp. A
     // retrieval decoder replaces the `past` partial.
-    const attention::QueryBlock qb{q_.data(), T, pos0};
+    const attention::QueryBlock qb{q_.data(), T, abs0};
     absl::Status s = attention::AttendPartial(shape, qb, cache->View(l, pos0, pos0 + T),
                                               /*causal=*/true, &block);
     if (s.ok() && pos0 > 0) {

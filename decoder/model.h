@@ -1,8 +1,9 @@
 // The reference llama-style decoder: weights, KV cache and the CPU forward
 // pass (OpenBLAS). Implements exactly decoder/train/model.py: pre-norm
-// RMSNorm, RoPE "rotate half" (dimension i rotates with i + head_dim/2,
-// inv_freq_i = theta^(-2i/head_dim), angles in float64), grouped-query
-// attention through attention/partial.h, SwiGLU, tied output projection.
+// RMSNorm, RoPE "rotate half" through attention/rope.h (dimension i rotates
+// with i + head_dim/2, inv_freq_i = theta^(-2i/head_dim), angles in
+// float64), grouped-query attention through attention/partial.h, SwiGLU,
+// tied output projection.
 //
 // Nothing here depends on the tokenizer (SentencePiece) or protobuf, so a
 // process linking gRPC may use it.
@@ -18,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "attention/partial.h"
+#include "attention/rope.h"
 #include "decoder/config.h"
 #include "decoder/fingerprint.h"
 #include "decoder/safetensors.h"
@@ -72,23 +74,61 @@ class Model {
   int64_t num_params_ = 0;
 };
 
-// Per-layer K (after RoPE) and V of one sequence, positions [0, length()).
-// Layout per layer: [n_kv_heads, capacity, head_dim], so one KV head's keys
-// are contiguous (what a per-(layer, KV head) key index stores). Not
-// thread-safe.
+// K/V of `n_tokens` consecutive positions of every layer, computed outside
+// this cache (a stored chunk, fetched and rotated for where it goes: see
+// decoder/chunk_kv.h), in the cache's head-major layout. Borrowed views.
+struct PositionedKv {
+  // Position of token 0: the keys are rotated for [first_position,
+  // first_position + n_tokens), and must be appended exactly there.
+  int first_position = 0;
+  int n_tokens = 0;
+  // Per layer, [n_kv_heads, n_tokens, head_dim]: keys AFTER RoPE.
+  std::vector<absl::Span<const float>> keys;
+  // Per layer, [n_kv_heads, n_tokens, head_dim].
+  std::vector<absl::Span<const float>> values;
+};
+
+// Per-layer K (after RoPE) and V of one sequence. Slot i of the cache holds
+// position first_position() + i, slots [0, length()) are filled; the first
+// position is 0 unless ResetAt moved it (a context that starts at an
+// arbitrary position, e.g. a chunk encoded on its own where it will be
+// placed). Layout per layer: [n_kv_heads, capacity, head_dim], so one KV
+// head's keys are contiguous (what a per-(layer, KV head) key index
+// stores). Not thread-safe.
 class KvCache {
  public:
   KvCache(const ModelConfig& config, int capacity);
 
   int length() const { return length_; }
   int capacity() const { return capacity_; }
-  // Forgets positions >= n (n <= length()).
+  int first_position() const { return first_position_; }
+  // The position the next appended token takes.
+  int next_position() const { return first_position_ + length_; }
+  // Forgets slots >= n (n <= length()); positions of the rest unchanged.
   void Truncate(int n);
-  void Clear() { length_ = 0; }
+  // Forgets every slot; the next token goes to position 0.
+  void Clear() {
+    length_ = 0;
+    first_position_ = 0;
+  }
+  // Forgets every slot; the next token goes to position `first_position`
+  // and later ones follow it, as if the sequence started there (RoPE at
+  // the absolute positions, causal attention among the cache's own
+  // tokens). INVALID_ARGUMENT (cache unchanged) for a negative position or
+  // one where the capacity's last position would exceed INT32_MAX.
+  [[nodiscard]] absl::Status ResetAt(int first_position);
+  // Appends `kv` at slots [length(), + kv.n_tokens), positions
+  // [next_position(), + kv.n_tokens). INVALID_ARGUMENT when
+  // kv.first_position != next_position(), n_tokens <= 0, the number of
+  // layers or a span's size does not match [n_kv_heads, n_tokens, head_dim],
+  // or a value is not finite; OUT_OF_RANGE when the cache has no room. The
+  // cache is unchanged on error.
+  [[nodiscard]] absl::Status AppendKv(const PositionedKv& kv);
 
   float* keys(int layer) { return k_[layer].data(); }
   float* values(int layer) { return v_[layer].data(); }
-  // Keys and values of positions [begin, end) of `layer`.
+  // Keys and values of slots [begin, end) of `layer`; the block's
+  // first_position is the absolute position of slot `begin`.
   attention::KeyValueBlock View(int layer, int begin, int end) const;
 
  private:
@@ -97,8 +137,15 @@ class KvCache {
   int head_dim_ = 0;
   int capacity_ = 0;
   int length_ = 0;
+  int first_position_ = 0;
   std::vector<std::vector<float>> k_, v_;
 };
+
+// INVALID_ARGUMENT unless `kv` fits a cache of `config` (layer count, span
+// sizes [n_kv_heads, n_tokens, head_dim], n_tokens > 0, first_position >=
+// 0, finite values). Position and room are the cache's to check.
+[[nodiscard]] absl::Status ValidatePositionedKv(const ModelConfig& config,
+                                                const PositionedKv& kv);
 
 // Optional captures of one forward call, per layer, for the tokens of the
 // call (T of them). Each vector is filled only when its flag is set.
@@ -122,8 +169,8 @@ class CpuForward {
  public:
   explicit CpuForward(const Model& model) : model_(model) {}
 
-  // Runs `tokens` at positions [cache->length(), +T), appends their K/V to
-  // the cache and writes logits per `mode`. Prefill (T > 1, projections by
+  // Runs `tokens` at positions [cache->next_position(), +T), appends their
+  // K/V to the cache and writes logits per `mode`. Prefill (T > 1, projections by
   // sgemm) and decode (T == 1, by sgemv) are this one call; a prefix may be
   // fed in pieces and gives the same result as feeding it at once (up to
   // float rounding of the log-sum-exp merge). INVALID_ARGUMENT for no
@@ -138,14 +185,9 @@ class CpuForward {
   std::vector<double> cos_, sin_;
 };
 
-// RoPE tables for positions [first, first + n): cos/sin of pos * inv_freq_i,
-// [n, head_dim / 2], computed in float64 as the reference does.
-void RopeTables(int head_dim, double theta, int first, int n, std::vector<double>* cos,
-                std::vector<double>* sin);
-// Rotates `x` in place: [n_tokens, n_heads, head_dim] with the tables above
-// (cast to float32 first, as the reference does).
-void ApplyRope(float* x, int n_tokens, int n_heads, int head_dim, const std::vector<double>& cos,
-               const std::vector<double>& sin);
+// RoPE lives in attention/rope.h; these names stay usable from decoder code.
+using attention::ApplyRope;
+using attention::RopeTables;
 
 }  // namespace mnemo::decoder
 

@@ -17,9 +17,12 @@ class CpuSession final : public DecodeSession {
                       std::vector<float>* logits) override {
     return forward_.Forward(tokens, &cache_, mode, logits);
   }
+  absl::Status AppendKv(const PositionedKv& kv) override { return cache_.AppendKv(kv); }
   int length() const override { return cache_.length(); }
   int capacity() const override { return cache_.capacity(); }
+  int next_position() const override { return cache_.next_position(); }
   void Reset() override { cache_.Clear(); }
+  absl::Status ResetAt(int first_position) override { return cache_.ResetAt(first_position); }
   Device device() const override { return Device::kCpu; }
 
  private:

@@ -27,14 +27,30 @@ absl::StatusOr<Device> ParseDevice(absl::string_view name);
 class DecodeSession {
  public:
   virtual ~DecodeSession() = default;
-  // Runs `tokens` at positions [length(), length() + T) and appends their
-  // K/V (CpuForward::Forward's contract). Logits per `mode` on the host.
+  // Runs `tokens` at positions [next_position(), next_position() + T) and
+  // appends their K/V (CpuForward::Forward's contract). Logits per `mode`
+  // on the host.
   virtual absl::Status Append(absl::Span<const int32_t> tokens, LogitsMode mode,
                               std::vector<float>* logits) = 0;
+  // Appends K/V computed elsewhere (stored chunks rotated for where they go,
+  // decoder/chunk_kv.h) at the next positions, with KvCache::AppendKv's
+  // contract: INVALID_ARGUMENT for a layer count, shape or first position
+  // that does not match, or a non-finite value; OUT_OF_RANGE when there is
+  // no room; the session is unchanged on error. A prompt's context can so
+  // be built from stored chunks and the question then Append-ed on top.
+  [[nodiscard]] virtual absl::Status AppendKv(const PositionedKv& kv) = 0;
+  // Positions held (cache slots used).
   virtual int length() const = 0;
   virtual int capacity() const = 0;
-  // Forgets every position.
+  // The position the next token takes: the first position plus length().
+  virtual int next_position() const = 0;
+  // Forgets every position; the next token goes to position 0.
   virtual void Reset() = 0;
+  // Forgets every position; the next token goes to `first_position` (a
+  // sequence, e.g. a chunk encoded afresh on its own, that starts there).
+  // INVALID_ARGUMENT (session unchanged) for a negative position or one
+  // whose capacity would run past INT32_MAX.
+  [[nodiscard]] virtual absl::Status ResetAt(int first_position) = 0;
   virtual Device device() const = 0;
 };
 

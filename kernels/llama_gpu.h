@@ -60,13 +60,30 @@ class LlamaGpu {
   static absl::StatusOr<std::unique_ptr<LlamaGpu>> Create(const LlamaGpuConfig& config,
                                                          const LlamaGpuWeights& weights);
   // Runs tokens (ids already validated by the caller) at positions
-  // [length(), +n), appends K/V to the device cache, and copies to `logits`
-  // the last row ([vocab]) or, with all_logits, every row ([n, vocab]);
-  // `logits` may be null for none. OUT_OF_RANGE when the cache is full.
+  // [first_position() + length(), +n), appends K/V to the device cache, and
+  // copies to `logits` the last row ([vocab]) or, with all_logits, every
+  // row ([n, vocab]); `logits` may be null for none. OUT_OF_RANGE when the
+  // cache is full.
   virtual absl::Status Forward(const int32_t* tokens, int n, bool all_logits,
                                std::vector<float>* logits) = 0;
+  // Copies n positions of K (after RoPE) and V of every layer from HOST
+  // memory into the cache at slots [length(), +n): keys[l] and values[l]
+  // are [n_kv_heads, n, head_dim] (shapes and values checked by the
+  // caller). OUT_OF_RANGE when the cache has no room (unchanged);
+  // INTERNAL on a CUDA failure.
+  virtual absl::Status AppendKv(const std::vector<const float*>& keys,
+                                const std::vector<const float*>& values, int n) = 0;
+  // Cache slots filled.
   virtual int length() const = 0;
+  // Position of cache slot 0 (0 unless ResetAt moved it).
+  virtual int first_position() const = 0;
+  // Forgets every position; the next token goes to position 0.
   virtual void Reset() = 0;
+  // Forgets every position; the next token goes to `first_position`.
+  // INVALID_ARGUMENT (unchanged) when it is negative or the capacity's last
+  // position would exceed INT32_MAX. The RoPE tables for the new positions
+  // are built by the next Forward.
+  virtual absl::Status ResetAt(int first_position) = 0;
 };
 
 }  // namespace mnemo::kernels

@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -88,20 +90,10 @@ class LlamaGpuImpl final : public LlamaGpu {
       MNEMO_UPLOAD(&d.w2, h.w2, D * F);
     }
 #undef MNEMO_UPLOAD
-    // RoPE tables in float64, cast to float32 (as the reference does).
-    const int half = c_.head_dim / 2;
-    std::vector<float> cs(size_t{1} * c_.capacity * half), sn(cs.size());
-    for (int i = 0; i < half; ++i) {
-      const double inv = std::pow(c_.rope_theta, -static_cast<double>(i) * 2.0 / c_.head_dim);
-      for (int p = 0; p < c_.capacity; ++p) {
-        cs[size_t{1} * p * half + i] = static_cast<float>(std::cos(p * inv));
-        sn[size_t{1} * p * half + i] = static_cast<float>(std::sin(p * inv));
-      }
-    }
-    MNEMO_CUDA_OK(cos_.Allocate(cs.size()));
-    MNEMO_CUDA_OK(sin_.Allocate(sn.size()));
-    MNEMO_CUDA_OK(cos_.CopyFrom(cs.data(), cs.size(), stream_.get()));
-    MNEMO_CUDA_OK(sin_.CopyFrom(sn.data(), sn.size(), stream_.get()));
+    const size_t half = c_.head_dim / 2;
+    MNEMO_CUDA_OK(cos_.Allocate(half * c_.capacity));
+    MNEMO_CUDA_OK(sin_.Allocate(half * c_.capacity));
+    if (absl::Status s = UploadRopeTables(); !s.ok()) return s;
     k_cache_.resize(c_.n_layers);
     v_cache_.resize(c_.n_layers);
     for (int l = 0; l < c_.n_layers; ++l) {
@@ -121,9 +113,16 @@ class LlamaGpuImpl final : public LlamaGpu {
     }
     absl::Status s = EnsureScratch(n);
     if (!s.ok()) return s;
+    if (table_first_position_ != first_position_) {
+      s = UploadRopeTables();
+      if (!s.ok()) return s;
+    }
     cudaStream_t st = stream_.get();
     const int D = c_.dim, H = c_.n_heads, KVH = c_.n_kv_heads, hd = c_.head_dim, F = c_.ffn_dim;
     const int QD = H * hd, KVD = KVH * hd;
+    // Slot index of the first token. Row r of the RoPE tables is position
+    // first_position_ + r, and the causal mask needs only relative
+    // positions, so slots serve as positions below.
     const int pos0 = length_;
     MNEMO_CUDA_OK(tokens_.CopyFrom(tokens, n, st));
     MNEMO_CUDA_OK(internal::LaunchEmbed(tokens_.get(), n, emb_.get(), D, x_.get(), st));
@@ -175,10 +174,71 @@ class LlamaGpuImpl final : public LlamaGpu {
     return absl::OkStatus();
   }
 
+  absl::Status AppendKv(const std::vector<const float*>& keys,
+                        const std::vector<const float*>& values, int n) override {
+    if (n <= 0) return absl::InvalidArgumentError("no KV positions to append");
+    if (static_cast<int>(keys.size()) != c_.n_layers ||
+        static_cast<int>(values.size()) != c_.n_layers) {
+      return absl::InvalidArgumentError("KV to append must have one key and value array per layer");
+    }
+    if (n > c_.capacity - length_) {
+      return absl::OutOfRangeError(absl::StrCat("KV cache full: ", length_, " + ", n,
+                                                " tokens exceed its capacity of ", c_.capacity));
+    }
+    cudaStream_t st = stream_.get();
+    const size_t run = size_t{1} * n * c_.head_dim;
+    for (int l = 0; l < c_.n_layers; ++l) {
+      for (int g = 0; g < c_.n_kv_heads; ++g) {
+        const size_t dst = (size_t{1} * g * c_.capacity + length_) * c_.head_dim;
+        MNEMO_CUDA_OK(k_cache_[l].CopyFrom(keys[l] + g * run, run, st, dst));
+        MNEMO_CUDA_OK(v_cache_[l].CopyFrom(values[l] + g * run, run, st, dst));
+      }
+    }
+    // The host arrays are borrowed: done with them before returning.
+    MNEMO_CUDA_OK(cudaStreamSynchronize(st));
+    length_ += n;
+    return absl::OkStatus();
+  }
+
   int length() const override { return length_; }
-  void Reset() override { length_ = 0; }
+  int first_position() const override { return first_position_; }
+  void Reset() override {
+    length_ = 0;
+    first_position_ = 0;
+  }
+  absl::Status ResetAt(int first_position) override {
+    if (first_position < 0 || first_position > std::numeric_limits<int32_t>::max() - c_.capacity) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("first position ", first_position, " must be in [0, INT32_MAX - capacity ",
+                       c_.capacity, "]"));
+    }
+    length_ = 0;
+    first_position_ = first_position;
+    return absl::OkStatus();
+  }
 
  private:
+  // RoPE tables for positions [first_position_, +capacity): angles and
+  // cos/sin in float64, cast to float32 (as the reference does).
+  absl::Status UploadRopeTables() {
+    table_first_position_ = -1;  // stale until the copy has completed
+    const int half = c_.head_dim / 2;
+    std::vector<float> cs(size_t{1} * c_.capacity * half), sn(cs.size());
+    for (int i = 0; i < half; ++i) {
+      const double inv = std::pow(c_.rope_theta, -static_cast<double>(i) * 2.0 / c_.head_dim);
+      for (int p = 0; p < c_.capacity; ++p) {
+        const double angle = static_cast<double>(int64_t{first_position_} + p) * inv;
+        cs[size_t{1} * p * half + i] = static_cast<float>(std::cos(angle));
+        sn[size_t{1} * p * half + i] = static_cast<float>(std::sin(angle));
+      }
+    }
+    MNEMO_CUDA_OK(cos_.CopyFrom(cs.data(), cs.size(), stream_.get()));
+    MNEMO_CUDA_OK(sin_.CopyFrom(sn.data(), sn.size(), stream_.get()));
+    MNEMO_CUDA_OK(cudaStreamSynchronize(stream_.get()));
+    table_first_position_ = first_position_;
+    return absl::OkStatus();
+  }
+
   // y[n, out] = x[n, in] @ w[out, in]^T + beta * y (row-major), as the
   // column-major product y^T = w^T(op T) x^T.
   absl::Status Gemm(const float* x, int n, int in, const float* w, int out, float* y,
@@ -216,6 +276,8 @@ class LlamaGpuImpl final : public LlamaGpu {
   DeviceArray<float> x_, h_, q_, k_, v_, att_, ff1_, ff3_, logits_;
   int scratch_tokens_ = 0;
   int length_ = 0;
+  int first_position_ = 0;        // position of cache slot 0
+  int table_first_position_ = -1;  // position of row 0 of cos_/sin_; -1: not built
 };
 
 }  // namespace
