@@ -31,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "db/kv.h"
 #include "index/dense_index.h"
 #include "index/filter.h"
 #include "index/metric.h"
@@ -313,6 +314,50 @@ class Store {
   // Compacts one namespace's key range (or everything) and rebuilds indexes
   // that carry dead entries.
   virtual absl::Status Compact(absl::string_view ns) = 0;
+
+  // --- Chunk KV caches (db/kv.h). NOT_FOUND for an unknown namespace; every
+  // call but RegisterKvModel is FAILED_PRECONDITION on a namespace without
+  // a registered model, and one naming another model is
+  // FAILED_PRECONDITION with the first differing field.
+
+  // Registers the namespace's decoder model and KV settings. Registering
+  // the same model again updates codec, capacity, policy and default TTL
+  // (a lower capacity takes effect at the next put); another model is
+  // FAILED_PRECONDITION while the namespace holds KV.
+  virtual absl::StatusOr<KvStats> RegisterKvModel(absl::string_view ns,
+                                                  const KvConfig& config) = 0;
+  // Starts a put of one chunk's KV (see KvChunkWriter). Validates the
+  // header: NOT_FOUND for an unknown chunk, INVALID_ARGUMENT for bad
+  // tokens or TTL.
+  virtual absl::StatusOr<std::unique_ptr<KvChunkWriter>> BeginPutKv(absl::string_view ns,
+                                                                    KvPutHeader header) = 0;
+  // Reads blocks of several chunks. NOT_FOUND naming the first chunk that
+  // is unknown or holds no KV (never stored, deleted, evicted or
+  // expired), before any block is read; INVALID_ARGUMENT for a bad layer
+  // range or positions. Counts as a use of each chunk for LRU.
+  virtual absl::StatusOr<std::unique_ptr<KvReader>> ReadKv(absl::string_view ns,
+                                                           const KvReadOptions& options) = 0;
+  // Per id, the token count of its stored KV, 0 when it holds none.
+  virtual absl::StatusOr<std::vector<uint32_t>> ExistsKv(absl::string_view ns,
+                                                         absl::Span<const std::string> chunk_ids,
+                                                         const ModelFingerprint& model) = 0;
+  // Removes the KV of these chunks (their text and vectors stay). Unknown
+  // ids and chunks without KV count 0.
+  virtual absl::StatusOr<uint64_t> DeleteKv(absl::string_view ns,
+                                            absl::Span<const std::string> chunk_ids) = 0;
+  // The longest run of chunks with KV whose token ids, concatenated, are a
+  // prefix of `tokens`, taking the longest matching chunk at each step.
+  virtual absl::StatusOr<KvPrefixMatch> LookupPrefix(absl::string_view ns,
+                                                     const ModelFingerprint& model,
+                                                     absl::Span<const int32_t> tokens) = 0;
+  // Pins / unpins and sets the TTL (seconds from now, 0 = never) of the KV
+  // of these chunks; unset fields stay. Returns how many chunks with KV
+  // were updated.
+  virtual absl::StatusOr<uint64_t> SetKvRetention(absl::string_view ns,
+                                                  absl::Span<const std::string> chunk_ids,
+                                                  std::optional<bool> pin,
+                                                  std::optional<int64_t> ttl_seconds) = 0;
+  virtual absl::StatusOr<KvStats> GetKvStats(absl::string_view ns) = 0;
 
   virtual const StoreOptions& options() const = 0;
   virtual const std::string& path() const = 0;

@@ -26,6 +26,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -40,9 +41,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "attention/rope.h"
 #include "common/status_macros.h"
 #include "db/bm25.h"
 #include "db/keys.h"
+#include "db/kv_records.h"
+#include "db/kv_space.h"
 #include "db/records.h"
 #include "db/store.h"
 #include "db/store_testing.h"
@@ -285,6 +289,9 @@ struct Namespace {
   // under meta MultiVecCodecKey.
   std::unique_ptr<index::MultiVectorIndex> multivec ABSL_GUARDED_BY(mu);
   index::AttributeTable attrs ABSL_GUARDED_BY(mu);
+  // Chunk KV caches, once a model is registered (null before). The pointer
+  // is guarded by `mu`; the space locks its own state (kv_space.h).
+  std::unique_ptr<KvSpace> kv ABSL_GUARDED_BY(mu);
   // internal id -> external chunk id of every live chunk.
   absl::flat_hash_map<int64_t, std::string> external_ids ABSL_GUARDED_BY(mu);
   uint64_t document_count ABSL_GUARDED_BY(mu) = 0;
@@ -321,6 +328,8 @@ class StoreImpl final : public Store {
   friend absl::Status testing::CloseWithoutSnapshotForTesting(Store* store);
   friend absl::StatusOr<testing::RecoveryInfo> testing::RecoveryInfoForTesting(
       Store* store, absl::string_view ns);
+  friend absl::Status testing::SetKvClockForTesting(Store* store,
+                                                    std::function<int64_t()> now_ms);
 
   StoreImpl(const StoreOptions& options, const std::string& path)
       : options_(options), path_(path), index_dir_((fs::path(path) / "indexes").string()) {}
@@ -420,6 +429,55 @@ class StoreImpl final : public Store {
       ABSL_SHARED_LOCKS_REQUIRED(ns->mu);
 
   absl::StatusOr<NamespacePtr> FindNamespace(absl::string_view name) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // --- KV caches.
+  friend class KvChunkWriterImpl;
+  // Wall clock of KV expiry (a test seam can replace it).
+  int64_t KvNowMs() const { return kv_clock_ ? kv_clock_() : NowUnixMs(); }
+  std::function<int64_t()> kv_clock_;
+  friend class KvReaderImpl;
+  // Loads the namespace's KV config and chunk records (LoadNamespace).
+  absl::Status LoadKvLocked(Namespace* ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ns->mu);
+  // The namespace's KV space after checking `model` against it
+  // (FAILED_PRECONDITION when none is registered or the model differs).
+  absl::StatusOr<KvSpace*> KvSpaceFor(const Namespace& ns, const ModelFingerprint* model)
+      ABSL_SHARED_LOCKS_REQUIRED(ns.mu);
+  // Stages the removal of the KV of `ids` (those holding KV) into `batch`.
+  void StageKvRemovalLocked(Namespace* ns, rocksdb::WriteBatch* batch,
+                            absl::Span<const int64_t> ids) ABSL_SHARED_LOCKS_REQUIRED(ns->mu);
+  // After the commit of a StageKvRemovalLocked batch.
+  void ApplyKvRemovalLocked(Namespace* ns, absl::Span<const int64_t> ids, KvSpace::Why why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ns->mu);
+  // Internal id of a live chunk, under the namespace lock.
+  absl::StatusOr<std::optional<int64_t>> InternalIdLocked(const Namespace& ns,
+                                                          absl::string_view chunk_id)
+      ABSL_SHARED_LOCKS_REQUIRED(ns.mu);
+  // Commits a finished put (KvChunkWriterImpl::Commit).
+  absl::StatusOr<KvPutResult> CommitKv(const NamespacePtr& ns, const KvPutHeader& header,
+                                       const std::vector<std::string>& blocks,
+                                       const KvPutResult& encoded, uint64_t fp16_bytes,
+                                       uint64_t fingerprint_hash) ABSL_LOCKS_EXCLUDED(ns->mu);
+
+ public:
+  absl::StatusOr<KvStats> RegisterKvModel(absl::string_view ns, const KvConfig& config) override;
+  absl::StatusOr<std::unique_ptr<KvChunkWriter>> BeginPutKv(absl::string_view ns,
+                                                            KvPutHeader header) override;
+  absl::StatusOr<std::unique_ptr<KvReader>> ReadKv(absl::string_view ns,
+                                                   const KvReadOptions& options) override;
+  absl::StatusOr<std::vector<uint32_t>> ExistsKv(absl::string_view ns,
+                                                 absl::Span<const std::string> chunk_ids,
+                                                 const ModelFingerprint& model) override;
+  absl::StatusOr<uint64_t> DeleteKv(absl::string_view ns,
+                                    absl::Span<const std::string> chunk_ids) override;
+  absl::StatusOr<KvPrefixMatch> LookupPrefix(absl::string_view ns, const ModelFingerprint& model,
+                                             absl::Span<const int32_t> tokens) override;
+  absl::StatusOr<uint64_t> SetKvRetention(absl::string_view ns,
+                                          absl::Span<const std::string> chunk_ids,
+                                          std::optional<bool> pin,
+                                          std::optional<int64_t> ttl_seconds) override;
+  absl::StatusOr<KvStats> GetKvStats(absl::string_view ns) override;
+
+ private:
   NamespaceInfo InfoLocked(const Namespace& ns) ABSL_SHARED_LOCKS_REQUIRED(ns.mu);
   std::vector<NamespacePtr> AllNamespaces() ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -449,7 +507,7 @@ class StoreImpl final : public Store {
     return w;
   }
   std::vector<rocksdb::ColumnFamilyHandle*> DataCfs() const {
-    return {docs_, chunks_, dense_, idmap_, ilog_, bm25_, multivec_};
+    return {docs_, chunks_, dense_, idmap_, ilog_, bm25_, multivec_, kv_};
   }
 
   void RequestSnapshot() ABSL_LOCKS_EXCLUDED(bg_mu_);
@@ -473,6 +531,7 @@ class StoreImpl final : public Store {
   rocksdb::ColumnFamilyHandle* ilog_ = nullptr;
   rocksdb::ColumnFamilyHandle* bm25_ = nullptr;
   rocksdb::ColumnFamilyHandle* multivec_ = nullptr;
+  rocksdb::ColumnFamilyHandle* kv_ = nullptr;
 
   absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
@@ -538,13 +597,23 @@ absl::Status StoreImpl::OpenDb() {
   if (!list.ok()) names.clear();
   for (const char* required :
        {rocksdb::kDefaultColumnFamilyName.c_str(), keys::kMetaCf, keys::kDocsCf, keys::kChunksCf,
-        keys::kDenseCf, keys::kIdMapCf, keys::kIndexLogCf, keys::kBm25Cf, keys::kMultiVecCf}) {
+        keys::kDenseCf, keys::kIdMapCf, keys::kIndexLogCf, keys::kBm25Cf, keys::kMultiVecCf,
+        kvrecords::kKvCf}) {
     if (std::find(names.begin(), names.end(), required) == names.end()) {
       names.push_back(required);
     }
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const auto& name : names) descriptors.emplace_back(name, cf_options);
+  // KV blocks are large, written once and read whole: they go to blob
+  // files (already compressed by their codec), keeping the LSM small.
+  rocksdb::ColumnFamilyOptions kv_options = cf_options;
+  kv_options.enable_blob_files = true;
+  kv_options.min_blob_size = 1024;
+  kv_options.blob_compression_type = rocksdb::kNoCompression;
+  kv_options.enable_blob_garbage_collection = true;
+  for (const auto& name : names) {
+    descriptors.emplace_back(name, name == kvrecords::kKvCf ? kv_options : cf_options);
+  }
 
   rocksdb::DB* raw = nullptr;
   RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(db_options, path_, descriptors, &handles_, &raw),
@@ -560,6 +629,7 @@ absl::Status StoreImpl::OpenDb() {
     if (n == keys::kIndexLogCf) ilog_ = handles_[i];
     if (n == keys::kBm25Cf) bm25_ = handles_[i];
     if (n == keys::kMultiVecCf) multivec_ = handles_[i];
+    if (n == kvrecords::kKvCf) kv_ = handles_[i];
   }
 
   ASSIGN_OR_RETURN(auto version, GetOne(meta_, keys::kSchemaVersionKey));
@@ -708,6 +778,7 @@ absl::Status StoreImpl::LoadNamespace(Namespace* ns) {
     // Force the next snapshot to be written.
     ns->ops_since_snapshot = std::max<uint64_t>(1, ns->external_ids.size());
   }
+  RETURN_IF_ERROR(LoadKvLocked(ns));
   if (ns->config.late_interaction.value_or(false)) {
     // The multivec CF is committed with the chunks, so it is always the
     // complete truth: no snapshot, no log replay needed.
@@ -1248,12 +1319,14 @@ absl::Status StoreImpl::DropNamespace(absl::string_view name) {
   batch.Delete(meta_, keys::NsConfigKey(ns->config.name));
   batch.Delete(meta_, keys::NsCountersKey(ns->nsid));
   batch.Delete(meta_, keys::MultiVecCodecKey(ns->nsid));
+  batch.Delete(meta_, kvrecords::ConfigKey(ns->nsid));
   RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "dropping namespace"));
 
   ns->gone = Gone::kDropped;
   ns->index.reset();
   ns->bm25.reset();
   ns->multivec.reset();
+  ns->kv.reset();
   ns->attrs.Clear();
   ns->external_ids.clear();
   namespaces_.erase(it);
@@ -1624,8 +1697,10 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
     RETURN_IF_ERROR(StageMultiVecLocked(ns.get(), &batch, removed, added, &chunk_tokens,
                                         &trained_codec, &reencoded));
   }
+  StageKvRemovalLocked(ns.get(), &batch, removed);
   batch.Put(meta_, keys::NsCountersKey(nsid), records::EncodeCounters(counters));
   RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "writing"));
+  ApplyKvRemovalLocked(ns.get(), removed, KvSpace::Why::kDeleted);
 
   if (ns->bm25 != nullptr) {
     absl::Status applied = ns->bm25->ApplyCommitted(bm25_update);
@@ -1937,8 +2012,10 @@ absl::StatusOr<DeleteResult> StoreImpl::Delete(absl::string_view ns_name,
   }
   result.chunks_deleted = removed.size();
   if (batch.Count() == 0) return result;
+  StageKvRemovalLocked(ns.get(), &batch, removed);
   batch.Put(meta_, keys::NsCountersKey(nsid), records::EncodeCounters(counters));
   RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "deleting"));
+  ApplyKvRemovalLocked(ns.get(), removed, KvSpace::Why::kDeleted);
   if (ns->bm25 != nullptr) {
     absl::Status applied = ns->bm25->ApplyCommitted(bm25_update);
     if (!applied.ok()) {
@@ -2417,12 +2494,656 @@ absl::Status StoreImpl::Compact(absl::string_view ns_name) {
   }
   for (const NamespacePtr& ns : targets) {
     absl::MutexLock l(&ns->mu);
-    if (ns->gone != Gone::kNo || !ns->may_have_dead_entries) continue;
+    if (ns->gone != Gone::kNo) continue;
+    if (ns->kv != nullptr) {
+      // Expired KV reads as missing already; compaction also frees it.
+      const std::vector<int64_t> expired = ns->kv->ExpiredIds(KvNowMs());
+      if (!expired.empty()) {
+        rocksdb::WriteBatch batch;
+        StageKvRemovalLocked(ns.get(), &batch, expired);
+        RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "removing expired KV"));
+        ApplyKvRemovalLocked(ns.get(), expired, KvSpace::Why::kExpired);
+      }
+    }
+    if (!ns->may_have_dead_entries) continue;
     RETURN_IF_ERROR(Annotate(RebuildIndexLocked(ns.get()),
                              absl::StrCat("rebuilding index of '", ns->config.name, "'")));
     spdlog::info("namespace '{}': index rebuilt without dead entries", ns->config.name);
   }
   return absl::OkStatus();
+}
+
+
+// ---------------------------------------------------------------------------
+// Chunk KV caches
+
+namespace {
+
+KvEntry EntryOf(const kvrecords::KvChunkRecord& r) {
+  KvEntry e;
+  e.n_tokens = static_cast<uint32_t>(r.tokens.size());
+  e.n_layers = r.n_layers;
+  e.stored_bytes = r.stored_bytes;
+  e.fp16_bytes = r.fp16_bytes;
+  e.expires_ms = r.expires_ms;
+  e.pinned = r.pinned;
+  e.token_hash = kvrecords::TokenHash(r.tokens);
+  e.key_error_sum = r.key_error_sum;
+  e.value_error_sum = r.value_error_sum;
+  return e;
+}
+
+int64_t ExpiryMs(int64_t now_ms, int64_t ttl_seconds) {
+  if (ttl_seconds <= 0) return 0;
+  constexpr int64_t kMaxTtl = int64_t{1} << 40;  // seconds; keeps the sum in range
+  return now_ms + std::min(ttl_seconds, kMaxTtl) * 1000;
+}
+
+absl::Status ValidateKvIds(absl::string_view verb, absl::Span<const std::string> ids,
+                           const Limits& limits) {
+  if (ids.empty()) return absl::InvalidArgumentError(absl::StrCat(verb, " names no chunk"));
+  if (ids.size() > limits.max_write_batch) {
+    return absl::ResourceExhaustedError(absl::StrCat(verb, " names ", ids.size(),
+                                                     " chunks; the limit is ",
+                                                     limits.max_write_batch));
+  }
+  for (const std::string& id : ids) RETURN_IF_ERROR(ValidateId(id, "chunk id", limits));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// One chunk's put: validates and encodes each layer as it comes, holds the
+// encoded blocks, and hands them to the store in one commit.
+class KvChunkWriterImpl final : public KvChunkWriter {
+ public:
+  KvChunkWriterImpl(StoreImpl* store, NamespacePtr ns, KvPutHeader header, KvConfig config)
+      : store_(store),
+        ns_(std::move(ns)),
+        header_(std::move(header)),
+        config_(std::move(config)),
+        fingerprint_hash_(config_.model.Hash()) {}
+
+  absl::Status AddLayer(uint32_t layer, const KvTensorShape& shape, absl::Span<const float> k,
+                        absl::Span<const float> v) override {
+    if (done_) return absl::FailedPreconditionError("KV put already finished");
+    const ModelFingerprint& m = config_.model;
+    const auto n_layers = static_cast<uint32_t>(m.n_layers);
+    const auto tokens = static_cast<uint32_t>(header_.tokens.size());
+    if (layer >= n_layers) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("layer ", layer, " is out of range: the model has ", n_layers, " layers"));
+    }
+    if (layer != next_layer_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "layer ", layer, " arrived where layer ", next_layer_, " was expected (in order)"));
+    }
+    if (shape.heads != static_cast<uint32_t>(m.n_kv_heads) ||
+        shape.head_dim != static_cast<uint32_t>(m.head_dim)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "layer ", layer, ": shape [", shape.heads, ", ", shape.tokens, ", ", shape.head_dim,
+          "] does not match the model's [n_kv_heads ", m.n_kv_heads, ", tokens, head_dim ",
+          m.head_dim, "]"));
+    }
+    if (shape.tokens != tokens) {
+      return absl::InvalidArgumentError(absl::StrCat("layer ", layer, " holds ", shape.tokens,
+                                                     " tokens; the chunk's header gives ",
+                                                     tokens));
+    }
+    const size_t elements = static_cast<size_t>(shape.heads) * shape.tokens * shape.head_dim;
+    if (k.size() != elements || v.size() != elements) {
+      return absl::InvalidArgumentError(absl::StrCat("layer ", layer, ": K holds ", k.size(),
+                                                     " and V ", v.size(),
+                                                     " values; the shape needs ", elements));
+    }
+    for (const auto& [name, data] : {std::pair{"K", k}, std::pair{"V", v}}) {
+      for (size_t i = 0; i < data.size(); ++i) {
+        if (!std::isfinite(data[i])) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("layer ", layer, ": ", name, " holds a NaN or infinity at element ", i));
+        }
+      }
+    }
+    absl::Span<const float> keys = k;
+    std::vector<float> unrotated;
+    if (header_.keys_position.has_value()) {
+      unrotated.assign(k.begin(), k.end());
+      RETURN_IF_ERROR(attention::UnrotateKeys(unrotated.data(), m.n_kv_heads,
+                                              static_cast<int>(tokens), m.head_dim, m.rope_theta,
+                                              *header_.keys_position));
+      keys = unrotated;
+    }
+    ASSIGN_OR_RETURN(EncodedKvTensor ek,
+                     EncodeKvTensor(keys, shape, KvTensorRole::kKeys, config_.codec));
+    ASSIGN_OR_RETURN(EncodedKvTensor ev,
+                     EncodeKvTensor(v, shape, KvTensorRole::kValues, config_.codec));
+    blocks_.push_back(kvrecords::EncodeBlock(fingerprint_hash_, ek.bytes, ev.bytes));
+    result_.stored_bytes += blocks_.back().size();
+    result_.key_error.push_back(ek.relative_error);
+    result_.value_error.push_back(ev.relative_error);
+    fp16_bytes_ += 2 * elements * 2;
+    ++next_layer_;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<KvPutResult> Commit() override {
+    if (done_) return absl::FailedPreconditionError("KV put already finished");
+    done_ = true;
+    const auto n_layers = static_cast<uint32_t>(config_.model.n_layers);
+    if (next_layer_ != n_layers) {
+      return absl::InvalidArgumentError(absl::StrCat("KV put of chunk '", header_.chunk_id,
+                                                     "' ended after ", next_layer_, " of ",
+                                                     n_layers, " layers; nothing was stored"));
+    }
+    return store_->CommitKv(ns_, header_, blocks_, result_, fp16_bytes_, fingerprint_hash_);
+  }
+
+ private:
+  StoreImpl* const store_;
+  const NamespacePtr ns_;
+  const KvPutHeader header_;
+  const KvConfig config_;
+  const uint64_t fingerprint_hash_;
+  uint32_t next_layer_ = 0;
+  bool done_ = false;
+  std::vector<std::string> blocks_;
+  KvPutResult result_;
+  uint64_t fp16_bytes_ = 0;
+};
+
+// Blocks of a read, from one RocksDB snapshot taken when the chunks were
+// checked, layer-major.
+class KvReaderImpl final : public KvReader {
+ public:
+  struct Item {
+    int64_t internal_id = 0;
+    std::string chunk_id;
+    uint32_t tokens = 0;
+    int64_t position = -1;
+  };
+
+  KvReaderImpl(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, uint32_t nsid,
+               std::vector<Item> items, uint32_t layer_begin, uint32_t layer_end,
+               ModelFingerprint model, std::optional<KvDtype> as_bytes)
+      : as_bytes_(as_bytes),
+        db_(db),
+        cf_(cf),
+        snapshot_(db->GetSnapshot()),
+        nsid_(nsid),
+        items_(std::move(items)),
+        layer_begin_(layer_begin),
+        layer_end_(layer_end),
+        model_(std::move(model)),
+        fingerprint_hash_(model_.Hash()) {}
+  ~KvReaderImpl() override { db_->ReleaseSnapshot(snapshot_); }
+
+  // The wire type a stored kind is already in, if any.
+  static std::optional<KvDtype> StoredAs(KvCodecKind kind) {
+    switch (kind) {
+      case KvCodecKind::kFp32:
+        return KvDtype::kFp32;
+      case KvCodecKind::kFp16:
+        return KvDtype::kFp16;
+      case KvCodecKind::kBf16:
+        return KvDtype::kBf16;
+      default:
+        return std::nullopt;
+    }
+  }
+
+  size_t total_blocks() const override {
+    return items_.size() * static_cast<size_t>(layer_end_ - layer_begin_);
+  }
+
+  absl::StatusOr<bool> Next(KvBlock* block) override {
+    if (next_ >= total_blocks()) return false;
+    const size_t chunk_index = next_ % items_.size();
+    const uint32_t layer = layer_begin_ + static_cast<uint32_t>(next_ / items_.size());
+    ++next_;
+    const Item& item = items_[chunk_index];
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snapshot_;
+    auto corrupt = [&](absl::string_view why) {
+      return absl::DataLossError(absl::StrCat("KV of chunk '", item.chunk_id, "' layer ", layer,
+                                              ": ", why));
+    };
+    block->tokens.clear();
+    if (layer == layer_begin_) {
+      std::string record;
+      rocksdb::Status s =
+          db_->Get(ro, cf_, kvrecords::ChunkKey(nsid_, item.internal_id), &record);
+      if (!s.ok()) return corrupt(absl::StrCat("chunk record unreadable: ", s.ToString()));
+      ASSIGN_OR_RETURN(kvrecords::KvChunkRecord r, kvrecords::DecodeChunkRecord(record));
+      block->tokens = std::move(r.tokens);
+    }
+    std::string value;
+    rocksdb::Status s =
+        db_->Get(ro, cf_, kvrecords::BlockKey(nsid_, item.internal_id, layer), &value);
+    if (!s.ok()) return corrupt(absl::StrCat("block unreadable: ", s.ToString()));
+    ASSIGN_OR_RETURN(kvrecords::BlockView view, kvrecords::DecodeBlock(value));
+    if (view.fingerprint_hash != fingerprint_hash_) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "KV of chunk '", item.chunk_id, "' layer ", layer,
+          " was produced by another model (fingerprint hash ", view.fingerprint_hash, ")"));
+    }
+    const KvTensorShape want{static_cast<uint32_t>(model_.n_kv_heads), item.tokens,
+                             static_cast<uint32_t>(model_.head_dim)};
+    KvTensorHeader kh, vh;
+    block->k.clear();
+    block->v.clear();
+    block->k_bytes.clear();
+    block->v_bytes.clear();
+    ASSIGN_OR_RETURN(kh, PeekKvTensor(view.k));
+    ASSIGN_OR_RETURN(vh, PeekKvTensor(view.v));
+    if (!(kh.shape == want) || !(vh.shape == want)) return corrupt("shape does not match");
+    if (as_bytes_.has_value() && StoredAs(kh.kind) == as_bytes_ &&
+        StoredAs(vh.kind) == as_bytes_ && item.position < 0) {
+      // Stored in the asked type: hand the payload over as it is.
+      RETURN_IF_ERROR(DecodeKvPayload(view.k, &kh, &block->k_bytes));
+      RETURN_IF_ERROR(DecodeKvPayload(view.v, &vh, &block->v_bytes));
+    } else {
+      RETURN_IF_ERROR(DecodeKvTensor(view.k, &block->k, &kh));
+      RETURN_IF_ERROR(DecodeKvTensor(view.v, &block->v, &vh));
+      if (item.position >= 0) {
+        RETURN_IF_ERROR(attention::RotateKeys(block->k.data(), model_.n_kv_heads,
+                                              static_cast<int>(item.tokens), model_.head_dim,
+                                              model_.rope_theta, item.position));
+      }
+      if (as_bytes_.has_value()) {
+        block->k_bytes = FloatsToDtype(block->k, *as_bytes_);
+        block->v_bytes = FloatsToDtype(block->v, *as_bytes_);
+        block->k.clear();
+        block->v.clear();
+      }
+    }
+    block->chunk_index = chunk_index;
+    block->chunk_id = item.chunk_id;
+    block->layer = layer;
+    block->shape = want;
+    block->key_error = kh.relative_error;
+    block->value_error = vh.relative_error;
+    block->position = item.position;
+    return true;
+  }
+
+ private:
+  const std::optional<KvDtype> as_bytes_;
+  rocksdb::DB* const db_;
+  rocksdb::ColumnFamilyHandle* const cf_;
+  const rocksdb::Snapshot* const snapshot_;
+  const uint32_t nsid_;
+  const std::vector<Item> items_;
+  const uint32_t layer_begin_, layer_end_;
+  const ModelFingerprint model_;
+  const uint64_t fingerprint_hash_;
+  size_t next_ = 0;
+};
+
+absl::Status StoreImpl::LoadKvLocked(Namespace* ns) {
+  ASSIGN_OR_RETURN(auto value, GetOne(meta_, kvrecords::ConfigKey(ns->nsid)));
+  if (!value.has_value()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(KvConfig config, kvrecords::DecodeConfig(*value));
+  ASSIGN_OR_RETURN(ns->kv, KvSpace::Create(config));
+  const std::string begin = kvrecords::ChunkKeyPrefix(ns->nsid);
+  const std::string end = keys::PrefixEnd(begin);
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper(end);
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, kv_));
+  uint64_t chunks = 0;
+  for (it->Seek(begin); it->Valid(); it->Next()) {
+    auto id = kvrecords::ChunkKeyId(View(it->key()));
+    if (!id.has_value()) return absl::DataLossError("malformed KV chunk key");
+    ASSIGN_OR_RETURN(kvrecords::KvChunkRecord r, kvrecords::DecodeChunkRecord(View(it->value())));
+    if (!ns->external_ids.contains(*id)) {
+      // Cannot happen (KV is removed in the chunk's own commit); never
+      // serve it.
+      spdlog::warn("namespace '{}': KV of unknown chunk {} ignored", ns->config.name, *id);
+      continue;
+    }
+    ns->kv->Put(*id, EntryOf(r));
+    ++chunks;
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scanning KV chunks"));
+  spdlog::info("namespace '{}': KV of {} chunks ({})", ns->config.name, chunks,
+               config.model.Canonical());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<KvSpace*> StoreImpl::KvSpaceFor(const Namespace& ns,
+                                               const ModelFingerprint* model) {
+  RETURN_IF_ERROR(ns.GoneStatus());
+  if (ns.kv == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "namespace '", ns.config.name, "' has no registered KV model (RegisterKvModel first)"));
+  }
+  if (model != nullptr) {
+    const KvConfig config = ns.kv->config();
+    if (auto diff = FirstDifference(config.model, *model)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("model fingerprint does not match namespace '", ns.config.name,
+                       "''s KV model: ", diff->ToString()));
+    }
+  }
+  return ns.kv.get();
+}
+
+void StoreImpl::StageKvRemovalLocked(Namespace* ns, rocksdb::WriteBatch* batch,
+                                     absl::Span<const int64_t> ids) {
+  if (ns->kv == nullptr) return;
+  for (int64_t id : ids) {
+    std::optional<KvEntry> e = ns->kv->Find(id);
+    if (!e.has_value()) continue;
+    for (uint32_t l = 0; l < e->n_layers; ++l) {
+      batch->Delete(kv_, kvrecords::BlockKey(ns->nsid, id, l));
+    }
+    batch->Delete(kv_, kvrecords::ChunkKey(ns->nsid, id));
+  }
+}
+
+void StoreImpl::ApplyKvRemovalLocked(Namespace* ns, absl::Span<const int64_t> ids,
+                                     KvSpace::Why why) {
+  if (ns->kv == nullptr) return;
+  for (int64_t id : ids) ns->kv->Erase(id, why);
+}
+
+absl::StatusOr<std::optional<int64_t>> StoreImpl::InternalIdLocked(const Namespace& ns,
+                                                                   absl::string_view chunk_id) {
+  ASSIGN_OR_RETURN(auto value, GetOne(idmap_, keys::IdMapKey(ns.nsid, chunk_id)));
+  if (!value.has_value()) return std::optional<int64_t>();
+  auto id = keys::ReadU64(*value);
+  if (!id.has_value()) return absl::DataLossError("malformed id map entry");
+  return std::optional<int64_t>(static_cast<int64_t>(*id));
+}
+
+absl::StatusOr<KvStats> StoreImpl::RegisterKvModel(absl::string_view ns_name,
+                                                   const KvConfig& config_in) {
+  RETURN_IF_ERROR(ValidateKvConfig(config_in));
+  KvConfig config = config_in;
+  if (config.eviction_policy.empty()) config.eviction_policy = kKvEvictLru;
+  ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
+  absl::MutexLock lock(&ns->mu);
+  RETURN_IF_ERROR(ns->GoneStatus());
+  bool same_model = false;
+  if (ns->kv != nullptr) {
+    const KvConfig current = ns->kv->config();
+    auto diff = FirstDifference(current.model, config.model);
+    same_model = !diff.has_value();
+    if (!same_model && !ns->kv->empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "namespace '", ns->config.name, "' holds KV of another model (", diff->ToString(),
+          "); delete its KV before registering a new model"));
+    }
+  }
+  RETURN_IF_ERROR(FromRocks(db_->Put(SyncedWrite(), meta_, kvrecords::ConfigKey(ns->nsid),
+                                     kvrecords::EncodeConfig(config)),
+                            "registering KV model"));
+  if (same_model) {
+    RETURN_IF_ERROR(ns->kv->Reconfigure(config));
+  } else {
+    ASSIGN_OR_RETURN(ns->kv, KvSpace::Create(config));
+  }
+  return ns->kv->Stats(KvNowMs());
+}
+
+absl::StatusOr<std::unique_ptr<KvChunkWriter>> StoreImpl::BeginPutKv(absl::string_view ns_name,
+                                                                     KvPutHeader header) {
+  const Limits& limits = options_.limits;
+  RETURN_IF_ERROR(ValidateId(header.chunk_id, "chunk id", limits));
+  if (header.tokens.empty() || header.tokens.size() > kMaxKvTokens) {
+    return absl::InvalidArgumentError(absl::StrCat("a KV put carries ", header.tokens.size(),
+                                                   " token ids; 1..", kMaxKvTokens,
+                                                   " are accepted"));
+  }
+  for (size_t i = 0; i < header.tokens.size(); ++i) {
+    if (header.tokens[i] < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("token id ", header.tokens[i], " at ", i, " is negative"));
+    }
+  }
+  if (header.ttl_seconds < 0) return absl::InvalidArgumentError("ttl_seconds must be >= 0");
+  if (header.keys_position.has_value() &&
+      (*header.keys_position < 0 ||
+       *header.keys_position > attention::kMaxRopePosition - kMaxKvTokens)) {
+    return absl::InvalidArgumentError("keys_position must be >= 0 and < 2^53");
+  }
+  ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
+  KvConfig config;
+  {
+    absl::ReaderMutexLock lock(&ns->mu);
+    ASSIGN_OR_RETURN(KvSpace * kv, KvSpaceFor(*ns, &header.model));
+    ASSIGN_OR_RETURN(std::optional<int64_t> id, InternalIdLocked(*ns, header.chunk_id));
+    if (!id.has_value()) {
+      return absl::NotFoundError(absl::StrCat("chunk '", header.chunk_id,
+                                              "' does not exist in namespace '", ns_name, "'"));
+    }
+    config = kv->config();
+  }
+  return std::unique_ptr<KvChunkWriter>(
+      new KvChunkWriterImpl(this, ns, std::move(header), std::move(config)));
+}
+
+absl::StatusOr<KvPutResult> StoreImpl::CommitKv(const NamespacePtr& ns, const KvPutHeader& header,
+                                                const std::vector<std::string>& blocks,
+                                                const KvPutResult& encoded, uint64_t fp16_bytes,
+                                                uint64_t fingerprint_hash) {
+  absl::MutexLock lock(&ns->mu);
+  ASSIGN_OR_RETURN(KvSpace * kv, KvSpaceFor(*ns, &header.model));
+  ASSIGN_OR_RETURN(std::optional<int64_t> found, InternalIdLocked(*ns, header.chunk_id));
+  if (!found.has_value()) {
+    return absl::NotFoundError(
+        absl::StrCat("chunk '", header.chunk_id, "' was deleted during the KV put"));
+  }
+  const int64_t id = *found;
+  const int64_t now = KvNowMs();
+  std::vector<int64_t> expired = kv->ExpiredIds(now);
+  std::vector<int64_t> freed = expired;
+  if (kv->Find(id).has_value()) freed.push_back(id);
+  ASSIGN_OR_RETURN(std::vector<int64_t> victims, kv->PlanEviction(encoded.stored_bytes, freed));
+
+  rocksdb::WriteBatch batch;
+  StageKvRemovalLocked(ns.get(), &batch, freed);
+  StageKvRemovalLocked(ns.get(), &batch, victims);
+  kvrecords::KvChunkRecord record;
+  record.fingerprint_hash = fingerprint_hash;
+  record.n_layers = static_cast<uint32_t>(blocks.size());
+  record.stored_bytes = encoded.stored_bytes;
+  record.fp16_bytes = fp16_bytes;
+  record.created_ms = now;
+  record.expires_ms = ExpiryMs(
+      now, header.ttl_seconds > 0 ? header.ttl_seconds : kv->config().default_ttl_seconds);
+  record.pinned = header.pin;
+  for (float e : encoded.key_error) record.key_error_sum += e;
+  for (float e : encoded.value_error) record.value_error_sum += e;
+  record.tokens = header.tokens;
+  for (size_t l = 0; l < blocks.size(); ++l) {
+    batch.Put(kv_, kvrecords::BlockKey(ns->nsid, id, static_cast<uint32_t>(l)), blocks[l]);
+  }
+  batch.Put(kv_, kvrecords::ChunkKey(ns->nsid, id), kvrecords::EncodeChunkRecord(record));
+  RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "writing KV"));
+
+  ApplyKvRemovalLocked(ns.get(), expired, KvSpace::Why::kExpired);
+  ApplyKvRemovalLocked(ns.get(), victims, KvSpace::Why::kEvicted);
+  kv->Put(id, EntryOf(record));
+  KvPutResult result = encoded;
+  result.evicted_chunks = static_cast<uint32_t>(victims.size());
+  return result;
+}
+
+absl::StatusOr<std::unique_ptr<KvReader>> StoreImpl::ReadKv(absl::string_view ns_name,
+                                                           const KvReadOptions& options) {
+  RETURN_IF_ERROR(ValidateKvIds("KV read", options.chunk_ids, options_.limits));
+  if (!options.positions.empty() && options.positions.size() != options.chunk_ids.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "KV read gives ", options.positions.size(), " positions for ",
+        options.chunk_ids.size(), " chunks (one per chunk, or none)"));
+  }
+  for (int64_t p : options.positions) {
+    if (p < 0 || p > attention::kMaxRopePosition - kMaxKvTokens) {
+      return absl::InvalidArgumentError(absl::StrCat("position ", p, " is out of range"));
+    }
+  }
+  ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
+  absl::ReaderMutexLock lock(&ns->mu);
+  ASSIGN_OR_RETURN(KvSpace * kv, KvSpaceFor(*ns, &options.model));
+  const auto n_layers = static_cast<uint32_t>(options.model.n_layers);
+  const uint32_t layer_end = options.layer_end == 0 ? n_layers : options.layer_end;
+  if (options.layer_begin >= layer_end || layer_end > n_layers) {
+    return absl::InvalidArgumentError(absl::StrCat("layer range [", options.layer_begin, ", ",
+                                                   layer_end, ") is not within the model's ",
+                                                   n_layers, " layers"));
+  }
+  const int64_t now = KvNowMs();
+  std::vector<KvReaderImpl::Item> items;
+  for (size_t i = 0; i < options.chunk_ids.size(); ++i) {
+    const std::string& chunk_id = options.chunk_ids[i];
+    ASSIGN_OR_RETURN(std::optional<int64_t> id, InternalIdLocked(*ns, chunk_id));
+    if (!id.has_value()) {
+      return absl::NotFoundError(
+          absl::StrCat("chunk '", chunk_id, "' does not exist in namespace '", ns_name, "'"));
+    }
+    std::optional<KvEntry> e = kv->Live(*id, now);
+    if (!e.has_value()) {
+      return absl::NotFoundError(absl::StrCat(
+          "chunk '", chunk_id, "' holds no KV (never stored, deleted, evicted or expired)"));
+    }
+    items.push_back({*id, chunk_id, e->n_tokens,
+                     options.positions.empty() ? -1 : options.positions[i]});
+  }
+  for (const auto& item : items) kv->Touch(item.internal_id);
+  return std::unique_ptr<KvReader>(new KvReaderImpl(db_.get(), kv_, ns->nsid, std::move(items),
+                                                    options.layer_begin, layer_end,
+                                                    options.model, options.as_bytes));
+}
+
+absl::StatusOr<std::vector<uint32_t>> StoreImpl::ExistsKv(absl::string_view ns_name,
+                                                         absl::Span<const std::string> chunk_ids,
+                                                         const ModelFingerprint& model) {
+  RETURN_IF_ERROR(ValidateKvIds("KV exists", chunk_ids, options_.limits));
+  ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
+  absl::ReaderMutexLock lock(&ns->mu);
+  ASSIGN_OR_RETURN(KvSpace * kv, KvSpaceFor(*ns, &model));
+  const int64_t now = KvNowMs();
+  std::vector<uint32_t> out;
+  for (const std::string& chunk_id : chunk_ids) {
+    ASSIGN_OR_RETURN(std::optional<int64_t> id, InternalIdLocked(*ns, chunk_id));
+    std::optional<KvEntry> e;
+    if (id.has_value()) e = kv->Live(*id, now);
+    out.push_back(e.has_value() ? e->n_tokens : 0);
+  }
+  return out;
+}
+
+absl::StatusOr<uint64_t> StoreImpl::DeleteKv(absl::string_view ns_name,
+                                            absl::Span<const std::string> chunk_ids) {
+  RETURN_IF_ERROR(ValidateKvIds("KV delete", chunk_ids, options_.limits));
+  ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
+  absl::MutexLock lock(&ns->mu);
+  ASSIGN_OR_RETURN(KvSpace * kv, KvSpaceFor(*ns, nullptr));
+  std::vector<int64_t> ids;
+  absl::flat_hash_set<int64_t> seen;
+  const int64_t now = KvNowMs();
+  uint64_t live = 0;
+  for (const std::string& chunk_id : chunk_ids) {
+    ASSIGN_OR_RETURN(std::optional<int64_t> id, InternalIdLocked(*ns, chunk_id));
+    if (!id.has_value() || !seen.insert(*id).second) continue;
+    std::optional<KvEntry> e = kv->Find(*id);
+    if (!e.has_value()) continue;
+    if (!e->Expired(now)) ++live;
+    ids.push_back(*id);
+  }
+  if (ids.empty()) return uint64_t{0};
+  rocksdb::WriteBatch batch;
+  StageKvRemovalLocked(ns.get(), &batch, ids);
+  RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "deleting KV"));
+  ApplyKvRemovalLocked(ns.get(), ids, KvSpace::Why::kDeleted);
+  return live;
+}
+
+absl::StatusOr<KvPrefixMatch> StoreImpl::LookupPrefix(absl::string_view ns_name,
+                                                     const ModelFingerprint& model,
+                                                     absl::Span<const int32_t> tokens) {
+  constexpr size_t kMaxLookupTokens = size_t{1} << 22;
+  if (tokens.size() > kMaxLookupTokens) {
+    return absl::ResourceExhaustedError(absl::StrCat("prefix lookup of ", tokens.size(),
+                                                     " tokens; the limit is ",
+                                                     kMaxLookupTokens));
+  }
+  ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
+  absl::ReaderMutexLock lock(&ns->mu);
+  ASSIGN_OR_RETURN(KvSpace * kv, KvSpaceFor(*ns, &model));
+  const int64_t now = KvNowMs();
+  const std::vector<uint32_t> lengths = kv->Lengths();
+  KvPrefixMatch match;
+  std::vector<int64_t> used;
+  size_t pos = 0;
+  while (pos < tokens.size()) {
+    bool extended = false;
+    for (uint32_t len : lengths) {
+      if (len > tokens.size() - pos) continue;
+      const absl::Span<const int32_t> piece = tokens.subspan(pos, len);
+      for (int64_t id : kv->WithTokenHash(kvrecords::TokenHash(piece))) {
+        std::optional<KvEntry> e = kv->Live(id, now);
+        if (!e.has_value() || e->n_tokens != len) continue;
+        ASSIGN_OR_RETURN(auto record, GetOne(kv_, kvrecords::ChunkKey(ns->nsid, id)));
+        if (!record.has_value()) continue;
+        ASSIGN_OR_RETURN(kvrecords::KvChunkRecord r, kvrecords::DecodeChunkRecord(*record));
+        if (!std::equal(r.tokens.begin(), r.tokens.end(), piece.begin(), piece.end())) continue;
+        auto ext = ns->external_ids.find(id);
+        if (ext == ns->external_ids.end()) continue;
+        match.chunk_ids.push_back(ext->second);
+        match.chunk_tokens.push_back(len);
+        used.push_back(id);
+        pos += len;
+        extended = true;
+        break;
+      }
+      if (extended) break;
+    }
+    if (!extended) break;
+  }
+  match.matched_tokens = pos;
+  for (int64_t id : used) kv->Touch(id);
+  return match;
+}
+
+absl::StatusOr<uint64_t> StoreImpl::SetKvRetention(absl::string_view ns_name,
+                                                  absl::Span<const std::string> chunk_ids,
+                                                  std::optional<bool> pin,
+                                                  std::optional<int64_t> ttl_seconds) {
+  RETURN_IF_ERROR(ValidateKvIds("KV retention", chunk_ids, options_.limits));
+  if (ttl_seconds.has_value() && *ttl_seconds < 0) {
+    return absl::InvalidArgumentError("ttl_seconds must be >= 0");
+  }
+  ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
+  absl::MutexLock lock(&ns->mu);
+  ASSIGN_OR_RETURN(KvSpace * kv, KvSpaceFor(*ns, nullptr));
+  const int64_t now = KvNowMs();
+  rocksdb::WriteBatch batch;
+  std::vector<std::pair<int64_t, KvEntry>> updated;
+  absl::flat_hash_set<int64_t> seen;
+  for (const std::string& chunk_id : chunk_ids) {
+    ASSIGN_OR_RETURN(std::optional<int64_t> id, InternalIdLocked(*ns, chunk_id));
+    if (!id.has_value() || !seen.insert(*id).second || !kv->Live(*id, now).has_value()) continue;
+    ASSIGN_OR_RETURN(auto value, GetOne(kv_, kvrecords::ChunkKey(ns->nsid, *id)));
+    if (!value.has_value()) return absl::DataLossError("KV chunk record is missing");
+    ASSIGN_OR_RETURN(kvrecords::KvChunkRecord r, kvrecords::DecodeChunkRecord(*value));
+    if (pin.has_value()) r.pinned = *pin;
+    if (ttl_seconds.has_value()) r.expires_ms = ExpiryMs(now, *ttl_seconds);
+    batch.Put(kv_, kvrecords::ChunkKey(ns->nsid, *id), kvrecords::EncodeChunkRecord(r));
+    updated.emplace_back(*id, EntryOf(r));
+  }
+  if (updated.empty()) return uint64_t{0};
+  RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "updating KV retention"));
+  for (const auto& [id, entry] : updated) kv->Put(id, entry);
+  return static_cast<uint64_t>(updated.size());
+}
+
+absl::StatusOr<KvStats> StoreImpl::GetKvStats(absl::string_view ns_name) {
+  ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
+  absl::ReaderMutexLock lock(&ns->mu);
+  ASSIGN_OR_RETURN(KvSpace * kv, KvSpaceFor(*ns, nullptr));
+  return kv->Stats(KvNowMs());
 }
 
 }  // namespace
@@ -2441,6 +3162,13 @@ absl::StatusOr<testing::RecoveryInfo> testing::RecoveryInfoForTesting(Store* sto
   absl::ReaderMutexLock l(&found->mu);
   RETURN_IF_ERROR(found->GoneStatus());
   return found->recovery;
+}
+
+absl::Status testing::SetKvClockForTesting(Store* store, std::function<int64_t()> now_ms) {
+  auto* impl = dynamic_cast<StoreImpl*>(store);
+  if (impl == nullptr) return absl::InvalidArgumentError("not a store made by Store::Open");
+  impl->kv_clock_ = std::move(now_ms);
+  return absl::OkStatus();
 }
 
 absl::Status ValidateNamespaceName(absl::string_view name) {

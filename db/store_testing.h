@@ -2,6 +2,9 @@
 #ifndef MNEMO_DB_STORE_TESTING_H_
 #define MNEMO_DB_STORE_TESTING_H_
 
+#include <cstdint>
+#include <functional>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -23,6 +26,10 @@ struct RecoveryInfo {
 };
 // NOT_FOUND for an unknown namespace; INVALID_ARGUMENT as above.
 absl::StatusOr<RecoveryInfo> RecoveryInfoForTesting(Store* store, absl::string_view ns);
+
+// Replaces the clock KV expiry reads (Unix milliseconds); call before other
+// threads use the store. INVALID_ARGUMENT as above.
+absl::Status SetKvClockForTesting(Store* store, std::function<int64_t()> now_ms);
 
 }  // namespace mnemo::db::testing
 

@@ -43,6 +43,10 @@ enum class Expect { kMaybe, kPresent, kAbsent };
 
 struct Tracker {
   absl::flat_hash_map<std::string, Expect> state;
+  // Whether each chunk holds KV: an upsert of the id (a replacement) drops
+  // it, a KV put adds it.
+  absl::flat_hash_map<std::string, Expect> kv;
+  int kv_acks = 0;
   std::vector<std::string> ids;  // every id ever tried, first-seen order
   int acks = 0;
   int deletes = 0;
@@ -54,16 +58,26 @@ struct Tracker {
     const std::string id = line.substr(space + 1);
     auto [it, inserted] = state.try_emplace(id, Expect::kAbsent);
     if (inserted) ids.push_back(id);
+    Expect& kv_state = kv.try_emplace(id, Expect::kAbsent).first->second;
     if (verb == "TRY") {
       if (it->second != Expect::kPresent) it->second = Expect::kMaybe;
+      if (kv_state == Expect::kPresent) kv_state = Expect::kMaybe;
     } else if (verb == "ACK") {
       it->second = Expect::kPresent;
+      kv_state = Expect::kAbsent;
       ++acks;
     } else if (verb == "DELTRY") {
       it->second = Expect::kMaybe;
+      if (kv_state == Expect::kPresent) kv_state = Expect::kMaybe;
     } else if (verb == "DEL") {
       it->second = Expect::kAbsent;
+      kv_state = Expect::kAbsent;
       ++deletes;
+    } else if (verb == "KVTRY") {
+      kv_state = Expect::kMaybe;
+    } else if (verb == "KVACK") {
+      kv_state = Expect::kPresent;
+      ++kv_acks;
     }
   }
 };
@@ -196,6 +210,45 @@ void Verify(const std::string& dir, int trial, Tracker* tracker, std::mt19937_64
   EXPECT_EQ(info->chunk_count, found_ids.size())
       << "trial " << trial << ": chunks in the store that no writer acknowledged";
 
+  // KV: acknowledged puts are whole and exact, nothing else is there, and a
+  // put cut off by the kill left all of its layers or none.
+  const ModelFingerprint model = test::CrashKvModel();
+  for (size_t start = 0; start < ids.size(); start += 5000) {
+    std::vector<std::string> batch(ids.begin() + start,
+                                   ids.begin() + std::min(ids.size(), start + 5000));
+    auto exists = store.ExistsKv("crash", batch, model);
+    ASSERT_TRUE(exists.ok()) << exists.status();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const std::string& id = batch[i];
+      Expect& expect = tracker->kv[id];
+      const bool has = (*exists)[i] > 0;
+      if (expect == Expect::kPresent) {
+        ASSERT_TRUE(has) << "trial " << trial << ": acked KV of " << id << " is lost";
+      } else if (expect == Expect::kAbsent) {
+        ASSERT_FALSE(has) << "trial " << trial << ": KV of " << id << " should be gone";
+      }
+      if (has) {
+        KvReadOptions read;
+        read.chunk_ids = {id};
+        read.model = model;
+        auto reader = store.ReadKv("crash", read);
+        ASSERT_TRUE(reader.ok()) << reader.status();
+        int layers = 0;
+        KvBlock block;
+        while (true) {
+          auto more = (*reader)->Next(&block);
+          ASSERT_TRUE(more.ok()) << "trial " << trial << " " << id << ": " << more.status();
+          if (!*more) break;
+          ASSERT_EQ(block.k, test::KvFor(id, block.layer, 'k')) << "trial " << trial << " " << id;
+          ASSERT_EQ(block.v, test::KvFor(id, block.layer, 'v')) << "trial " << trial << " " << id;
+          ++layers;
+        }
+        ASSERT_EQ(layers, model.n_layers);
+      }
+      expect = has ? Expect::kPresent : Expect::kAbsent;
+    }
+  }
+
   // Top-1 self search: this trial's chunks plus a sample of older ones.
   const std::string mine = absl::StrCat("t", trial, "-");
   std::vector<std::string> probe;
@@ -279,8 +332,10 @@ TEST(CrashTest, AcknowledgedWritesSurviveKill9) {
     Verify(dir, trial, &tracker, &rng, &snapshot_loads);
     if (HasFatalFailure()) break;
   }
-  std::printf("crash test: %d acks, %d deletes, %d trials with acks, %d snapshot loads\n",
-              tracker.acks, tracker.deletes, trials_with_acks, snapshot_loads);
+  std::printf(
+      "crash test: %d acks, %d deletes, %d KV puts acked, %d trials with acks, %d snapshot "
+      "loads\n",
+      tracker.acks, tracker.deletes, tracker.kv_acks, trials_with_acks, snapshot_loads);
   RecordProperty("acks", tracker.acks);
   RecordProperty("snapshot_loads", snapshot_loads);
   // Odd trials are killed only after acks arrive; even ones may be killed
@@ -290,6 +345,7 @@ TEST(CrashTest, AcknowledgedWritesSurviveKill9) {
   // Most recoveries must go through snapshot + log replay, not a rebuild.
   EXPECT_GT(snapshot_loads, 0);
   EXPECT_GT(tracker.deletes, 0);
+  EXPECT_GT(tracker.kv_acks, 20);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
 }

@@ -9,6 +9,8 @@
 //   ACK <id>     after that Upsert returned OK (the write is durable)
 //   DELTRY <id>  before a Delete of <id> starts
 //   DEL <id>     after that Delete returned OK
+//   KVTRY <id>   before a KV put (kCrashKvModel, fp32) for <id> starts
+//   KVACK <id>   after that put committed (test::KvFor(id) per layer)
 // Ids are "t<TRIAL>-<n>", vectors test::VectorFor(id). Replacements re-write
 // an acked id with the same vector and new text. Every few batches it calls
 // Checkpoint("") so snapshots and log trimming race with the kill too; the
@@ -82,6 +84,13 @@ int main(int argc, char** argv) {
     auto created = db.CreateNamespace(config);
     if (!created.ok()) Fail("create namespace", created.status());
   }
+  {
+    mnemo::db::KvConfig kv;
+    kv.model = mnemo::db::test::CrashKvModel();
+    kv.codec.kind = mnemo::db::KvCodecKind::kFp32;
+    auto registered = db.RegisterKvModel("crash", kv);
+    if (!registered.ok()) Fail("register KV model", registered.status());
+  }
   Emit("READY\n");
 
   std::vector<std::string> live;  // acked, not deleted, ids of this trial
@@ -117,6 +126,31 @@ int main(int argc, char** argv) {
     if (!written.ok()) Fail("upsert", written.status());
     Emit(acks);
     live.insert(live.end(), fresh.begin(), fresh.end());
+
+    // KV for some of the fresh chunks: all layers or nothing survives.
+    for (const std::string& id : fresh) {
+      if (rng() % 2 != 0) continue;
+      Emit(absl::StrCat("KVTRY ", id, "\n"));
+      const mnemo::ModelFingerprint model = mnemo::db::test::CrashKvModel();
+      mnemo::db::KvPutHeader header;
+      header.chunk_id = id;
+      header.model = model;
+      header.tokens.assign(mnemo::db::test::kCrashKvTokens, 7);
+      auto writer = db.BeginPutKv("crash", header);
+      if (!writer.ok()) Fail("begin KV put", writer.status());
+      const mnemo::db::KvTensorShape shape{static_cast<uint32_t>(model.n_kv_heads),
+                                           mnemo::db::test::kCrashKvTokens,
+                                           static_cast<uint32_t>(model.head_dim)};
+      for (int l = 0; l < model.n_layers; ++l) {
+        const auto k = mnemo::db::test::KvFor(id, l, 'k');
+        const auto v = mnemo::db::test::KvFor(id, l, 'v');
+        absl::Status added = (*writer)->AddLayer(l, shape, k, v);
+        if (!added.ok()) Fail("KV layer", added);
+      }
+      auto put = (*writer)->Commit();
+      if (!put.ok()) Fail("KV commit", put.status());
+      Emit(absl::StrCat("KVACK ", id, "\n"));
+    }
 
     if (!live.empty() && rng() % 4 == 0) {
       const size_t pick = rng() % live.size();

@@ -31,6 +31,27 @@ std::vector<float> VectorFor(absl::string_view id, int dim) {
   return v;
 }
 
+ModelFingerprint CrashKvModel() {
+  ModelFingerprint m;
+  m.architecture = "llama";
+  m.n_layers = 2;
+  m.n_heads = 2;
+  m.n_kv_heads = 1;
+  m.head_dim = 4;
+  m.dim = 8;
+  m.rope_theta = 10000;
+  m.rope_style = "half";
+  m.dtype = "float32";
+  m.tokenizer_sha256 = "crash";
+  return m;
+}
+
+std::vector<float> KvFor(absl::string_view id, int layer, char which) {
+  const ModelFingerprint m = CrashKvModel();
+  return VectorFor(absl::StrCat(id, "/", layer, std::string(1, which)),
+                   m.n_kv_heads * static_cast<int>(kCrashKvTokens) * m.head_dim);
+}
+
 std::string MakeTempDir(absl::string_view tag) {
   const char* env = std::getenv("TEST_TMPDIR");
   if (env == nullptr) env = std::getenv("TMPDIR");

@@ -6,12 +6,20 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "common/model_fingerprint.h"
 
 namespace mnemo::db::test {
 
 // Deterministic pseudo-random vector of `dim` floats in [-1, 1) derived from
 // `id`: distinct ids give distinct vectors with overwhelming probability.
 std::vector<float> VectorFor(absl::string_view id, int dim);
+
+// The KV model of the kill -9 test's namespace (2 layers, 1 KV head of 4)
+// and the K or V (`which` 'k' / 'v') of layer `layer` of chunk `id`:
+// kCrashKvTokens tokens, deterministic in (id, layer, which).
+inline constexpr uint32_t kCrashKvTokens = 3;
+ModelFingerprint CrashKvModel();
+std::vector<float> KvFor(absl::string_view id, int layer, char which);
 
 // Creates a fresh directory under testing::TempDir() (or $TMPDIR / /tmp).
 std::string MakeTempDir(absl::string_view tag);

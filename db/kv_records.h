@@ -1,0 +1,78 @@
+// Keys and values of the chunk KV caches (see db/kv.h).
+//
+//   kv   nsid 'b' internal_id(u64 BE) layer(u16 BE) -> block of one layer
+//        nsid 'c' internal_id(u64 BE)               -> KvChunkRecord
+//   meta "kv/" nsid(u32 BE)                         -> the namespace's KvConfig, JSON
+//
+// A chunk's blocks are adjacent (one prefix), in layer order, so a chunk's
+// KV is removed with one DeleteRange and read layer by layer with point
+// gets. Block values are large and live in RocksDB blob files.
+//
+// Block value: 0x01, u64 fingerprint hash, u32 byte size of the K tensor,
+// the K tensor, the V tensor (each a db/kv_codec.h encoding).
+// Chunk record: 0x01, u64 fingerprint hash, u32 n_layers, u64 stored bytes,
+// u64 fp16 bytes, i64 created ms, i64 expires ms (0 = never), u8 pinned,
+// f64 sum of K errors, f64 sum of V errors, u32 n tokens, n * i32 tokens.
+// Integers little-endian except in keys. Decoding checks every size and
+// returns DATA_LOSS on a mismatch.
+#ifndef MNEMO_DB_KV_RECORDS_H_
+#define MNEMO_DB_KV_RECORDS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "db/kv.h"
+
+namespace mnemo::db::kvrecords {
+
+inline constexpr char kKvCf[] = "kv";
+inline constexpr char kKvConfigPrefix[] = "kv/";
+
+std::string BlockKey(uint32_t nsid, int64_t internal_id, uint32_t layer);
+// Prefix of every block key of one chunk, and its exclusive end.
+std::string BlockPrefix(uint32_t nsid, int64_t internal_id);
+std::string BlockPrefixEnd(uint32_t nsid, int64_t internal_id);
+std::string ChunkKey(uint32_t nsid, int64_t internal_id);
+// Prefix of every chunk record of a namespace.
+std::string ChunkKeyPrefix(uint32_t nsid);
+// internal id of a ChunkKey; nullopt when malformed.
+std::optional<int64_t> ChunkKeyId(absl::string_view key);
+std::string ConfigKey(uint32_t nsid);
+
+struct KvChunkRecord {
+  uint64_t fingerprint_hash = 0;
+  uint32_t n_layers = 0;
+  uint64_t stored_bytes = 0;
+  uint64_t fp16_bytes = 0;
+  int64_t created_ms = 0;
+  int64_t expires_ms = 0;  // 0 = never
+  bool pinned = false;
+  double key_error_sum = 0;
+  double value_error_sum = 0;
+  std::vector<int32_t> tokens;
+};
+std::string EncodeChunkRecord(const KvChunkRecord& r);
+absl::StatusOr<KvChunkRecord> DecodeChunkRecord(absl::string_view value);
+
+std::string EncodeBlock(uint64_t fingerprint_hash, absl::string_view k, absl::string_view v);
+struct BlockView {
+  uint64_t fingerprint_hash = 0;
+  absl::string_view k, v;  // borrowed from the value
+};
+absl::StatusOr<BlockView> DecodeBlock(absl::string_view value);
+
+std::string EncodeConfig(const KvConfig& config);
+absl::StatusOr<KvConfig> DecodeConfig(absl::string_view value);
+
+// 64-bit FNV-1a over the token ids (little-endian bytes): the key of the
+// prefix lookup, checked against the stored tokens on a hit.
+uint64_t TokenHash(absl::Span<const int32_t> tokens);
+
+}  // namespace mnemo::db::kvrecords
+
+#endif  // MNEMO_DB_KV_RECORDS_H_
