@@ -60,6 +60,33 @@ class MnemoService final : public v1::Mnemo::CallbackService {
                                     const v1::CompactRequest* request,
                                     v1::CompactResponse* response) override;
 
+  // KV caches (server/kv_service.cc).
+  grpc::ServerUnaryReactor* RegisterKvModel(grpc::CallbackServerContext* ctx,
+                                            const v1::RegisterKvModelRequest* request,
+                                            v1::RegisterKvModelResponse* response) override;
+  // Encodes each layer as it arrives; commits when the client half-closes
+  // after the last layer. Any error ends the call and stores nothing.
+  grpc::ServerReadReactor<v1::PutKvRequest>* PutKv(grpc::CallbackServerContext* ctx,
+                                                   v1::PutKvResponse* response) override;
+  // Reads and writes one block at a time, layer by layer.
+  grpc::ServerWriteReactor<v1::GetKvResponse>* GetKv(grpc::CallbackServerContext* ctx,
+                                                     const v1::GetKvRequest* request) override;
+  grpc::ServerUnaryReactor* ExistsKv(grpc::CallbackServerContext* ctx,
+                                     const v1::ExistsKvRequest* request,
+                                     v1::ExistsKvResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteKv(grpc::CallbackServerContext* ctx,
+                                     const v1::DeleteKvRequest* request,
+                                     v1::DeleteKvResponse* response) override;
+  grpc::ServerUnaryReactor* LookupPrefix(grpc::CallbackServerContext* ctx,
+                                         const v1::LookupPrefixRequest* request,
+                                         v1::LookupPrefixResponse* response) override;
+  grpc::ServerUnaryReactor* SetKvRetention(grpc::CallbackServerContext* ctx,
+                                           const v1::SetKvRetentionRequest* request,
+                                           v1::SetKvRetentionResponse* response) override;
+  grpc::ServerUnaryReactor* GetKvStats(grpc::CallbackServerContext* ctx,
+                                       const v1::KvStatsRequest* request,
+                                       v1::KvStatsResponse* response) override;
+
  private:
   db::Store* const store_;
   const std::string version_;
