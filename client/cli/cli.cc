@@ -8,6 +8,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "client/cli/commands.h"
+#include "client/cli/kv_commands.h"
 
 #ifndef MNEMO_VERSION
 #define MNEMO_VERSION "dev"
@@ -378,6 +379,7 @@ int RunCli(int argc, char** argv) {
   AddNamespaceVerbs(app, inv);
   AddDataVerbs(app, inv);
   AddAdminVerbs(app, inv);
+  AddKvVerbs(app, &inv.global, &inv.action);
 
   try {
     app.parse(argc, argv);

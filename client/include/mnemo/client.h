@@ -3,10 +3,12 @@
 // A Client holds one gRPC channel to a mnemod. Every call returns
 // absl::Status / absl::StatusOr with the server's canonical code and message.
 // Calls carry a deadline (ClientOptions::default_timeout, or the per-call
-// CallOptions). Idempotent calls (everything but UpsertStream) are retried
-// on UNAVAILABLE with exponential backoff; upserts are idempotent by id.
+// CallOptions). Idempotent calls (everything but the streams UpsertStream,
+// OpenKvWriter and OpenKvReader) are retried on UNAVAILABLE with exponential
+// backoff; upserts are idempotent by id.
 //
-// Thread safety: a Client may be used from many threads at once.
+// Thread safety: a Client may be used from many threads at once; a KvWriter
+// or KvReader by one thread at a time.
 #ifndef MNEMO_CLIENT_CLIENT_H_
 #define MNEMO_CLIENT_CLIENT_H_
 
@@ -16,12 +18,17 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+// The model fingerprint of the KV calls is the store's and the reference
+// decoder's own type (a plain struct, Abseil only), so a decoder passes its
+// fingerprint as is; ParseFingerprint reads its Canonical() form.
+#include "common/model_fingerprint.h"
 
 namespace mnemo {
 
@@ -154,6 +161,186 @@ struct StatsResult {
   std::string version;
 };
 
+// --- Chunk KV caches (README "KV caches").
+//
+// A namespace registers one decoder model (KvConfig); each stored chunk may
+// then hold that model's KV: per layer, K and V of shape
+// [n_kv_heads, tokens, head_dim], row-major, keys before RoPE. A put or read
+// naming another model is FAILED_PRECONDITION naming the first differing
+// field; a namespace without a registered model is FAILED_PRECONDITION;
+// evicted, expired or deleted KV reads as missing (NOT_FOUND / 0 tokens).
+
+// Element type of K/V on the wire. fp16 / bf16 halve the bytes sent; the
+// client converts (round to nearest even) and the server stores with the
+// namespace's codec whatever the wire type.
+enum class KvDtype { kFp32, kFp16, kBf16 };
+
+// How the server stores blocks: fp32 (lossless), fp16 (default), bf16, int8
+// (per (head, token) scale), int4 (groups; keys per channel, values per
+// token).
+enum class KvCodec { kFp32, kFp16, kBf16, kInt8, kInt4 };
+
+// "fp32", "fp16", "bf16" (and "float32", "float16", "bfloat16"), and the
+// codec names "fp32", "fp16", "bf16", "int8", "int4". INVALID_ARGUMENT
+// otherwise.
+absl::StatusOr<KvDtype> ParseKvDtype(const std::string& name);
+absl::StatusOr<KvCodec> ParseKvCodec(const std::string& name);
+const char* KvDtypeName(KvDtype dtype);  // "fp32" ...; "unknown" outside the enum
+const char* KvCodecName(KvCodec codec);
+
+struct KvConfig {
+  // The decoder model; every field must be set (INVALID_ARGUMENT otherwise).
+  ModelFingerprint model;
+  KvCodec codec = KvCodec::kFp16;
+  // Lossless zstd stage on top of the codec (unset = on).
+  std::optional<bool> entropy;
+  uint32_t int4_group_size = 0;  // kInt4 only; 0 = 32
+  // Byte budget of the namespace's stored (encoded) KV; 0 = unlimited. A
+  // put over it evicts unpinned chunks' KV in policy order first (their
+  // text and vectors stay); RESOURCE_EXHAUSTED when that is not enough.
+  uint64_t capacity_bytes = 0;
+  std::string eviction_policy;  // "" or "lru" (least recently used), "fifo"
+  int64_t default_ttl_seconds = 0;  // TTL of puts that state none; 0 = never
+};
+
+struct KvStats {
+  KvConfig config;  // as the server holds it (defaults filled in)
+  uint64_t chunks = 0;          // chunks holding KV
+  uint64_t blocks = 0;          // (chunk, layer) blocks
+  uint64_t tokens = 0;
+  uint64_t stored_bytes = 0;    // encoded bytes, what capacity_bytes counts
+  uint64_t fp16_bytes = 0;      // the same K/V at fp16, for the ratio
+  uint64_t pinned_chunks = 0;
+  uint64_t evicted_chunks = 0;  // since the server opened the store
+  uint64_t expired_chunks = 0;  // since the server opened the store
+  double mean_key_error = 0;    // mean relative reconstruction error of K blocks
+  double mean_value_error = 0;
+};
+
+// Shape of one layer's K (and V): [n_kv_heads, tokens, head_dim].
+struct KvShape {
+  uint32_t n_kv_heads = 0;
+  uint32_t tokens = 0;
+  uint32_t head_dim = 0;
+  size_t elements() const { return size_t{n_kv_heads} * tokens * head_dim; }
+  bool operator==(const KvShape&) const = default;
+};
+
+// What a put says about its chunk before the layers come.
+struct KvPutHeader {
+  std::string chunk_id;    // a stored chunk of the namespace (NOT_FOUND otherwise)
+  ModelFingerprint model;  // must equal the namespace's
+  // The chunk's token ids under the model's tokenizer (1..65536 of them);
+  // every layer holds exactly this many tokens.
+  std::vector<int32_t> tokens;
+  bool pin = false;         // pinned KV is never evicted
+  int64_t ttl_seconds = 0;  // 0 = the namespace's default TTL
+  // Unset: the keys are before RoPE. Set: they are rotated for positions
+  // [keys_position, keys_position + tokens) and the server rotates them
+  // back before storing.
+  std::optional<int64_t> keys_position;
+};
+
+// A whole chunk's KV for Client::PutKv: the header, then per layer l (all
+// of the model's n_layers, in order) k[l] and v[l], each
+// n_kv_heads * tokens * head_dim floats, sent as `dtype`.
+struct KvPut : KvPutHeader {
+  KvDtype dtype = KvDtype::kFp32;
+  std::vector<std::vector<float>> k;
+  std::vector<std::vector<float>> v;
+};
+
+struct KvPutResult {
+  uint64_t stored_bytes = 0;     // encoded bytes of every block
+  std::vector<float> key_error;  // per layer, ||K - K'|| / ||K|| as stored
+  std::vector<float> value_error;
+  uint32_t evicted_chunks = 0;   // chunks whose KV was evicted to make room
+};
+
+// One chunk's put in progress: one gRPC client stream. Nothing is stored
+// unless Finish() succeeds after the model's last layer; destroying the
+// writer (or Cancel()) before that cancels the stream and stores nothing.
+class KvWriter {
+ public:
+  virtual ~KvWriter() = default;
+  // Sends layer `layer` (the next one: 0, 1, ...) with the header's shape
+  // [model.n_kv_heads, tokens.size(), model.head_dim]. Values beyond fp16's
+  // range (65504) are INVALID_ARGUMENT here when dtype is kFp16; everything
+  // else is checked by the server, whose error (a wrong layer, NaN, ...)
+  // ends the stream: Write then returns ABORTED and Finish() the server's
+  // status.
+  virtual absl::Status WriteLayer(uint32_t layer, absl::Span<const float> k,
+                                  absl::Span<const float> v, KvDtype dtype = KvDtype::kFp32) = 0;
+  // The same with an explicit shape (k and v hold shape.elements() floats).
+  virtual absl::Status WriteLayer(uint32_t layer, const KvShape& shape, absl::Span<const float> k,
+                                  absl::Span<const float> v, KvDtype dtype = KvDtype::kFp32) = 0;
+  // Half-closes the stream; the server commits every layer in one batch
+  // and answers. Once only.
+  virtual absl::StatusOr<KvPutResult> Finish() = 0;
+  // Abandons the put: the server stores nothing. Finish() after it reports
+  // CANCELLED.
+  virtual void Cancel() = 0;
+};
+
+struct KvGetRequest {
+  std::vector<std::string> chunk_ids;  // 1.. distinct ids, each holding KV
+  ModelFingerprint model;              // must equal the namespace's
+  uint32_t layer_begin = 0;
+  uint32_t layer_end = 0;  // exclusive; 0 = model.n_layers
+  // Element type the server sends; blocks arrive as floats either way.
+  KvDtype dtype = KvDtype::kFp32;
+  // Empty: keys before RoPE. Else one start position per chunk: keys come
+  // rotated for [position, position + tokens).
+  std::vector<int64_t> positions;
+  // Same-host fast path: K and V travel through a POSIX shared memory
+  // region (/dev/shm/mnemo-*) that the client creates and mnemod fills; the
+  // stream carries only offsets. Costs one ExistsKv call to size the
+  // region. The client keeps regions for reuse and removes them when it is
+  // destroyed. Needs mnemod on the same host (otherwise NOT_FOUND).
+  bool shared_memory = false;
+  // Leave blocks in the wire dtype (KvBlock::k_raw, v_raw) instead of
+  // converting them to floats: what a GPU decoder uploads as is.
+  // OpenKvReader only (GetKv always converts).
+  bool raw = false;
+};
+
+// One (chunk, layer) block of a GetKv.
+struct KvBlock {
+  uint32_t chunk_index = 0;  // into KvGetRequest::chunk_ids
+  std::string chunk_id;
+  uint32_t layer = 0;
+  KvShape shape;
+  KvDtype dtype = KvDtype::kFp32;  // what it travelled as
+  std::vector<float> k, v;         // shape.elements() floats each (unless raw)
+  // With KvGetRequest::raw: K and V as shape.elements() little-endian
+  // elements of `dtype`, borrowed: into the shared memory region (valid
+  // while the reader lives) or into the received message (valid until the
+  // next Next()).
+  std::string_view k_raw, v_raw;
+  float key_error = 0, value_error = 0;  // measured when it was stored
+  std::vector<int32_t> tokens;     // the chunk's token ids, in its first block only
+  int64_t position = -1;           // start position the keys are rotated for; -1 = pre-RoPE
+};
+
+// The blocks of one GetKv as they arrive, layer by layer (every chunk's
+// block of layer_begin, then of the next layer, ...), so a decoder can
+// compute on layer l while later layers are in flight. Destroying the
+// reader before the end cancels the call.
+class KvReader {
+ public:
+  virtual ~KvReader() = default;
+  // Fills *block with the next block; false when the stream ended well.
+  // An error is the server's status (e.g. NOT_FOUND before any block), or
+  // DATA_LOSS for a block whose bytes do not match its shape.
+  virtual absl::StatusOr<bool> Next(KvBlock* block) = 0;
+};
+
+struct KvPrefixMatch {
+  std::vector<std::string> chunk_ids;  // the run of chunks, in prompt order
+  std::vector<uint32_t> chunk_tokens;  // tokens of each
+  uint64_t matched_tokens = 0;
+};
+
 // Streams upserts: each Write is one atomic batch on the server.
 class UpsertWriter {
  public:
@@ -202,6 +389,61 @@ class Client {
   virtual absl::Status Compact(const std::string& ns, const CallOptions& = {}) = 0;
   // gRPC health check of the server ("" = overall).
   virtual absl::Status HealthCheck(const CallOptions& = {}) = 0;
+
+  // --- Chunk KV caches. Every call but RegisterKvModel is
+  // FAILED_PRECONDITION on a namespace without a registered model; NOT_FOUND
+  // for an unknown namespace. The default implementations (for test fakes)
+  // return UNIMPLEMENTED.
+
+  // Registers (or re-registers) the namespace's model and KV settings.
+  // Re-registering the same model updates codec, capacity, policy and
+  // default TTL; another model is FAILED_PRECONDITION while KV is stored.
+  virtual absl::StatusOr<KvStats> RegisterKvModel(const std::string& ns, const KvConfig& config,
+                                                  const CallOptions& = {});
+  // Opens a put of one chunk's KV and sends its header; layers follow with
+  // KvWriter::WriteLayer. The call's deadline covers the whole stream. Not
+  // retried.
+  virtual absl::StatusOr<std::unique_ptr<KvWriter>> OpenKvWriter(const std::string& ns,
+                                                                 const KvPutHeader& header,
+                                                                 const CallOptions& = {});
+  // Puts a whole chunk's KV (one stream: header, then one message per
+  // layer). INVALID_ARGUMENT locally when put.k and put.v do not hold the
+  // same number of layers.
+  virtual absl::StatusOr<KvPutResult> PutKv(const std::string& ns, const KvPut& put,
+                                            const CallOptions& = {});
+  // Streams the blocks of several chunks (see KvReader). Not retried.
+  virtual absl::StatusOr<std::unique_ptr<KvReader>> OpenKvReader(const std::string& ns,
+                                                                 const KvGetRequest& request,
+                                                                 const CallOptions& = {});
+  // Every block of the request, in stream order (retried on UNAVAILABLE).
+  virtual absl::StatusOr<std::vector<KvBlock>> GetKv(const std::string& ns,
+                                                     const KvGetRequest& request,
+                                                     const CallOptions& = {});
+  // Per id, the token count of its stored KV; 0 when it holds none (unknown
+  // id, never stored, deleted, evicted or expired).
+  virtual absl::StatusOr<std::vector<uint32_t>> ExistsKv(const std::string& ns,
+                                                         const std::vector<std::string>& chunk_ids,
+                                                         const ModelFingerprint& model,
+                                                         const CallOptions& = {});
+  // Removes these chunks' KV (their text and vectors stay); returns how
+  // many held KV.
+  virtual absl::StatusOr<uint64_t> DeleteKv(const std::string& ns,
+                                            const std::vector<std::string>& chunk_ids,
+                                            const CallOptions& = {});
+  // The longest run of chunks with KV whose tokens, concatenated, are a
+  // prefix of `tokens` (longest chunk first at each step).
+  virtual absl::StatusOr<KvPrefixMatch> LookupPrefix(const std::string& ns,
+                                                     const ModelFingerprint& model,
+                                                     const std::vector<int32_t>& tokens,
+                                                     const CallOptions& = {});
+  // Pins / unpins and sets the TTL (seconds from now, 0 = never) of these
+  // chunks' KV; unset fields stay. Returns how many chunks with KV changed.
+  virtual absl::StatusOr<uint64_t> SetKvRetention(const std::string& ns,
+                                                  const std::vector<std::string>& chunk_ids,
+                                                  std::optional<bool> pin,
+                                                  std::optional<int64_t> ttl_seconds,
+                                                  const CallOptions& = {});
+  virtual absl::StatusOr<KvStats> GetKvStats(const std::string& ns, const CallOptions& = {});
 };
 
 }  // namespace mnemo
