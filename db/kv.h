@@ -152,6 +152,8 @@ class KvReader {
   // DATA_LOSS for a corrupt block.
   virtual absl::StatusOr<bool> Next(KvBlock* block) = 0;
   virtual size_t total_blocks() const = 0;
+  // K plus V elements of every block of the read.
+  virtual uint64_t total_values() const = 0;
 };
 
 struct KvPrefixMatch {

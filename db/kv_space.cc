@@ -111,6 +111,14 @@ void KvSpace::Put(int64_t id, const KvEntry& entry) {
   policy_->Add(id);
 }
 
+void KvSpace::SetRetention(int64_t id, bool pinned, int64_t expires_ms) {
+  absl::MutexLock l(&mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  it->second.pinned = pinned;
+  it->second.expires_ms = expires_ms;
+}
+
 void KvSpace::Erase(int64_t id, Why why) {
   absl::MutexLock l(&mu_);
   if (!entries_.contains(id)) return;

@@ -75,6 +75,9 @@ class KvSpace {
   void Touch(int64_t id) ABSL_LOCKS_EXCLUDED(mu_);
   // Records stored KV (replacing an entry of the same id).
   void Put(int64_t id, const KvEntry& entry) ABSL_LOCKS_EXCLUDED(mu_);
+  // Changes the pin and expiry of `id` (no-op when absent), keeping its
+  // place in the eviction order.
+  void SetRetention(int64_t id, bool pinned, int64_t expires_ms) ABSL_LOCKS_EXCLUDED(mu_);
   // Forgets `id` (no-op when absent). `why` counts it as evicted / expired.
   enum class Why { kDeleted, kEvicted, kExpired };
   void Erase(int64_t id, Why why = Why::kDeleted) ABSL_LOCKS_EXCLUDED(mu_);

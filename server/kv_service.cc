@@ -1,6 +1,15 @@
 // The KV-cache methods of MnemoService (service.h): proto <-> db::Kv*
 // conversion and the streaming reactors of PutKv and GetKv.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <atomic>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
@@ -165,6 +174,13 @@ class PutKvReactor final : public grpc::ServerReadReactor<v1::PutKvRequest> {
   }
 
   void OnReadDone(bool ok) override {
+    if (!ok && (cancelled_.load() || ctx_->IsCancelled())) {
+      // A cancelled call (client cancel, deadline, broken connection) ends
+      // the stream too; it must not commit what arrived.
+      writer_.reset();
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "KV put cancelled; nothing was stored"));
+      return;
+    }
     absl::Status status = ok ? Consume() : Complete();
     if (!status.ok()) {
       LogEvent(spdlog::level::debug, "rpc failed",
@@ -184,6 +200,7 @@ class PutKvReactor final : public grpc::ServerReadReactor<v1::PutKvRequest> {
     StartRead(&request_);
   }
 
+  void OnCancel() override { cancelled_ = true; }
   void OnDone() override { delete this; }
 
  private:
@@ -240,8 +257,87 @@ class PutKvReactor final : public grpc::ServerReadReactor<v1::PutKvRequest> {
   v1::PutKvResponse* const response_;
   v1::PutKvRequest request_;
   std::unique_ptr<db::KvChunkWriter> writer_;
+  std::atomic<bool> cancelled_{false};
   std::string chunk_id_;
   std::vector<float> k_, v_;
+};
+
+// A client's POSIX shared memory object, mapped for writing (GetKv's
+// same-host path). Only names "/mnemo-[A-Za-z0-9_.-]{1,200}" are opened.
+class SharedRegion {
+ public:
+  static absl::StatusOr<std::unique_ptr<SharedRegion>> Open(const std::string& name,
+                                                            uint64_t needed) {
+    constexpr absl::string_view kPrefix = "/mnemo-";
+    bool ok = name.size() > kPrefix.size() && name.size() <= kPrefix.size() + 200 &&
+              absl::string_view(name).substr(0, kPrefix.size()) == kPrefix;
+    for (size_t i = kPrefix.size(); ok && i < name.size(); ++i) {
+      const char c = name[i];
+      ok = std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+    }
+    if (!ok) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shared memory name '", name, "' is not /mnemo- followed by 1..200 of [A-Za-z0-9_.-]"));
+    }
+    const int fd = shm_open(name.c_str(), O_RDWR, 0);
+    if (fd < 0) {
+      const int err = errno;
+      if (err == ENOENT) {
+        return absl::NotFoundError(absl::StrCat("shared memory '", name, "' does not exist"));
+      }
+      return absl::PermissionDeniedError(
+          absl::StrCat("cannot open shared memory '", name, "': ", std::strerror(err)));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+      close(fd);
+      return absl::InternalError(absl::StrCat("fstat of shared memory '", name, "' failed"));
+    }
+    const auto size = static_cast<uint64_t>(st.st_size);
+    if (size < needed) {
+      close(fd);
+      return absl::ResourceExhaustedError(absl::StrCat("shared memory '", name, "' holds ", size,
+                                                       " bytes; the read needs ", needed));
+    }
+    // Back every page now, so a full /dev/shm is an error here and not a
+    // SIGBUS while writing.
+    if (needed > 0) {
+      const int err = posix_fallocate(fd, 0, static_cast<off_t>(needed));
+      if (err != 0) {
+        close(fd);
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "cannot back shared memory '", name, "' with ", needed, " bytes: ", std::strerror(err)));
+      }
+    }
+    void* p = needed == 0 ? nullptr
+                          : mmap(nullptr, needed, PROT_READ | PROT_WRITE,
+                                 MAP_SHARED | MAP_POPULATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+      return absl::InternalError(absl::StrCat("cannot map shared memory '", name, "': ",
+                                              std::strerror(errno)));
+    }
+    return std::unique_ptr<SharedRegion>(new SharedRegion(static_cast<char*>(p), needed));
+  }
+  ~SharedRegion() {
+    if (data_ != nullptr) munmap(data_, size_);
+  }
+  // Copies `bytes` to the next free offset and returns that offset.
+  absl::StatusOr<uint64_t> Append(absl::string_view bytes) {
+    if (bytes.size() > size_ - used_) {
+      return absl::InternalError("GetKv wrote past its shared memory plan");
+    }
+    const uint64_t at = used_;
+    std::memcpy(data_ + at, bytes.data(), bytes.size());
+    used_ += bytes.size();
+    return at;
+  }
+
+ private:
+  SharedRegion(char* data, uint64_t size) : data_(data), size_(size) {}
+  char* const data_;
+  const uint64_t size_;
+  uint64_t used_ = 0;
 };
 
 // Server side of GetKv: one block per message, each read from the store
@@ -249,8 +345,9 @@ class PutKvReactor final : public grpc::ServerReadReactor<v1::PutKvRequest> {
 // read.
 class GetKvReactor final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
  public:
-  GetKvReactor(db::Store* store, grpc::CallbackServerContext* ctx, const v1::GetKvRequest& request)
-      : ctx_(ctx) {
+  GetKvReactor(db::Store* store, grpc::CallbackServerContext* ctx, const v1::GetKvRequest& request,
+               bool shared_memory)
+      : ctx_(ctx), shared_memory_(shared_memory) {
     absl::Status status = Open(store, request);
     if (!status.ok()) {
       End(status);
@@ -280,6 +377,14 @@ class GetKvReactor final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
     options.positions.assign(request.positions().begin(), request.positions().end());
     options.as_bytes = dtype_;
     ASSIGN_OR_RETURN(reader_, store->ReadKv(request.namespace_(), options));
+    if (!request.shm_name().empty() && !shared_memory_) {
+      return absl::FailedPreconditionError(
+          "this mnemod serves GetKv without shared memory (--kv-shared-memory false)");
+    }
+    if (!request.shm_name().empty()) {
+      ASSIGN_OR_RETURN(shm_, SharedRegion::Open(request.shm_name(),
+                                                reader_->total_values() * db::KvDtypeBytes(dtype_)));
+    }
     return absl::OkStatus();
   }
 
@@ -302,8 +407,18 @@ class GetKvReactor final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
     layer->set_n_kv_heads(block_.shape.heads);
     layer->set_tokens(block_.shape.tokens);
     layer->set_head_dim(block_.shape.head_dim);
-    *layer->mutable_k() = std::move(block_.k_bytes);
-    *layer->mutable_v() = std::move(block_.v_bytes);
+    if (shm_ != nullptr) {
+      absl::StatusOr<uint64_t> at = shm_->Append(block_.k_bytes);
+      const absl::Status written = at.ok() ? shm_->Append(block_.v_bytes).status() : at.status();
+      if (!written.ok()) {
+        End(written);
+        return;
+      }
+      response_.set_shm_offset(*at);
+    } else {
+      *layer->mutable_k() = std::move(block_.k_bytes);
+      *layer->mutable_v() = std::move(block_.v_bytes);
+    }
     response_.set_key_error(block_.key_error);
     response_.set_value_error(block_.value_error);
     for (int32_t t : block_.tokens) response_.add_tokens(t);
@@ -320,12 +435,15 @@ class GetKvReactor final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
                 {"peer", ctx_->peer()}});
     }
     reader_.reset();
+    shm_.reset();
     Finish(ToGrpcStatus(status));
   }
 
   grpc::CallbackServerContext* const ctx_;
+  const bool shared_memory_;
   db::KvDtype dtype_ = db::KvDtype::kFp32;
   std::unique_ptr<db::KvReader> reader_;
+  std::unique_ptr<SharedRegion> shm_;
   db::KvBlock block_;
   v1::GetKvResponse response_;
 };
@@ -354,7 +472,7 @@ grpc::ServerReadReactor<v1::PutKvRequest>* MnemoService::PutKv(grpc::CallbackSer
 
 grpc::ServerWriteReactor<v1::GetKvResponse>* MnemoService::GetKv(
     grpc::CallbackServerContext* ctx, const v1::GetKvRequest* request) {
-  return new GetKvReactor(store_, ctx, *request);
+  return new GetKvReactor(store_, ctx, *request, kv_shared_memory_);
 }
 
 grpc::ServerUnaryReactor* MnemoService::ExistsKv(grpc::CallbackServerContext* ctx,

@@ -110,6 +110,7 @@ struct Flags {
   uint32_t max_query_batch = db::Limits{}.max_query_batch;
   uint32_t max_write_batch = db::Limits{}.max_write_batch;
   bool sync_writes = true;
+  bool kv_shared_memory = true;
   std::string log_format = "text";
   std::string log_level = "info";
   // Used when assets_dir_set; otherwise $MNEMO_ASSETS_DIR, else ./.assets
@@ -162,7 +163,7 @@ int Run(const Flags& flags) {
   }
   std::unique_ptr<db::Store> store = std::move(store_or).value();
 
-  MnemoService service(store.get(), MNEMO_VERSION);
+  MnemoService service(store.get(), MNEMO_VERSION, flags.kv_shared_memory);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -248,6 +249,9 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--sync-writes", flags.sync_writes,
                  "sync the WAL before acknowledging writes (true/false)")
+      ->capture_default_str();
+  app.add_option("--kv-shared-memory", flags.kv_shared_memory,
+                 "serve GetKv through clients' shared memory regions (same host; true/false)")
       ->capture_default_str();
   app.add_option("--log-format", flags.log_format, "text or json")
       ->capture_default_str()

@@ -110,8 +110,8 @@ class UpsertStreamReactor final : public grpc::ServerReadReactor<v1::UpsertReque
 
 }  // namespace
 
-MnemoService::MnemoService(db::Store* store, std::string version)
-    : store_(store), version_(std::move(version)) {}
+MnemoService::MnemoService(db::Store* store, std::string version, bool kv_shared_memory)
+    : store_(store), version_(std::move(version)), kv_shared_memory_(kv_shared_memory) {}
 
 grpc::ServerUnaryReactor* MnemoService::CreateNamespace(grpc::CallbackServerContext* ctx,
                                                         const v1::CreateNamespaceRequest* request,

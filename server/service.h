@@ -20,8 +20,10 @@ namespace mnemo::server {
 class MnemoService final : public v1::Mnemo::CallbackService {
  public:
   // Borrows `store`, which must outlive the service (and the server it is
-  // registered with). `version` is reported by Stats.
-  MnemoService(db::Store* store, std::string version);
+  // registered with). `version` is reported by Stats. `kv_shared_memory`
+  // lets GetKv write into a client's shared memory region (same host; a
+  // request naming one is FAILED_PRECONDITION when off).
+  MnemoService(db::Store* store, std::string version, bool kv_shared_memory = true);
 
   grpc::ServerUnaryReactor* CreateNamespace(grpc::CallbackServerContext* ctx,
                                             const v1::CreateNamespaceRequest* request,
@@ -90,6 +92,7 @@ class MnemoService final : public v1::Mnemo::CallbackService {
  private:
   db::Store* const store_;
   const std::string version_;
+  const bool kv_shared_memory_;
 };
 
 }  // namespace mnemo::server
