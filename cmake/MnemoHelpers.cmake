@@ -49,7 +49,13 @@ function(mnemo_cc_test)
     set(ARG_TIMEOUT 300)
   endif()
   # An empty LABELS value would swallow the next property name, so labels
-  # are passed only when given.
+  # are passed only when given. gtest_discover_tests writes the properties
+  # unquoted: a second label would turn into a property name and take the
+  # ENVIRONMENT below with it, so a test has one label.
+  list(LENGTH ARG_LABELS n_labels)
+  if(n_labels GREATER 1)
+    message(FATAL_ERROR "mnemo_cc_test(${ARG_NAME}): one label per test (got ${ARG_LABELS})")
+  endif()
   set(label_props)
   if(ARG_LABELS)
     set(label_props LABELS "${ARG_LABELS}")

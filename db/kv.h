@@ -29,6 +29,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "common/model_fingerprint.h"
 #include "db/kv_codec.h"
@@ -135,8 +136,10 @@ struct KvBlock {
   std::string chunk_id;
   uint32_t layer = 0;
   KvTensorShape shape;
-  std::vector<float> k, v;        // unless KvReadOptions::as_bytes was set
-  std::string k_bytes, v_bytes;   // when it was
+  std::vector<float> k, v;  // unless KvReadOptions::as_bytes was set
+  // When it was: K and V as little-endian elements of that type, borrowed
+  // from the reader (valid until its next Next()).
+  absl::string_view k_bytes, v_bytes;
   float key_error = 0, value_error = 0;  // stored with the block
   std::vector<int32_t> tokens;           // in each chunk's first block only
   int64_t position = -1;                 // start position of the keys' RoPE; -1 = none

@@ -499,6 +499,22 @@ absl::Status DecodeKvPayload(absl::string_view bytes, KvTensorHeader* header,
   return absl::OkStatus();
 }
 
+absl::StatusOr<absl::string_view> ViewKvPayload(absl::string_view bytes, KvTensorHeader* header,
+                                                std::string* scratch) {
+  OpenedBlock b;
+  RETURN_IF_ERROR(OpenBlock(bytes, &b));
+  if (header != nullptr) *header = b.header;
+  if (b.planar) {
+    *scratch = JoinPlanes(b.raw, FloatKindBytes(b.header.kind));
+    return absl::string_view(*scratch);
+  }
+  if (!b.storage.empty()) {
+    *scratch = std::move(b.storage);
+    return absl::string_view(*scratch);
+  }
+  return b.raw;  // a view into `bytes`: no copy
+}
+
 absl::Status DecodeKvTensor(absl::string_view bytes, std::vector<float>* out,
                             KvTensorHeader* header) {
   out->clear();

@@ -164,6 +164,12 @@ absl::Status DecodeKvTensor(absl::string_view bytes, std::vector<float>* out,
 // elements are not checked (DecodeKvTensor does that).
 absl::Status DecodeKvPayload(absl::string_view bytes, KvTensorHeader* header, std::string* payload);
 
+// DecodeKvPayload without a copy where it can: the payload as a view into
+// `bytes` when the block has no entropy stage, else into *scratch (which
+// then holds it). Valid while `bytes` and *scratch are.
+absl::StatusOr<absl::string_view> ViewKvPayload(absl::string_view bytes, KvTensorHeader* header,
+                                                std::string* scratch);
+
 // Testing seam: recomputes both checksums of a block in place (no-op when it
 // is shorter than the header), so tests and the fuzzer can reach the checks
 // behind them with crafted fields.

@@ -2725,10 +2725,11 @@ class KvReaderImpl final : public KvReader {
       ASSIGN_OR_RETURN(kvrecords::KvChunkRecord r, kvrecords::DecodeChunkRecord(record));
       block->tokens = std::move(r.tokens);
     }
+    value_.Reset();
     rocksdb::Status s =
         db_->Get(ro, cf_, kvrecords::BlockKey(nsid_, item.internal_id, layer), &value_);
     if (!s.ok()) return corrupt(absl::StrCat("block unreadable: ", s.ToString()));
-    ASSIGN_OR_RETURN(kvrecords::BlockView view, kvrecords::DecodeBlock(value_));
+    ASSIGN_OR_RETURN(kvrecords::BlockView view, kvrecords::DecodeBlock(View(value_)));
     if (view.fingerprint_hash != fingerprint_hash_) {
       return absl::FailedPreconditionError(absl::StrCat(
           "KV of chunk '", item.chunk_id, "' layer ", layer,
@@ -2739,16 +2740,16 @@ class KvReaderImpl final : public KvReader {
     KvTensorHeader kh, vh;
     block->k.clear();
     block->v.clear();
-    block->k_bytes.clear();
-    block->v_bytes.clear();
+    block->k_bytes = {};
+    block->v_bytes = {};
     ASSIGN_OR_RETURN(kh, PeekKvTensor(view.k));
     ASSIGN_OR_RETURN(vh, PeekKvTensor(view.v));
     if (!(kh.shape == want) || !(vh.shape == want)) return corrupt("shape does not match");
     if (as_bytes_.has_value() && StoredAs(kh.kind) == as_bytes_ &&
         StoredAs(vh.kind) == as_bytes_ && item.position < 0) {
       // Stored in the asked type: hand the payload over as it is.
-      RETURN_IF_ERROR(DecodeKvPayload(view.k, &kh, &block->k_bytes));
-      RETURN_IF_ERROR(DecodeKvPayload(view.v, &vh, &block->v_bytes));
+      ASSIGN_OR_RETURN(block->k_bytes, ViewKvPayload(view.k, &kh, &k_out_));
+      ASSIGN_OR_RETURN(block->v_bytes, ViewKvPayload(view.v, &vh, &v_out_));
     } else {
       RETURN_IF_ERROR(DecodeKvTensor(view.k, &block->k, &kh));
       RETURN_IF_ERROR(DecodeKvTensor(view.v, &block->v, &vh));
@@ -2758,8 +2759,10 @@ class KvReaderImpl final : public KvReader {
                                               model_.rope_theta, item.position));
       }
       if (as_bytes_.has_value()) {
-        block->k_bytes = FloatsToDtype(block->k, *as_bytes_);
-        block->v_bytes = FloatsToDtype(block->v, *as_bytes_);
+        k_out_ = FloatsToDtype(block->k, *as_bytes_);
+        v_out_ = FloatsToDtype(block->v, *as_bytes_);
+        block->k_bytes = k_out_;
+        block->v_bytes = v_out_;
         block->k.clear();
         block->v.clear();
       }
@@ -2785,7 +2788,10 @@ class KvReaderImpl final : public KvReader {
   const ModelFingerprint model_;
   const uint64_t fingerprint_hash_;
   size_t next_ = 0;
-  std::string value_;  // the block being decoded; its buffer is reused
+  // The block being read and the bytes handed out of it (views into these
+  // stay valid until the next Next()).
+  rocksdb::PinnableSlice value_;
+  std::string k_out_, v_out_;
 };
 
 absl::Status StoreImpl::LoadKvLocked(Namespace* ns) {

@@ -416,8 +416,8 @@ class GetKvReactor final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
       }
       response_.set_shm_offset(*at);
     } else {
-      *layer->mutable_k() = std::move(block_.k_bytes);
-      *layer->mutable_v() = std::move(block_.v_bytes);
+      layer->set_k(block_.k_bytes.data(), block_.k_bytes.size());
+      layer->set_v(block_.v_bytes.data(), block_.v_bytes.size());
     }
     response_.set_key_error(block_.key_error);
     response_.set_value_error(block_.value_error);

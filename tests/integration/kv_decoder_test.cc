@@ -80,7 +80,7 @@ class KvDecoderTest : public ::testing::TestWithParam<KvCodec> {
     skip_ = new std::string();
     const std::string decode = testing::BinDir() + "/mnemo-decode";
     if (!fs::exists(fs::path(kModelDir) / "config.json") || !fs::exists(decode)) {
-      *skip_ = "needs decoder/models/mnemo-ref-4m and mnemo-decode";
+      *skip_ = absl::StrCat("needs ", kModelDir, "/config.json and ", decode);
       return;
     }
     auto dir = testing::MakeTempDir("mnemo-kv-decoder");
@@ -152,7 +152,9 @@ class KvDecoderTest : public ::testing::TestWithParam<KvCodec> {
   }
 
   void TearDown() override {
-    if (server_) EXPECT_TRUE(server_->Stop().ok()) << server_->LogTail();
+    if (server_) {
+      EXPECT_TRUE(server_->Stop().ok()) << server_->LogTail();
+    }
   }
 
   static std::string* skip_;
@@ -273,7 +275,9 @@ TEST_P(KvDecoderTest, AnswersFromStoredChunksAsFromChunksEncodedAfresh) {
     EXPECT_EQ(from_store, from_fresh);
     EXPECT_LT(max_diff, 0.05f);
   }
-  if (GetParam() == KvCodec::kFp32) EXPECT_LT(max_diff, 1e-3f);
+  if (GetParam() == KvCodec::kFp32) {
+    EXPECT_LT(max_diff, 1e-3f);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Codecs, KvDecoderTest,
