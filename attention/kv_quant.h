@@ -143,8 +143,8 @@ absl::Status DequantizeKv(absl::string_view payload, const KvQuantSpec& spec,
                           absl::Span<float> out);
 
 // IEEE binary16 bits <-> float, as the quantizer stores its parameters.
-// FloatToHalfBits rounds to nearest even, overflows to infinity, keeps NaN a
-// (quiet) NaN; HalfBitsToFloat is exact.
+// common/half.h's conversions (FloatToHalfBits rounds to nearest even,
+// overflows to infinity, keeps NaN a quiet NaN; HalfBitsToFloat is exact).
 uint16_t FloatToHalfBits(float f);
 float HalfBitsToFloat(uint16_t h);
 

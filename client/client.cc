@@ -22,6 +22,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/json_filter.h"
+#include "common/half.h"
 #include "common/status_macros.h"
 #include "mnemo/v1/mnemo.grpc.pb.h"
 
@@ -202,54 +203,6 @@ class UpsertWriterImpl final : public UpsertWriter {
 static_assert(std::endian::native == std::endian::little,
               "the KV wire format is little-endian; add byte swaps for this host");
 
-// IEEE binary16, round to nearest even (F. Giesen's float_to_half_fast3_rtne):
-// overflow becomes infinity, NaN a quiet NaN.
-uint16_t FloatToFp16(float value) {
-  constexpr uint32_t kF32Infinity = 255u << 23;
-  constexpr uint32_t kF16Overflow = (127u + 16) << 23;  // 2^16: rounds to infinity
-  constexpr uint32_t kDenormMagic = ((127u - 15) + (23 - 10) + 1) << 23;
-  uint32_t f = std::bit_cast<uint32_t>(value);
-  const uint32_t sign = f & 0x80000000u;
-  f ^= sign;
-  uint16_t out;
-  if (f >= kF16Overflow) {
-    out = f > kF32Infinity ? 0x7e00 : 0x7c00;
-  } else if (f < (113u << 23)) {
-    // Below fp16's smallest normal: the float addition rounds the
-    // subnormal mantissa to nearest even.
-    const float sum = std::bit_cast<float>(f) + std::bit_cast<float>(kDenormMagic);
-    out = static_cast<uint16_t>(std::bit_cast<uint32_t>(sum) - kDenormMagic);
-  } else {
-    const uint32_t mantissa_odd = (f >> 13) & 1;
-    f += (static_cast<uint32_t>(15 - 127) << 23) + 0xfff;
-    f += mantissa_odd;
-    out = static_cast<uint16_t>(f >> 13);
-  }
-  return static_cast<uint16_t>(out | (sign >> 16));
-}
-
-float Fp16ToFloat(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  const uint32_t exponent = (h >> 10) & 0x1f;
-  const uint32_t mantissa = h & 0x3ff;
-  if (exponent == 0x1f) return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));
-  if (exponent == 0) {
-    const float magnitude = std::ldexp(static_cast<float>(mantissa), -24);  // exact
-    return sign != 0 ? -magnitude : magnitude;
-  }
-  return std::bit_cast<float>(sign | ((exponent + 112) << 23) | (mantissa << 13));
-}
-
-// bfloat16, round to nearest even; NaN stays a quiet NaN.
-uint16_t FloatToBf16(float value) {
-  uint32_t f = std::bit_cast<uint32_t>(value);
-  if ((f & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((f >> 16) | 0x40);
-  f += 0x7fffu + ((f >> 16) & 1);
-  return static_cast<uint16_t>(f >> 16);
-}
-
-float Bf16ToFloat(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
-
 size_t KvDtypeBytes(KvDtype dtype) { return dtype == KvDtype::kFp32 ? 4 : 2; }
 
 v1::KvDtype KvDtypeToProto(KvDtype dtype) {
@@ -330,7 +283,7 @@ absl::Status FloatsToWire(absl::Span<const float> x, KvDtype dtype, absl::string
   const bool fp16 = dtype == KvDtype::kFp16;
   char* dst = out->data();
   for (size_t i = 0; i < x.size(); ++i) {
-    const uint16_t h = fp16 ? FloatToFp16(x[i]) : FloatToBf16(x[i]);
+    const uint16_t h = fp16 ? FloatToHalf(x[i]) : FloatToBf16(x[i]);
     if (std::isfinite(x[i]) && (h & 0x7fff) == (fp16 ? 0x7c00 : 0x7f80)) {
       return absl::InvalidArgumentError(
           absl::StrCat(what, " element ", i, " = ", x[i], " is beyond the range of ",
@@ -357,7 +310,7 @@ absl::Status WireToFloats(std::string_view bytes, KvDtype dtype, size_t elements
   for (size_t i = 0; i < elements; ++i) {
     uint16_t h;
     std::memcpy(&h, bytes.data() + 2 * i, 2);
-    (*out)[i] = fp16 ? Fp16ToFloat(h) : Bf16ToFloat(h);
+    (*out)[i] = fp16 ? HalfToFloat(h) : Bf16ToFloat(h);
   }
   return absl::OkStatus();
 }

@@ -1,5 +1,7 @@
 #include "db/kv_codec.h"
 
+#include "common/half.h"
+
 #include <zstd.h>
 
 #include <bit>
@@ -572,15 +574,9 @@ void ResealKvTensorForTesting(std::string* bytes) {
   Store<uint64_t>(bytes, kOffHeaderSum, HeaderChecksum(view.substr(0, kOffHeaderSum)));
 }
 
-uint16_t FloatToBf16(float f) {
-  const uint32_t x = std::bit_cast<uint32_t>(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x0040u);
-  // Round to nearest even on the 16 bits dropped; overflow carries into
-  // the exponent and ends at infinity.
-  return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
-}
+uint16_t FloatToBf16(float f) { return ::mnemo::FloatToBf16(f); }
 
-float Bf16ToFloat(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
+float Bf16ToFloat(uint16_t b) { return ::mnemo::Bf16ToFloat(b); }
 
 absl::StatusOr<KvDtype> ParseKvDtype(absl::string_view name) {
   if (name == "fp32" || name == "float32") return KvDtype::kFp32;

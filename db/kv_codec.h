@@ -175,8 +175,8 @@ absl::StatusOr<absl::string_view> ViewKvPayload(absl::string_view bytes, KvTenso
 // behind them with crafted fields.
 void ResealKvTensorForTesting(std::string* bytes);
 
-// bfloat16 bits <-> float. FloatToBf16 rounds to nearest even (overflow to
-// infinity, NaN stays a quiet NaN); Bf16ToFloat is exact.
+// bfloat16 bits <-> float (common/half.h). FloatToBf16 rounds to nearest
+// even (overflow to infinity, NaN stays a quiet NaN); Bf16ToFloat is exact.
 uint16_t FloatToBf16(float f);
 float Bf16ToFloat(uint16_t b);
 

@@ -71,7 +71,8 @@ std::string EncodeVector(absl::Span<const float> v);
 // dim * 4.
 absl::Status DecodeVector(absl::string_view value, uint32_t dim, std::vector<float>* out);
 
-// IEEE binary16 conversions (round to nearest even; overflow to infinity).
+// IEEE binary16 conversions (common/half.h: round to nearest even; overflow
+// to infinity).
 uint16_t FloatToHalf(float f);
 float HalfToFloat(uint16_t h);
 

@@ -24,20 +24,6 @@
 namespace mnemo::server {
 namespace {
 
-grpc::ServerUnaryReactor* FinishKv(grpc::CallbackServerContext* ctx, absl::string_view method,
-                                   const absl::Status& status) {
-  if (!status.ok()) {
-    LogEvent(spdlog::level::debug, "rpc failed",
-             {{"method", std::string(method)},
-              {"code", absl::StatusCodeToString(status.code())},
-              {"error", std::string(status.message())},
-              {"peer", ctx->peer()}});
-  }
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
-
 ModelFingerprint FingerprintFromProto(const v1::ModelFingerprint& p) {
   ModelFingerprint f;
   f.architecture = p.architecture();
@@ -183,11 +169,7 @@ class PutKvReactor final : public grpc::ServerReadReactor<v1::PutKvRequest> {
     }
     absl::Status status = ok ? Consume() : Complete();
     if (!status.ok()) {
-      LogEvent(spdlog::level::debug, "rpc failed",
-               {{"method", "PutKv"},
-                {"code", absl::StatusCodeToString(status.code())},
-                {"error", std::string(status.message())},
-                {"peer", ctx_->peer()}});
+      LogRpcFailure("PutKv", status, ctx_->peer());
       writer_.reset();
       Finish(ToGrpcStatus(status));
       return;
@@ -428,11 +410,7 @@ class GetKvReactor final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
 
   void End(const absl::Status& status) {
     if (!status.ok()) {
-      LogEvent(spdlog::level::debug, "rpc failed",
-               {{"method", "GetKv"},
-                {"code", absl::StatusCodeToString(status.code())},
-                {"error", std::string(status.message())},
-                {"peer", ctx_->peer()}});
+      LogRpcFailure("GetKv", status, ctx_->peer());
     }
     reader_.reset();
     shm_.reset();
@@ -462,7 +440,7 @@ grpc::ServerUnaryReactor* MnemoService::RegisterKvModel(
               {"codec", std::string(db::KvCodecName(config.codec.kind))}});
     return absl::OkStatus();
   }();
-  return FinishKv(ctx, "RegisterKvModel", status);
+  return FinishUnary(ctx, "RegisterKvModel", status);
 }
 
 grpc::ServerReadReactor<v1::PutKvRequest>* MnemoService::PutKv(grpc::CallbackServerContext* ctx,
@@ -488,7 +466,7 @@ grpc::ServerUnaryReactor* MnemoService::ExistsKv(grpc::CallbackServerContext* ct
     }
     return absl::OkStatus();
   }();
-  return FinishKv(ctx, "ExistsKv", status);
+  return FinishUnary(ctx, "ExistsKv", status);
 }
 
 grpc::ServerUnaryReactor* MnemoService::DeleteKv(grpc::CallbackServerContext* ctx,
@@ -500,7 +478,7 @@ grpc::ServerUnaryReactor* MnemoService::DeleteKv(grpc::CallbackServerContext* ct
     response->set_deleted(deleted);
     return absl::OkStatus();
   }();
-  return FinishKv(ctx, "DeleteKv", status);
+  return FinishUnary(ctx, "DeleteKv", status);
 }
 
 grpc::ServerUnaryReactor* MnemoService::LookupPrefix(grpc::CallbackServerContext* ctx,
@@ -516,7 +494,7 @@ grpc::ServerUnaryReactor* MnemoService::LookupPrefix(grpc::CallbackServerContext
     response->set_matched_tokens(match.matched_tokens);
     return absl::OkStatus();
   }();
-  return FinishKv(ctx, "LookupPrefix", status);
+  return FinishUnary(ctx, "LookupPrefix", status);
 }
 
 grpc::ServerUnaryReactor* MnemoService::SetKvRetention(grpc::CallbackServerContext* ctx,
@@ -532,7 +510,7 @@ grpc::ServerUnaryReactor* MnemoService::SetKvRetention(grpc::CallbackServerConte
     response->set_updated(updated);
     return absl::OkStatus();
   }();
-  return FinishKv(ctx, "SetKvRetention", status);
+  return FinishUnary(ctx, "SetKvRetention", status);
 }
 
 grpc::ServerUnaryReactor* MnemoService::GetKvStats(grpc::CallbackServerContext* ctx,
@@ -543,7 +521,7 @@ grpc::ServerUnaryReactor* MnemoService::GetKvStats(grpc::CallbackServerContext* 
     KvStatsToProto(stats, response->mutable_stats());
     return absl::OkStatus();
   }();
-  return FinishKv(ctx, "GetKvStats", status);
+  return FinishUnary(ctx, "GetKvStats", status);
 }
 
 }  // namespace mnemo::server

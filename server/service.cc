@@ -10,23 +10,26 @@
 #include "server/status_mapping.h"
 
 namespace mnemo::server {
-namespace {
 
-// Finishes a unary call with `status` (logged at debug level when it is an
-// error: bad input is the client's problem, not an operator's).
-grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, absl::string_view method,
-                                 const absl::Status& status) {
-  if (!status.ok()) {
-    LogEvent(spdlog::level::debug, "rpc failed",
-             {{"method", std::string(method)},
-              {"code", absl::StatusCodeToString(status.code())},
-              {"error", std::string(status.message())},
-              {"peer", ctx->peer()}});
-  }
+void LogRpcFailure(absl::string_view method, const absl::Status& status,
+                   const std::string& peer) {
+  LogEvent(spdlog::level::debug, "rpc failed",
+           {{"method", std::string(method)},
+            {"code", absl::StatusCodeToString(status.code())},
+            {"error", std::string(status.message())},
+            {"peer", peer}});
+}
+
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, absl::string_view method,
+                                      const absl::Status& status) {
+  if (!status.ok()) LogRpcFailure(method, status, ctx->peer());
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
 }
+
+namespace {
+
 
 absl::Status UpsertInto(db::Store* store, const v1::UpsertRequest& request,
                         v1::UpsertResponse* response) {
@@ -87,11 +90,7 @@ class UpsertStreamReactor final : public grpc::ServerReadReactor<v1::UpsertReque
     }
     absl::Status status = UpsertInto(store_, request_, response_);
     if (!status.ok()) {
-      LogEvent(spdlog::level::debug, "rpc failed",
-               {{"method", "UpsertStream"},
-                {"code", absl::StatusCodeToString(status.code())},
-                {"error", std::string(status.message())},
-                {"peer", ctx_->peer()}});
+      LogRpcFailure("UpsertStream", status, ctx_->peer());
       Finish(ToGrpcStatus(status));
       return;
     }
@@ -125,7 +124,7 @@ grpc::ServerUnaryReactor* MnemoService::CreateNamespace(grpc::CallbackServerCont
               {"index_factory", config.index_factory}});
     return absl::OkStatus();
   }();
-  return Finish(ctx, "CreateNamespace", status);
+  return FinishUnary(ctx, "CreateNamespace", status);
 }
 
 grpc::ServerUnaryReactor* MnemoService::GetNamespace(grpc::CallbackServerContext* ctx,
@@ -136,7 +135,7 @@ grpc::ServerUnaryReactor* MnemoService::GetNamespace(grpc::CallbackServerContext
     NamespaceInfoToProto(info, response->mutable_info());
     return absl::OkStatus();
   }();
-  return Finish(ctx, "GetNamespace", status);
+  return FinishUnary(ctx, "GetNamespace", status);
 }
 
 grpc::ServerUnaryReactor* MnemoService::ListNamespaces(grpc::CallbackServerContext* ctx,
@@ -149,7 +148,7 @@ grpc::ServerUnaryReactor* MnemoService::ListNamespaces(grpc::CallbackServerConte
     }
     return absl::OkStatus();
   }();
-  return Finish(ctx, "ListNamespaces", status);
+  return FinishUnary(ctx, "ListNamespaces", status);
 }
 
 grpc::ServerUnaryReactor* MnemoService::DropNamespace(grpc::CallbackServerContext* ctx,
@@ -157,13 +156,13 @@ grpc::ServerUnaryReactor* MnemoService::DropNamespace(grpc::CallbackServerContex
                                                       v1::DropNamespaceResponse* response) {
   absl::Status status = store_->DropNamespace(request->name());
   if (status.ok()) LogEvent(spdlog::level::info, "namespace dropped", {{"namespace", request->name()}});
-  return Finish(ctx, "DropNamespace", status);
+  return FinishUnary(ctx, "DropNamespace", status);
 }
 
 grpc::ServerUnaryReactor* MnemoService::Upsert(grpc::CallbackServerContext* ctx,
                                                const v1::UpsertRequest* request,
                                                v1::UpsertResponse* response) {
-  return Finish(ctx, "Upsert", UpsertInto(store_, *request, response));
+  return FinishUnary(ctx, "Upsert", UpsertInto(store_, *request, response));
 }
 
 grpc::ServerReadReactor<v1::UpsertRequest>* MnemoService::UpsertStream(
@@ -187,7 +186,7 @@ grpc::ServerUnaryReactor* MnemoService::Get(grpc::CallbackServerContext* ctx,
     for (std::string& id : result.missing_ids) response->add_missing_ids(std::move(id));
     return absl::OkStatus();
   }();
-  return Finish(ctx, "Get", status);
+  return FinishUnary(ctx, "Get", status);
 }
 
 grpc::ServerUnaryReactor* MnemoService::Delete(grpc::CallbackServerContext* ctx,
@@ -203,13 +202,13 @@ grpc::ServerUnaryReactor* MnemoService::Delete(grpc::CallbackServerContext* ctx,
     response->set_documents_deleted(result.documents_deleted);
     return absl::OkStatus();
   }();
-  return Finish(ctx, "Delete", status);
+  return FinishUnary(ctx, "Delete", status);
 }
 
 grpc::ServerUnaryReactor* MnemoService::Search(grpc::CallbackServerContext* ctx,
                                                const v1::SearchRequest* request,
                                                v1::SearchResponse* response) {
-  return Finish(ctx, "Search", DoSearch(store_, *request, response));
+  return FinishUnary(ctx, "Search", DoSearch(store_, *request, response));
 }
 
 grpc::ServerUnaryReactor* MnemoService::Stats(grpc::CallbackServerContext* ctx,
@@ -227,7 +226,7 @@ grpc::ServerUnaryReactor* MnemoService::Stats(grpc::CallbackServerContext* ctx,
     response->set_version(version_);
     return absl::OkStatus();
   }();
-  return Finish(ctx, "Stats", status);
+  return FinishUnary(ctx, "Stats", status);
 }
 
 grpc::ServerUnaryReactor* MnemoService::Checkpoint(grpc::CallbackServerContext* ctx,
@@ -240,7 +239,7 @@ grpc::ServerUnaryReactor* MnemoService::Checkpoint(grpc::CallbackServerContext* 
              {{"target_dir", request->target_dir()}, {"last_sequence", sequence}});
     return absl::OkStatus();
   }();
-  return Finish(ctx, "Checkpoint", status);
+  return FinishUnary(ctx, "Checkpoint", status);
 }
 
 grpc::ServerUnaryReactor* MnemoService::Compact(grpc::CallbackServerContext* ctx,
@@ -248,7 +247,7 @@ grpc::ServerUnaryReactor* MnemoService::Compact(grpc::CallbackServerContext* ctx
                                                 v1::CompactResponse* response) {
   absl::Status status = store_->Compact(request->namespace_());
   if (status.ok()) LogEvent(spdlog::level::info, "compacted", {{"namespace", request->namespace_()}});
-  return Finish(ctx, "Compact", status);
+  return FinishUnary(ctx, "Compact", status);
 }
 
 }  // namespace mnemo::server

@@ -95,6 +95,13 @@ class MnemoService final : public v1::Mnemo::CallbackService {
   const bool kv_shared_memory_;
 };
 
+// Logs a failed call at debug level (bad input is the client's problem, not
+// an operator's).
+void LogRpcFailure(absl::string_view method, const absl::Status& status, const std::string& peer);
+// Finishes a unary call with `status` (logged when it is an error).
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, absl::string_view method,
+                                      const absl::Status& status);
+
 }  // namespace mnemo::server
 
 #endif  // MNEMO_SERVER_SERVICE_H_
