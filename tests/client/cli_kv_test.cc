@@ -35,42 +35,6 @@ constexpr char kText[] =
     "sail about a little and see the watery part of the world. It is a way I have of driving "
     "off the spleen and regulating the circulation.\n";
 
-// Runs a binary from $MNEMO_BIN_DIR other than mnemo (RunMnemo runs mnemo):
-// a small copy of RunMnemo's spawn.
-CliResult RunBinary(const std::string& work_dir, const std::string& name,
-                    const std::vector<std::string>& args) {
-  const std::string binary = testing::BinDir() + "/" + name;
-  const std::string out_path = work_dir + "/" + name + ".stdout";
-  const std::string err_path = work_dir + "/" + name + ".stderr";
-  std::vector<std::string> argv_storage = {binary};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& a : argv_storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  CliResult result;
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    result.err = absl::StrCat("posix_spawn ", binary, " failed: ", std::strerror(rc));
-    return result;
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  result.out = ReadFile(out_path);
-  result.err = ReadFile(err_path);
-  return result;
-}
-
 class CliKvTest : public ::testing::Test {
  protected:
   // One prefill for the suite: mnemo-decode is the slow part.

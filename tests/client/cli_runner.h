@@ -52,12 +52,14 @@ inline std::ostream& operator<<(std::ostream& os, const CliResult& r) {
   return os << "exit " << r.exit_code << "\nstdout:\n" << r.out << "\nstderr:\n" << r.err;
 }
 
-// Runs `mnemo args...` with stdin from `stdin_path`, capturing both streams.
-inline CliResult RunMnemo(const std::string& work_dir, const std::vector<std::string>& args,
-                          const std::string& stdin_path = "/dev/null") {
-  const std::string binary = testing::BinDir() + "/mnemo";
-  const std::string out_path = work_dir + "/cli.stdout";
-  const std::string err_path = work_dir + "/cli.stderr";
+// Runs `$MNEMO_BIN_DIR/<name> args...` with stdin from `stdin_path`,
+// capturing both streams.
+inline CliResult RunBinary(const std::string& work_dir, const std::string& name,
+                           const std::vector<std::string>& args,
+                           const std::string& stdin_path = "/dev/null") {
+  const std::string binary = testing::BinDir() + "/" + name;
+  const std::string out_path = work_dir + "/" + name + ".stdout";
+  const std::string err_path = work_dir + "/" + name + ".stderr";
   std::vector<std::string> argv_storage = {binary};
   argv_storage.insert(argv_storage.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -86,6 +88,12 @@ inline CliResult RunMnemo(const std::string& work_dir, const std::vector<std::st
   result.out = ReadFile(out_path);
   result.err = ReadFile(err_path);
   return result;
+}
+
+// Runs `mnemo args...` (RunBinary).
+inline CliResult RunMnemo(const std::string& work_dir, const std::vector<std::string>& args,
+                          const std::string& stdin_path = "/dev/null") {
+  return RunBinary(work_dir, "mnemo", args, stdin_path);
 }
 
 inline nlohmann::json ParseJson(const CliResult& r) {
