@@ -1,4 +1,4 @@
-#include "common/model_fingerprint.h"
+#include "mnemo/model_fingerprint.h"
 
 #include <charconv>
 #include <set>

@@ -31,7 +31,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "common/model_fingerprint.h"
+#include "mnemo/model_fingerprint.h"
 #include "db/kv_codec.h"
 
 namespace mnemo::db {

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "attention/kv_quant.h"
 #include "common/status_macros.h"
+#include "mnemo/kv_names.h"
 #include "index/byte_io.h"
 
 namespace mnemo::db {
@@ -283,29 +284,23 @@ T Element(const OpenedBlock& b, uint64_t n, uint64_t i) {
 
 }  // namespace
 
+// The names are mnemo/kv_names.h's; db's enums mirror its values.
+static_assert(static_cast<int>(KvCodecKind::kFp32) == static_cast<int>(mnemo::KvCodec::kFp32) &&
+              static_cast<int>(KvCodecKind::kFp16) == static_cast<int>(mnemo::KvCodec::kFp16) &&
+              static_cast<int>(KvCodecKind::kBf16) == static_cast<int>(mnemo::KvCodec::kBf16) &&
+              static_cast<int>(KvCodecKind::kInt8) == static_cast<int>(mnemo::KvCodec::kInt8) &&
+              static_cast<int>(KvCodecKind::kInt4) == static_cast<int>(mnemo::KvCodec::kInt4));
+static_assert(static_cast<int>(KvDtype::kFp32) == static_cast<int>(mnemo::KvDtype::kFp32) &&
+              static_cast<int>(KvDtype::kFp16) == static_cast<int>(mnemo::KvDtype::kFp16) &&
+              static_cast<int>(KvDtype::kBf16) == static_cast<int>(mnemo::KvDtype::kBf16));
+
 absl::StatusOr<KvCodecKind> ParseKvCodec(absl::string_view name) {
-  for (KvCodecKind k : {KvCodecKind::kFp32, KvCodecKind::kFp16, KvCodecKind::kBf16,
-                        KvCodecKind::kInt8, KvCodecKind::kInt4}) {
-    if (name == KvCodecName(k)) return k;
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown KV codec \"", name, "\" (expected fp32, fp16, bf16, int8 or int4)"));
+  ASSIGN_OR_RETURN(mnemo::KvCodec codec, mnemo::ParseKvCodec(name));
+  return static_cast<KvCodecKind>(codec);
 }
 
 absl::string_view KvCodecName(KvCodecKind kind) {
-  switch (kind) {
-    case KvCodecKind::kFp32:
-      return "fp32";
-    case KvCodecKind::kFp16:
-      return "fp16";
-    case KvCodecKind::kBf16:
-      return "bf16";
-    case KvCodecKind::kInt8:
-      return "int8";
-    case KvCodecKind::kInt4:
-      return "int4";
-  }
-  return "unknown";
+  return mnemo::KvCodecName(static_cast<mnemo::KvCodec>(kind));
 }
 
 absl::Status ValidateKvCodecOptions(const KvCodecOptions& o) {
@@ -579,35 +574,15 @@ uint16_t FloatToBf16(float f) { return ::mnemo::FloatToBf16(f); }
 float Bf16ToFloat(uint16_t b) { return ::mnemo::Bf16ToFloat(b); }
 
 absl::StatusOr<KvDtype> ParseKvDtype(absl::string_view name) {
-  if (name == "fp32" || name == "float32") return KvDtype::kFp32;
-  if (name == "fp16" || name == "float16") return KvDtype::kFp16;
-  if (name == "bf16" || name == "bfloat16") return KvDtype::kBf16;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown KV dtype \"", name, "\" (expected fp32, fp16 or bf16)"));
+  ASSIGN_OR_RETURN(mnemo::KvDtype dtype, mnemo::ParseKvDtype(name));
+  return static_cast<KvDtype>(dtype);
 }
 
 absl::string_view KvDtypeName(KvDtype dtype) {
-  switch (dtype) {
-    case KvDtype::kFp32:
-      return "fp32";
-    case KvDtype::kFp16:
-      return "fp16";
-    case KvDtype::kBf16:
-      return "bf16";
-  }
-  return "unknown";
+  return mnemo::KvDtypeName(static_cast<mnemo::KvDtype>(dtype));
 }
 
-size_t KvDtypeBytes(KvDtype dtype) {
-  switch (dtype) {
-    case KvDtype::kFp32:
-      return 4;
-    case KvDtype::kFp16:
-    case KvDtype::kBf16:
-      return 2;
-  }
-  return 0;
-}
+size_t KvDtypeBytes(KvDtype dtype) { return mnemo::KvDtypeBytes(static_cast<mnemo::KvDtype>(dtype)); }
 
 std::string FloatsToDtype(absl::Span<const float> x, KvDtype dtype) {
   std::string out;

@@ -1,10 +1,10 @@
-// The reference decoder's model fingerprint (common/model_fingerprint.h),
+// The reference decoder's model fingerprint (mnemo/model_fingerprint.h),
 // filled from its config: what every KV block it exports records and what
 // mnemo checks a KV put or get against.
 #ifndef MNEMO_DECODER_FINGERPRINT_H_
 #define MNEMO_DECODER_FINGERPRINT_H_
 
-#include "common/model_fingerprint.h"
+#include "mnemo/model_fingerprint.h"
 #include "decoder/config.h"
 
 namespace mnemo::decoder {

@@ -1,3 +1,5 @@
+// Proto <-> db conversion of the core messages: namespaces, documents,
+// chunks, filters, search, stats (server/convert.h).
 #include "server/convert.h"
 
 #include <limits>
@@ -249,7 +251,7 @@ v1::SearchMode SearchModeToProto(db::SearchMode mode) {
 
 absl::StatusOr<db::SearchOptions> SearchOptionsFromProto(const v1::SearchRequest& request) {
   db::SearchOptions out;
-  out.text_queries.assign(request.text_queries().begin(), request.text_queries().end());
+  out.text_queries.assign(request.texts().texts().begin(), request.texts().texts().end());
   ASSIGN_OR_RETURN(out.mode, SearchModeFromProto(request.mode()));
   out.dense_weight = request.dense_weight();
   out.bm25_weight = request.bm25_weight();
@@ -259,7 +261,7 @@ absl::StatusOr<db::SearchOptions> SearchOptionsFromProto(const v1::SearchRequest
   out.rrf_k = static_cast<int>(request.rrf_k());
   out.highlight = request.highlight();
   out.k = request.k();
-  out.expected_dim = request.dim();
+  out.expected_dim = request.vectors().dim();
   ASSIGN_OR_RETURN(out.filter, FilterFromProto(request.filter()));
   out.include_payload = request.include_payload();
   out.include_vectors = request.include_vectors();
@@ -271,11 +273,88 @@ absl::StatusOr<db::SearchOptions> SearchOptionsFromProto(const v1::SearchRequest
   return out;
 }
 
+absl::StatusOr<absl::Span<const float>> QueryVectorsFromProto(const v1::SearchRequest& request) {
+  switch (request.query_case()) {
+    case v1::SearchRequest::kTexts:
+      // Text queries go to the store as they are.
+      if (request.texts().texts_size() == 0) {
+        return absl::InvalidArgumentError("search request carries an empty list of texts");
+      }
+      return absl::Span<const float>();
+    case v1::SearchRequest::kVectors:
+      break;
+    case v1::SearchRequest::QUERY_NOT_SET:
+      return absl::InvalidArgumentError("search request carries neither vectors nor texts");
+  }
+  const v1::QueryVectors& vectors = request.vectors();
+  if (vectors.dim() == 0) {
+    return absl::InvalidArgumentError(
+        "search request must state the query dim (or carry text queries)");
+  }
+  if (vectors.data_size() == 0 || vectors.data_size() % vectors.dim() != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("queries holds ", vectors.data_size(),
+                                                   " floats, not a positive multiple of dim ",
+                                                   vectors.dim()));
+  }
+  return absl::MakeConstSpan(vectors.data().data(), vectors.data_size());
+}
+
 void HitToProto(const db::Hit& hit, v1::Hit* out) {
   out->set_id(hit.id);
   out->set_score(hit.score);
   if (hit.chunk.has_value()) ChunkToProto(*hit.chunk, out->mutable_chunk());
   out->set_snippet(hit.snippet);
+}
+
+void SearchResultsToProto(const std::vector<std::vector<db::Hit>>& results,
+                          v1::SearchResponse* out) {
+  for (const std::vector<db::Hit>& hits : results) {
+    v1::QueryResult* result = out->add_results();
+    for (const db::Hit& hit : hits) HitToProto(hit, result->add_hits());
+  }
+}
+
+std::vector<std::string> IdsFromProto(const google::protobuf::RepeatedPtrField<std::string>& ids) {
+  return std::vector<std::string>(ids.begin(), ids.end());
+}
+
+UpsertBatch UpsertBatchFromProto(const v1::UpsertRequest& request) {
+  UpsertBatch batch;
+  batch.documents.reserve(request.documents_size());
+  for (const v1::Document& doc : request.documents()) {
+    batch.documents.push_back(DocumentFromProto(doc));
+  }
+  batch.chunks.reserve(request.chunks_size());
+  for (const v1::Chunk& chunk : request.chunks()) batch.chunks.push_back(ChunkFromProto(chunk));
+  return batch;
+}
+
+void AddWriteResultToProto(const db::WriteResult& written, v1::UpsertResponse* out) {
+  out->set_documents_written(out->documents_written() + written.documents_written);
+  out->set_chunks_written(out->chunks_written() + written.chunks_written);
+}
+
+void GetResultToProto(db::GetResult result, v1::GetResponse* out) {
+  for (const db::Chunk& chunk : result.chunks) ChunkToProto(chunk, out->add_chunks());
+  for (const db::Document& doc : result.documents) DocumentToProto(doc, out->add_documents());
+  for (std::string& id : result.missing_ids) out->add_missing_ids(std::move(id));
+}
+
+void DeleteResultToProto(const db::DeleteResult& result, v1::DeleteResponse* out) {
+  out->set_chunks_deleted(result.chunks_deleted);
+  out->set_documents_deleted(result.documents_deleted);
+}
+
+void StatsToProto(const std::vector<db::NamespaceInfo>& infos, const std::string& data_dir,
+                  const std::string& version, v1::StatsResponse* out) {
+  uint64_t total = 0;
+  for (const db::NamespaceInfo& info : infos) {
+    NamespaceInfoToProto(info, out->add_namespaces());
+    total += info.approximate_bytes;
+  }
+  out->set_total_approximate_bytes(total);
+  out->set_data_dir(data_dir);
+  out->set_version(version);
 }
 
 }  // namespace mnemo::server

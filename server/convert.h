@@ -1,5 +1,7 @@
 // Conversions between the wire types (mnemo.v1 protobuf) and the storage
-// engine's domain types (db::, index::). Only server/ sees both sides.
+// engine's domain types (db::, index::), for every message of both services
+// (core in convert.cc, KV caches in convert_kv.cc): the services only call
+// these. Only server/ sees both sides.
 //
 // FromProto functions validate what the domain types cannot express: an
 // unknown enum value, a oneof left unset, a range without bounds. They return
@@ -9,10 +11,15 @@
 #ifndef MNEMO_SERVER_CONVERT_H_
 #define MNEMO_SERVER_CONVERT_H_
 
+#include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "db/kv.h"
 #include "db/store.h"
 #include "index/filter.h"
 #include "mnemo/v1/mnemo.pb.h"
@@ -49,7 +56,72 @@ v1::SearchMode SearchModeToProto(db::SearchMode mode);
 // INVALID_ARGUMENT on an unknown mode or a filter FilterFromProto refuses.
 absl::StatusOr<db::SearchOptions> SearchOptionsFromProto(const v1::SearchRequest& request);
 
+// The query vectors of a request: empty for text queries. INVALID_ARGUMENT
+// when the request carries neither vectors nor texts, or vectors without a
+// dim or not a positive multiple of it. Points into `request`.
+absl::StatusOr<absl::Span<const float>> QueryVectorsFromProto(const v1::SearchRequest& request);
+
 void HitToProto(const db::Hit& hit, v1::Hit* out);
+// One QueryResult per query, hits in order.
+void SearchResultsToProto(const std::vector<std::vector<db::Hit>>& results,
+                          v1::SearchResponse* out);
+
+std::vector<std::string> IdsFromProto(const google::protobuf::RepeatedPtrField<std::string>& ids);
+
+struct UpsertBatch {
+  std::vector<db::Document> documents;
+  std::vector<db::Chunk> chunks;
+};
+UpsertBatch UpsertBatchFromProto(const v1::UpsertRequest& request);
+// Adds `written` to the totals already in *out (UpsertStream sums messages).
+void AddWriteResultToProto(const db::WriteResult& written, v1::UpsertResponse* out);
+void GetResultToProto(db::GetResult result, v1::GetResponse* out);
+void DeleteResultToProto(const db::DeleteResult& result, v1::DeleteResponse* out);
+// Every namespace's info and their total size.
+void StatsToProto(const std::vector<db::NamespaceInfo>& infos, const std::string& data_dir,
+                  const std::string& version, v1::StatsResponse* out);
+
+// --- KV caches (convert_kv.cc).
+
+// Sizes beyond 2^30 are clamped there (the store refuses them).
+ModelFingerprint FingerprintFromProto(const v1::ModelFingerprint& fingerprint);
+void FingerprintToProto(const ModelFingerprint& fingerprint, v1::ModelFingerprint* out);
+
+// UNSPECIFIED is the default (FP32, FP16); unknown values are
+// INVALID_ARGUMENT. The server never sends UNSPECIFIED.
+absl::StatusOr<db::KvDtype> KvDtypeFromProto(v1::KvDtype dtype);
+v1::KvDtype KvDtypeToProto(db::KvDtype dtype);
+absl::StatusOr<db::KvCodecKind> KvCodecFromProto(v1::KvCodec codec);
+v1::KvCodec KvCodecToProto(db::KvCodecKind codec);
+
+// Entropy unset = on; int4_group_size 0 = the codec's default.
+absl::StatusOr<db::KvConfig> KvConfigFromProto(const v1::KvConfig& config);
+void KvStatsToProto(const db::KvStats& stats, v1::KvStats* out);
+
+db::KvPutHeader KvPutHeaderFromProto(const v1::PutKvHeader& header);
+// One put layer: its shape, and K and V decoded from the wire dtype into *k
+// and *v (reused between layers). INVALID_ARGUMENT naming the layer when the
+// dtype is unknown or the bytes are not whole elements.
+absl::Status KvLayerFromProto(const v1::KvLayer& layer, db::KvTensorShape* shape,
+                              std::vector<float>* k, std::vector<float>* v);
+void KvPutResultToProto(const db::KvPutResult& result, v1::PutKvResponse* out);
+
+// A GetKv read; the blocks are asked for as bytes of the request's dtype.
+absl::StatusOr<db::KvReadOptions> KvReadOptionsFromProto(const v1::GetKvRequest& request);
+// One block read as bytes of `dtype`. Without `shm_offset` K and V travel in
+// the message; with it they were written to the client's region there.
+void KvBlockToProto(const db::KvBlock& block, db::KvDtype dtype,
+                    std::optional<uint64_t> shm_offset, v1::GetKvResponse* out);
+
+// Per id, whether it holds KV and its token count (0 when absent).
+void ExistsKvToProto(const std::vector<uint32_t>& tokens, v1::ExistsKvResponse* out);
+void KvPrefixMatchToProto(db::KvPrefixMatch match, v1::LookupKvPrefixResponse* out);
+
+struct KvRetention {
+  std::optional<bool> pin;            // unset = unchanged
+  std::optional<int64_t> ttl_seconds;  // unset = unchanged
+};
+KvRetention KvRetentionFromProto(const v1::SetKvRetentionRequest& request);
 
 }  // namespace mnemo::server
 

@@ -34,6 +34,7 @@
 #include "common/status_macros.h"
 #include "db/store.h"
 #include "server/logging.h"
+#include "server/kv_service.h"
 #include "server/service.h"
 
 #ifndef MNEMO_VERSION
@@ -163,7 +164,8 @@ int Run(const Flags& flags) {
   }
   std::unique_ptr<db::Store> store = std::move(store_or).value();
 
-  MnemoService service(store.get(), MNEMO_VERSION, flags.kv_shared_memory);
+  MnemoService service(store.get(), MNEMO_VERSION);
+  KvService kv_service(store.get(), flags.kv_shared_memory);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -173,6 +175,7 @@ int Run(const Flags& flags) {
   builder.SetMaxReceiveMessageSize(flags.max_message_bytes);
   builder.SetMaxSendMessageSize(flags.max_message_bytes);
   builder.RegisterService(&service);
+  builder.RegisterService(&kv_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     LogEvent(spdlog::level::critical, "cannot listen", {{"listen", flags.listen}});

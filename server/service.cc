@@ -1,3 +1,5 @@
+// The core service (server/service.h) and the unary call ending both
+// services share.
 #include "server/service.h"
 
 #include <utility>
@@ -30,47 +32,22 @@ grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, absl::st
 
 namespace {
 
-
 absl::Status UpsertInto(db::Store* store, const v1::UpsertRequest& request,
                         v1::UpsertResponse* response) {
-  std::vector<db::Document> documents;
-  documents.reserve(request.documents_size());
-  for (const v1::Document& doc : request.documents()) documents.push_back(DocumentFromProto(doc));
-  std::vector<db::Chunk> chunks;
-  chunks.reserve(request.chunks_size());
-  for (const v1::Chunk& chunk : request.chunks()) chunks.push_back(ChunkFromProto(chunk));
+  const UpsertBatch batch = UpsertBatchFromProto(request);
   ASSIGN_OR_RETURN(db::WriteResult written,
-                   store->Upsert(request.namespace_(), documents, chunks));
-  response->set_documents_written(response->documents_written() + written.documents_written);
-  response->set_chunks_written(response->chunks_written() + written.chunks_written);
+                   store->Upsert(request.namespace_(), batch.documents, batch.chunks));
+  AddWriteResultToProto(written, response);
   return absl::OkStatus();
 }
 
 absl::Status DoSearch(db::Store* store, const v1::SearchRequest& request,
                       v1::SearchResponse* response) {
   ASSIGN_OR_RETURN(db::SearchOptions options, SearchOptionsFromProto(request));
-  // Text queries go to the store as they are (it refuses text together with
-  // vectors); vector queries must state their dim.
-  if (request.text_queries_size() == 0) {
-    if (request.dim() == 0) {
-      return absl::InvalidArgumentError(
-          "search request must state the query dim (or carry text_queries)");
-    }
-    if (request.queries_size() == 0 || request.queries_size() % request.dim() != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "queries holds ", request.queries_size(), " floats, not a positive multiple of dim ",
-          request.dim()));
-    }
-  }
-  ASSIGN_OR_RETURN(
-      std::vector<std::vector<db::Hit>> results,
-      store->Search(request.namespace_(),
-                    absl::MakeConstSpan(request.queries().data(), request.queries_size()),
-                    options));
-  for (const std::vector<db::Hit>& hits : results) {
-    v1::QueryResult* result = response->add_results();
-    for (const db::Hit& hit : hits) HitToProto(hit, result->add_hits());
-  }
+  ASSIGN_OR_RETURN(absl::Span<const float> queries, QueryVectorsFromProto(request));
+  ASSIGN_OR_RETURN(std::vector<std::vector<db::Hit>> results,
+                   store->Search(request.namespace_(), queries, options));
+  SearchResultsToProto(results, response);
   return absl::OkStatus();
 }
 
@@ -109,8 +86,8 @@ class UpsertStreamReactor final : public grpc::ServerReadReactor<v1::UpsertReque
 
 }  // namespace
 
-MnemoService::MnemoService(db::Store* store, std::string version, bool kv_shared_memory)
-    : store_(store), version_(std::move(version)), kv_shared_memory_(kv_shared_memory) {}
+MnemoService::MnemoService(db::Store* store, std::string version)
+    : store_(store), version_(std::move(version)) {}
 
 grpc::ServerUnaryReactor* MnemoService::CreateNamespace(grpc::CallbackServerContext* ctx,
                                                         const v1::CreateNamespaceRequest* request,
@@ -174,16 +151,11 @@ grpc::ServerUnaryReactor* MnemoService::Get(grpc::CallbackServerContext* ctx,
                                             const v1::GetRequest* request,
                                             v1::GetResponse* response) {
   absl::Status status = [&]() -> absl::Status {
-    std::vector<std::string> chunk_ids(request->chunk_ids().begin(), request->chunk_ids().end());
-    std::vector<std::string> doc_ids(request->document_ids().begin(),
-                                     request->document_ids().end());
-    ASSIGN_OR_RETURN(db::GetResult result, store_->Get(request->namespace_(), chunk_ids, doc_ids,
-                                                       request->include_vectors()));
-    for (const db::Chunk& chunk : result.chunks) ChunkToProto(chunk, response->add_chunks());
-    for (const db::Document& doc : result.documents) {
-      DocumentToProto(doc, response->add_documents());
-    }
-    for (std::string& id : result.missing_ids) response->add_missing_ids(std::move(id));
+    ASSIGN_OR_RETURN(db::GetResult result,
+                     store_->Get(request->namespace_(), IdsFromProto(request->chunk_ids()),
+                                 IdsFromProto(request->document_ids()),
+                                 request->include_vectors()));
+    GetResultToProto(std::move(result), response);
     return absl::OkStatus();
   }();
   return FinishUnary(ctx, "Get", status);
@@ -193,13 +165,10 @@ grpc::ServerUnaryReactor* MnemoService::Delete(grpc::CallbackServerContext* ctx,
                                                const v1::DeleteRequest* request,
                                                v1::DeleteResponse* response) {
   absl::Status status = [&]() -> absl::Status {
-    std::vector<std::string> chunk_ids(request->chunk_ids().begin(), request->chunk_ids().end());
-    std::vector<std::string> doc_ids(request->document_ids().begin(),
-                                     request->document_ids().end());
     ASSIGN_OR_RETURN(db::DeleteResult result,
-                     store_->Delete(request->namespace_(), chunk_ids, doc_ids));
-    response->set_chunks_deleted(result.chunks_deleted);
-    response->set_documents_deleted(result.documents_deleted);
+                     store_->Delete(request->namespace_(), IdsFromProto(request->chunk_ids()),
+                                    IdsFromProto(request->document_ids())));
+    DeleteResultToProto(result, response);
     return absl::OkStatus();
   }();
   return FinishUnary(ctx, "Delete", status);
@@ -216,14 +185,7 @@ grpc::ServerUnaryReactor* MnemoService::Stats(grpc::CallbackServerContext* ctx,
                                               v1::StatsResponse* response) {
   absl::Status status = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(std::vector<db::NamespaceInfo> infos, store_->Stats(request->namespace_()));
-    uint64_t total = 0;
-    for (const db::NamespaceInfo& info : infos) {
-      NamespaceInfoToProto(info, response->add_namespaces());
-      total += info.approximate_bytes;
-    }
-    response->set_total_approximate_bytes(total);
-    response->set_data_dir(store_->path());
-    response->set_version(version_);
+    StatsToProto(infos, store_->path(), version_, response);
     return absl::OkStatus();
   }();
   return FinishUnary(ctx, "Stats", status);

@@ -1,4 +1,7 @@
-// The mnemo.v1.Mnemo gRPC service: a thin, final adapter over db::Store.
+// The mnemo.v1.Mnemo gRPC service (namespaces, documents, chunks, search,
+// operations): a thin, final adapter over db::Store. KV caches are
+// server/kv_service.h's. Also FinishUnary / LogRpcFailure, which both
+// services end their calls with.
 //
 // Each method converts the request to domain types (server/convert.h), calls
 // the store, converts the result back and maps the status in one place
@@ -20,10 +23,8 @@ namespace mnemo::server {
 class MnemoService final : public v1::Mnemo::CallbackService {
  public:
   // Borrows `store`, which must outlive the service (and the server it is
-  // registered with). `version` is reported by Stats. `kv_shared_memory`
-  // lets GetKv write into a client's shared memory region (same host; a
-  // request naming one is FAILED_PRECONDITION when off).
-  MnemoService(db::Store* store, std::string version, bool kv_shared_memory = true);
+  // registered with). `version` is reported by Stats.
+  MnemoService(db::Store* store, std::string version);
 
   grpc::ServerUnaryReactor* CreateNamespace(grpc::CallbackServerContext* ctx,
                                             const v1::CreateNamespaceRequest* request,
@@ -62,37 +63,9 @@ class MnemoService final : public v1::Mnemo::CallbackService {
                                     const v1::CompactRequest* request,
                                     v1::CompactResponse* response) override;
 
-  // KV caches (server/kv_service.cc).
-  grpc::ServerUnaryReactor* RegisterKvModel(grpc::CallbackServerContext* ctx,
-                                            const v1::RegisterKvModelRequest* request,
-                                            v1::RegisterKvModelResponse* response) override;
-  // Encodes each layer as it arrives; commits when the client half-closes
-  // after the last layer. Any error ends the call and stores nothing.
-  grpc::ServerReadReactor<v1::PutKvRequest>* PutKv(grpc::CallbackServerContext* ctx,
-                                                   v1::PutKvResponse* response) override;
-  // Reads and writes one block at a time, layer by layer.
-  grpc::ServerWriteReactor<v1::GetKvResponse>* GetKv(grpc::CallbackServerContext* ctx,
-                                                     const v1::GetKvRequest* request) override;
-  grpc::ServerUnaryReactor* ExistsKv(grpc::CallbackServerContext* ctx,
-                                     const v1::ExistsKvRequest* request,
-                                     v1::ExistsKvResponse* response) override;
-  grpc::ServerUnaryReactor* DeleteKv(grpc::CallbackServerContext* ctx,
-                                     const v1::DeleteKvRequest* request,
-                                     v1::DeleteKvResponse* response) override;
-  grpc::ServerUnaryReactor* LookupPrefix(grpc::CallbackServerContext* ctx,
-                                         const v1::LookupPrefixRequest* request,
-                                         v1::LookupPrefixResponse* response) override;
-  grpc::ServerUnaryReactor* SetKvRetention(grpc::CallbackServerContext* ctx,
-                                           const v1::SetKvRetentionRequest* request,
-                                           v1::SetKvRetentionResponse* response) override;
-  grpc::ServerUnaryReactor* GetKvStats(grpc::CallbackServerContext* ctx,
-                                       const v1::KvStatsRequest* request,
-                                       v1::KvStatsResponse* response) override;
-
  private:
   db::Store* const store_;
   const std::string version_;
-  const bool kv_shared_memory_;
 };
 
 // Logs a failed call at debug level (bad input is the client's problem, not

@@ -21,7 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "common/model_fingerprint.h"
+#include "mnemo/model_fingerprint.h"
 #include "common/status_macros.h"
 #include "decoder/config.h"
 #include "decoder/fingerprint.h"

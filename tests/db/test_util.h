@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "common/model_fingerprint.h"
+#include "mnemo/model_fingerprint.h"
 
 namespace mnemo::db::test {
 

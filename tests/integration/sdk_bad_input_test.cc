@@ -46,8 +46,8 @@ class BadInputTest : public SdkTest {
   grpc::Status RawSearch(const v1::Filter& filter) {
     v1::SearchRequest request;
     request.set_namespace_(ns_);
-    request.set_dim(kDim);
-    for (int i = 0; i < static_cast<int>(kDim); ++i) request.add_queries(1.0f);
+    request.mutable_vectors()->set_dim(kDim);
+    for (int i = 0; i < static_cast<int>(kDim); ++i) request.mutable_vectors()->add_data(1.0f);
     request.set_k(3);
     *request.mutable_filter() = filter;
     v1::SearchResponse response;

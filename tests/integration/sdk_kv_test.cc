@@ -986,10 +986,10 @@ class KvBadInputTest : public KvTest {
   absl::StatusCode PutCode(const KvPut& put) { return client_->PutKv(ns_, put).status().code(); }
 
   // A raw stub for streams the SDK cannot express.
-  std::unique_ptr<v1::Mnemo::Stub> RawStub() {
+  std::unique_ptr<v1::MnemoKv::Stub> RawStub() {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
-    return v1::Mnemo::NewStub(grpc::CreateCustomChannel(
+    return v1::MnemoKv::NewStub(grpc::CreateCustomChannel(
         server_->target(), grpc::InsecureChannelCredentials(), args));
   }
 

@@ -214,7 +214,7 @@ TEST_F(SdkTextTest, UnknownModeOverGrpcIsInvalidArgument) {
   // Refused while converting the request: no namespace or assets needed.
   v1::SearchRequest request;
   request.set_namespace_(ns_);
-  request.add_text_queries("hello");
+  request.mutable_texts()->add_texts("hello");
   request.set_k(3);
   request.set_mode(static_cast<v1::SearchMode>(99));
   v1::SearchResponse response;

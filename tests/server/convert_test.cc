@@ -230,7 +230,7 @@ TEST(ConvertTest, ChunkSourceRangeRoundTrip) {
 TEST(ConvertTest, TextSearchFieldsAreConverted) {
   v1::SearchRequest r;
   r.set_k(5);
-  r.add_text_queries("what is a quokka");
+  r.mutable_texts()->add_texts("what is a quokka");
   r.set_mode(v1::SEARCH_MODE_HYBRID_WEIGHTED);
   r.set_dense_weight(0.3f);
   r.set_bm25_weight(0.7f);
@@ -289,7 +289,7 @@ TEST(ConvertTest, SearchModesMapOneToOne) {
 
 TEST(ConvertTest, UnknownSearchModeIsInvalidArgument) {
   v1::SearchRequest r;
-  r.add_text_queries("q");
+  r.mutable_texts()->add_texts("q");
   r.set_mode(static_cast<v1::SearchMode>(99));
   auto o = SearchOptionsFromProto(r);
   EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);

@@ -27,8 +27,10 @@
 #include "absl/types/span.h"
 // The model fingerprint of the KV calls is the store's and the reference
 // decoder's own type (a plain struct, Abseil only), so a decoder passes its
-// fingerprint as is; ParseFingerprint reads its Canonical() form.
-#include "common/model_fingerprint.h"
+// fingerprint as is; ParseFingerprint reads its Canonical() form. KvDtype,
+// KvCodec and their names come from mnemo/kv_names.h.
+#include "mnemo/kv_names.h"
+#include "mnemo/model_fingerprint.h"
 
 namespace mnemo {
 
@@ -169,24 +171,6 @@ struct StatsResult {
 // naming another model is FAILED_PRECONDITION naming the first differing
 // field; a namespace without a registered model is FAILED_PRECONDITION;
 // evicted, expired or deleted KV reads as missing (NOT_FOUND / 0 tokens).
-
-// Element type of K/V on the wire. fp16 / bf16 halve the bytes sent; the
-// client converts (round to nearest even) and the server stores with the
-// namespace's codec whatever the wire type.
-enum class KvDtype { kFp32, kFp16, kBf16 };
-
-// How the server stores blocks: fp32 (lossless), fp16 (default), bf16, int8
-// (per (head, token) scale), int4 (groups; keys per channel, values per
-// token).
-enum class KvCodec { kFp32, kFp16, kBf16, kInt8, kInt4 };
-
-// "fp32", "fp16", "bf16" (and "float32", "float16", "bfloat16"), and the
-// codec names "fp32", "fp16", "bf16", "int8", "int4". INVALID_ARGUMENT
-// otherwise.
-absl::StatusOr<KvDtype> ParseKvDtype(const std::string& name);
-absl::StatusOr<KvCodec> ParseKvCodec(const std::string& name);
-const char* KvDtypeName(KvDtype dtype);  // "fp32" ...; "unknown" outside the enum
-const char* KvCodecName(KvCodec codec);
 
 struct KvConfig {
   // The decoder model; every field must be set (INVALID_ARGUMENT otherwise).

@@ -3,10 +3,11 @@
 // Two models with equal fingerprints produce interchangeable K/V; anything
 // else is refused (the store answers FAILED_PRECONDITION naming the first
 // differing field). Shared by the store (lineage checks) and the reference
-// decoder (decoder/fingerprint.h fills one from a model config). No
-// dependency beyond Abseil.
-#ifndef MNEMO_COMMON_MODEL_FINGERPRINT_H_
-#define MNEMO_COMMON_MODEL_FINGERPRINT_H_
+// decoder (decoder/fingerprint.h fills one from a model config), and part of
+// the installed SDK (mnemo/client.h): a decoder passes its fingerprint to the
+// KV calls as is. No dependency beyond Abseil.
+#ifndef MNEMO_MODEL_FINGERPRINT_H_
+#define MNEMO_MODEL_FINGERPRINT_H_
 
 #include <cstdint>
 #include <optional>
@@ -60,4 +61,4 @@ std::optional<FingerprintDiff> FirstDifference(const ModelFingerprint& expected,
 
 }  // namespace mnemo
 
-#endif  // MNEMO_COMMON_MODEL_FINGERPRINT_H_
+#endif  // MNEMO_MODEL_FINGERPRINT_H_

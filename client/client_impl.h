@@ -1,0 +1,131 @@
+// ClientImpl: mnemo::Client over the generated stubs of both services
+// (mnemo.v1.Mnemo and mnemo.v1.MnemoKv) on one channel. Its core methods are
+// in client.cc, its KV methods in kv_client.cc; both convert with
+// client/convert.h and run every unary call through Call (deadline and
+// retries). Internal to the client library.
+#ifndef MNEMO_CLIENT_CLIENT_IMPL_H_
+#define MNEMO_CLIENT_CLIENT_IMPL_H_
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/convert.h"
+#include "client/kv_shm.h"
+#include "mnemo/client.h"
+#include "mnemo/v1/mnemo.grpc.pb.h"
+
+namespace mnemo::client_internal {
+
+using Clock = std::chrono::system_clock;
+
+class ClientImpl final : public Client {
+ public:
+  ClientImpl(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options);
+
+  // Core (client.cc).
+  absl::StatusOr<NamespaceInfo> CreateNamespace(const NamespaceConfig& config,
+                                                const CallOptions& call) override;
+  absl::StatusOr<NamespaceInfo> GetNamespace(const std::string& name,
+                                             const CallOptions& call) override;
+  absl::StatusOr<std::vector<NamespaceInfo>> ListNamespaces(const CallOptions& call) override;
+  absl::Status DropNamespace(const std::string& name, const CallOptions& call) override;
+  absl::StatusOr<UpsertResult> Upsert(const std::string& ns, const std::vector<Document>& documents,
+                                      const std::vector<Chunk>& chunks,
+                                      const CallOptions& call) override;
+  absl::StatusOr<std::unique_ptr<UpsertWriter>> UpsertStream(const std::string& ns,
+                                                             const CallOptions& call) override;
+  absl::StatusOr<GetResult> Get(const std::string& ns, const std::vector<std::string>& chunk_ids,
+                                const std::vector<std::string>& document_ids, bool include_vectors,
+                                const CallOptions& call) override;
+  absl::StatusOr<DeleteResult> Delete(const std::string& ns,
+                                      const std::vector<std::string>& chunk_ids,
+                                      const std::vector<std::string>& document_ids,
+                                      const CallOptions& call) override;
+  absl::StatusOr<std::vector<std::vector<Hit>>> Search(const SearchRequest& request,
+                                                       const CallOptions& call) override;
+  absl::StatusOr<StatsResult> Stats(const std::string& ns, const CallOptions& call) override;
+  absl::StatusOr<uint64_t> Checkpoint(const std::string& target_dir,
+                                      const CallOptions& call) override;
+  absl::Status Compact(const std::string& ns, const CallOptions& call) override;
+  absl::Status HealthCheck(const CallOptions& call) override;
+
+  // KV caches (kv_client.cc).
+  absl::StatusOr<KvStats> RegisterKvModel(const std::string& ns, const KvConfig& config,
+                                          const CallOptions& call) override;
+  absl::StatusOr<std::unique_ptr<KvWriter>> OpenKvWriter(const std::string& ns,
+                                                         const KvPutHeader& header,
+                                                         const CallOptions& call) override;
+  absl::StatusOr<KvPutResult> PutKv(const std::string& ns, const KvPut& put,
+                                    const CallOptions& call) override;
+  absl::StatusOr<std::unique_ptr<KvReader>> OpenKvReader(const std::string& ns,
+                                                         const KvGetRequest& request,
+                                                         const CallOptions& call) override;
+  absl::StatusOr<std::vector<KvBlock>> GetKv(const std::string& ns, const KvGetRequest& request,
+                                             const CallOptions& call) override;
+  absl::StatusOr<std::vector<uint32_t>> ExistsKv(const std::string& ns,
+                                                 const std::vector<std::string>& chunk_ids,
+                                                 const ModelFingerprint& model,
+                                                 const CallOptions& call) override;
+  absl::StatusOr<uint64_t> DeleteKv(const std::string& ns,
+                                    const std::vector<std::string>& chunk_ids,
+                                    const CallOptions& call) override;
+  absl::StatusOr<KvPrefixMatch> LookupPrefix(const std::string& ns, const ModelFingerprint& model,
+                                             const std::vector<int32_t>& tokens,
+                                             const CallOptions& call) override;
+  absl::StatusOr<uint64_t> SetKvRetention(const std::string& ns,
+                                          const std::vector<std::string>& chunk_ids,
+                                          std::optional<bool> pin,
+                                          std::optional<int64_t> ttl_seconds,
+                                          const CallOptions& call) override;
+  absl::StatusOr<KvStats> GetKvStats(const std::string& ns, const CallOptions& call) override;
+
+ private:
+  Clock::time_point Deadline(const CallOptions& call) const {
+    return Clock::now() + call.timeout.value_or(options_.default_timeout);
+  }
+
+  // Runs `attempt` (one RPC on a fresh context) until it succeeds, fails
+  // with a code other than UNAVAILABLE, runs out of attempts, or the next
+  // backoff would cross the call's deadline. All attempts share one deadline.
+  template <typename Attempt>
+  absl::Status Call(const CallOptions& call, Attempt attempt) {
+    const Clock::time_point deadline = Deadline(call);
+    std::chrono::milliseconds backoff = options_.initial_backoff;
+    const int attempts = std::max(1, options_.max_attempts);
+    for (int i = 1;; ++i) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(deadline);
+      grpc::Status status = attempt(&ctx);
+      if (status.error_code() != grpc::StatusCode::UNAVAILABLE || i >= attempts ||
+          Clock::now() + backoff >= deadline) {
+        return FromGrpc(status);
+      }
+      std::this_thread::sleep_for(backoff);
+      backoff *= 2;
+    }
+  }
+
+  // A shared memory region big enough for every block of `request` (sized
+  // from the chunks' token counts, one ExistsKv call).
+  absl::StatusOr<std::unique_ptr<ShmRegion>> TakeRegionFor(const std::string& ns,
+                                                           const KvGetRequest& request,
+                                                           const CallOptions& call);
+
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Mnemo::Stub> stub_;
+  std::unique_ptr<v1::MnemoKv::Stub> kv_stub_;
+  grpc::GenericStub generic_stub_;
+  const ClientOptions options_;
+  ShmPool shm_pool_;
+};
+
+}  // namespace mnemo::client_internal
+
+#endif  // MNEMO_CLIENT_CLIENT_IMPL_H_

@@ -1,0 +1,41 @@
+// The names of KV element types and KV codecs, written once for the SDK
+// (mnemo/client.h), the CLI, the store (db/kv_codec.h mirrors these enums
+// value for value) and the server. Part of the installed SDK; Abseil only.
+//
+// On the wire (mnemo.v1.KvDtype / KvCodec) every value here is its proto
+// counterpart; UNSPECIFIED (0) there means the default named below.
+#ifndef MNEMO_KV_NAMES_H_
+#define MNEMO_KV_NAMES_H_
+
+#include <cstddef>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace mnemo {
+
+// Element type of K/V on the wire, little-endian. fp16 / bf16 halve the
+// bytes sent; the client converts (round to nearest even) and the server
+// stores with the namespace's codec whatever the wire type. Default kFp32.
+enum class KvDtype { kFp32, kFp16, kBf16 };
+
+// How the server stores blocks: fp32 (lossless), fp16 (default), bf16, int8
+// (per (head, token) scale), int4 (groups; keys per channel, values per
+// token).
+enum class KvCodec { kFp32, kFp16, kBf16, kInt8, kInt4 };
+
+// "fp32", "fp16", "bf16" (and "float32", "float16", "bfloat16");
+// INVALID_ARGUMENT naming the accepted names otherwise.
+absl::StatusOr<KvDtype> ParseKvDtype(absl::string_view name);
+// "fp32", "fp16", "bf16", "int8", "int4"; INVALID_ARGUMENT otherwise.
+absl::StatusOr<KvCodec> ParseKvCodec(absl::string_view name);
+// The first name ParseKvDtype / ParseKvCodec accepts; "unknown" for a value
+// outside the enum.
+const char* KvDtypeName(KvDtype dtype);
+const char* KvCodecName(KvCodec codec);
+// Bytes per element: 4, 2, 2; 0 outside the enum.
+size_t KvDtypeBytes(KvDtype dtype);
+
+}  // namespace mnemo
+
+#endif  // MNEMO_KV_NAMES_H_

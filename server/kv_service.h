@@ -1,0 +1,61 @@
+// The mnemo.v1.MnemoKv gRPC service: chunk KV caches, a thin, final adapter
+// over db::Store's KV calls, served by mnemod next to MnemoService.
+//
+// Each method converts the request with server/convert.h, calls the store,
+// converts the result back and maps the status in one place (FinishUnary).
+// PutKv and GetKv are streams: PutKv encodes each layer as it arrives and
+// commits when the client half-closes; GetKv reads and writes one block at
+// a time, into the client's shared memory region when it names one
+// (server/kv_shm_writer.h).
+//
+// Handlers run on gRPC's callback threads; the store is thread-safe.
+#ifndef MNEMO_SERVER_KV_SERVICE_H_
+#define MNEMO_SERVER_KV_SERVICE_H_
+
+#include "db/store.h"
+#include "mnemo/v1/mnemo.grpc.pb.h"
+
+namespace mnemo::server {
+
+class KvService final : public v1::MnemoKv::CallbackService {
+ public:
+  // Borrows `store`, which must outlive the service (and the server it is
+  // registered with). `shared_memory` lets GetKv write into a client's
+  // shared memory region (same host; a request naming one is
+  // FAILED_PRECONDITION when off).
+  explicit KvService(db::Store* store, bool shared_memory = true);
+
+  grpc::ServerUnaryReactor* RegisterKvModel(grpc::CallbackServerContext* ctx,
+                                            const v1::RegisterKvModelRequest* request,
+                                            v1::RegisterKvModelResponse* response) override;
+  // Encodes each layer as it arrives; commits when the client half-closes
+  // after the last layer. Any error ends the call and stores nothing.
+  grpc::ServerReadReactor<v1::PutKvRequest>* PutKv(grpc::CallbackServerContext* ctx,
+                                                   v1::PutKvResponse* response) override;
+  // Reads and writes one block at a time, layer by layer.
+  grpc::ServerWriteReactor<v1::GetKvResponse>* GetKv(grpc::CallbackServerContext* ctx,
+                                                     const v1::GetKvRequest* request) override;
+  grpc::ServerUnaryReactor* ExistsKv(grpc::CallbackServerContext* ctx,
+                                     const v1::ExistsKvRequest* request,
+                                     v1::ExistsKvResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteKv(grpc::CallbackServerContext* ctx,
+                                     const v1::DeleteKvRequest* request,
+                                     v1::DeleteKvResponse* response) override;
+  grpc::ServerUnaryReactor* LookupKvPrefix(grpc::CallbackServerContext* ctx,
+                                           const v1::LookupKvPrefixRequest* request,
+                                           v1::LookupKvPrefixResponse* response) override;
+  grpc::ServerUnaryReactor* SetKvRetention(grpc::CallbackServerContext* ctx,
+                                           const v1::SetKvRetentionRequest* request,
+                                           v1::SetKvRetentionResponse* response) override;
+  grpc::ServerUnaryReactor* GetKvStats(grpc::CallbackServerContext* ctx,
+                                       const v1::GetKvStatsRequest* request,
+                                       v1::GetKvStatsResponse* response) override;
+
+ private:
+  db::Store* const store_;
+  const bool shared_memory_;
+};
+
+}  // namespace mnemo::server
+
+#endif  // MNEMO_SERVER_KV_SERVICE_H_
