@@ -1,3 +1,5 @@
+// The model fingerprint: canonical form, hash, parsing and the first
+// differing field (mnemo/model_fingerprint.h).
 #include "mnemo/model_fingerprint.h"
 
 #include <charconv>

@@ -1,3 +1,4 @@
+// Structured logging for mnemod (server/logging.h): spdlog sinks and JSON events.
 #include "server/logging.h"
 
 #include <atomic>

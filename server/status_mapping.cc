@@ -1,3 +1,4 @@
+// absl::Status <-> grpc::Status, code for code (server/status_mapping.h).
 #include "server/status_mapping.h"
 
 #include <string>
