@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "attention/rope.h"
 #include "common/status_macros.h"
+#include "db/bounded_iterator.h"
 #include "db/keys.h"
 #include "db/kv_streams.h"
 #include "db/namespace_write.h"
@@ -57,10 +58,7 @@ absl::Status KvStore::LoadLocked(Namespace* ns) {
   ASSIGN_OR_RETURN(ns->kv, KvSpace::Create(config));
   const std::string begin = kvrecords::ChunkKeyPrefix(ns->nsid);
   const std::string end = keys::PrefixEnd(begin);
-  rocksdb::ReadOptions ro;
-  rocksdb::Slice upper(end);
-  ro.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(owner_->db()->NewIterator(ro, owner_->kv_cf()));
+  BoundedIterator it(owner_->db(), owner_->kv_cf(), end);
   uint64_t chunks = 0;
   for (it->Seek(begin); it->Valid(); it->Next()) {
     auto id = kvrecords::ChunkKeyId(View(it->key()));

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "db/file_io.h"
+#include "db/bounded_iterator.h"
 #include "db/keys.h"
 #include "db/records.h"
 #include "db/rocks_status.h"
@@ -81,10 +82,7 @@ absl::Status StoreImpl::LoadNamespace(Namespace* ns) {
   const std::string begin = keys::NsPrefix(nsid);
   const std::string end = keys::NsEnd(nsid);
   {
-    rocksdb::ReadOptions ro;
-    rocksdb::Slice upper(end);
-    ro.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, chunks_));
+    BoundedIterator it(db_.get(), chunks_, end);
     for (it->Seek(begin); it->Valid(); it->Next()) {
       auto id = keys::RowKeyId(View(it->key()));
       if (!id.has_value()) return absl::DataLossError("malformed chunk key");
@@ -104,10 +102,7 @@ absl::Status StoreImpl::LoadNamespace(Namespace* ns) {
   {
     const std::string doc_prefix = keys::DocKeyPrefix(nsid);
     const std::string doc_end = keys::PrefixEnd(doc_prefix);
-    rocksdb::ReadOptions ro;
-    rocksdb::Slice upper(doc_end);
-    ro.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, docs_));
+    BoundedIterator it(db_.get(), docs_, doc_end);
     for (it->Seek(doc_prefix); it->Valid(); it->Next()) ++ns->document_count;
     RETURN_IF_ERROR(FromRocks(it->status(), "scanning documents"));
   }
@@ -188,10 +183,7 @@ absl::Status StoreImpl::LoadSnapshotAndReplay(Namespace* ns,
   {
     const std::string begin = keys::LogKey(ns->nsid, file.log_seq + 1);
     const std::string end = keys::NsEnd(ns->nsid);
-    rocksdb::ReadOptions ro;
-    rocksdb::Slice upper(end);
-    ro.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, ilog_));
+    BoundedIterator it(db_.get(), ilog_, end);
     for (it->Seek(begin); it->Valid(); it->Next()) {
       absl::string_view v = View(it->value());
       auto id = keys::ReadU64(v.substr(std::min<size_t>(1, v.size())));
@@ -233,10 +225,7 @@ absl::StatusOr<std::unique_ptr<index::DenseIndex>> StoreImpl::BuildIndexFromDens
   ASSIGN_OR_RETURN(auto index, index::DenseIndex::Create(IndexOptionsFor(ns.config)));
   const std::string begin = keys::NsPrefix(ns.nsid);
   const std::string end = keys::NsEnd(ns.nsid);
-  rocksdb::ReadOptions ro;
-  rocksdb::Slice upper(end);
-  ro.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, dense_));
+  BoundedIterator it(db_.get(), dense_, end);
   std::vector<int64_t> ids;
   std::vector<float> vectors;
   auto flush = [&]() -> absl::Status {

@@ -53,6 +53,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -202,6 +203,12 @@ class StoreImpl final : public Store {
   void RemoveOrphanSnapshots();
 
   // --- write_path.cc
+  absl::Status StageUpsertLocked(Namespace* ns, absl::Span<const Document> documents,
+                                 absl::Span<const Chunk> chunks,
+                                 const absl::flat_hash_set<std::string>& text_docs,
+                                 const std::vector<std::vector<uint32_t>>& chunk_terms,
+                                 std::vector<index::Attributes>* chunk_attrs,
+                                 NamespaceWrite* write_out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ns->mu);
   // Applies a committed chunk write to the dense index, id maps and
   // attributes; rebuilds the index from the CF when an update fails.
   absl::Status ApplyChunksLocked(Namespace* ns, NamespaceWrite* write)

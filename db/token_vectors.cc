@@ -11,6 +11,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "db/bounded_iterator.h"
 #include "db/keys.h"
 #include "db/records.h"
 #include "db/rocks_status.h"
@@ -124,10 +125,7 @@ absl::StatusOr<std::unique_ptr<index::MultiVectorIndex>> StoreImpl::BuildMultiVe
   }
   const std::string begin = keys::NsPrefix(ns.nsid);
   const std::string end = keys::NsEnd(ns.nsid);
-  rocksdb::ReadOptions ro;
-  rocksdb::Slice upper(end);
-  ro.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, multivec_));
+  BoundedIterator it(db_.get(), multivec_, end);
   records::MultiVecRecord row;
   for (it->Seek(begin); it->Valid(); it->Next()) {
     auto id = keys::RowKeyId(View(it->key()));
@@ -178,10 +176,7 @@ absl::Status StoreImpl::StageMultiVecLocked(
     {
       const std::string begin = keys::NsPrefix(nsid);
       const std::string end = keys::NsEnd(nsid);
-      rocksdb::ReadOptions ro;
-      rocksdb::Slice upper(end);
-      ro.iterate_upper_bound = &upper;
-      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, multivec_));
+      BoundedIterator it(db_.get(), multivec_, end);
       records::MultiVecRecord row;
       for (it->Seek(begin); it->Valid(); it->Next()) {
         auto id = keys::RowKeyId(View(it->key()));

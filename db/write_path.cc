@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "db/bounded_iterator.h"
 #include "db/keys.h"
 #include "db/kv_records.h"
 #include "db/records.h"
@@ -121,22 +122,29 @@ void StoreImpl::StageKvRemovalLocked(const Namespace& ns, rocksdb::WriteBatch* b
   }
 }
 
-absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
-                                              absl::Span<const Document> documents,
-                                              absl::Span<const Chunk> chunks_in) {
-  ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
-  const Limits& limits = options_.limits;
-  const uint32_t dim = ns->config.dim;
-  const bool text_ns = !ns->config.encoder.empty();
+namespace {
 
-  // Validate everything before touching the store.
+// Validates an Upsert before anything is touched (ids, duplicates, dims,
+// NaN/Inf, text and metadata; see Store::Upsert). Fills the filter
+// attributes of each document and chunk and `chunk_ids` with the chunk ids
+// given (views into `chunks_in`).
+absl::Status ValidateUpsert(const NamespaceConfig& config, const Limits& limits,
+                            absl::Span<const Document> documents,
+                            absl::Span<const Chunk> chunks_in,
+                            std::vector<index::Attributes>* doc_attrs_out,
+                            std::vector<index::Attributes>* chunk_attrs_out,
+                            absl::flat_hash_set<absl::string_view>* chunk_ids) {
+  const absl::string_view ns_name = config.name;
+  const uint32_t dim = config.dim;
+  const bool text_ns = !config.encoder.empty();
   if (documents.size() + chunks_in.size() > limits.max_write_batch) {
     return absl::ResourceExhaustedError(
         absl::StrCat("write carries ", documents.size() + chunks_in.size(),
                      " documents and chunks; the limit is ", limits.max_write_batch));
   }
-  absl::flat_hash_set<absl::string_view> seen;
-  std::vector<index::Attributes> doc_attrs(documents.size());
+  absl::flat_hash_set<absl::string_view>& seen = *chunk_ids;
+  std::vector<index::Attributes>& doc_attrs = *doc_attrs_out;
+  doc_attrs.resize(documents.size());
   for (size_t d = 0; d < documents.size(); ++d) {
     const Document& doc = documents[d];
     RETURN_IF_ERROR(ValidateId(doc.id, "document", limits));
@@ -154,7 +162,8 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
     }
   }
   seen.clear();
-  std::vector<index::Attributes> chunk_attrs(chunks_in.size());
+  std::vector<index::Attributes>& chunk_attrs = *chunk_attrs_out;
+  chunk_attrs.resize(chunks_in.size());
   for (size_t c = 0; c < chunks_in.size(); ++c) {
     const Chunk& chunk = chunks_in[c];
     RETURN_IF_ERROR(ValidateId(chunk.id, "chunk", limits));
@@ -186,6 +195,25 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
     RETURN_IF_ERROR(ValidateText(chunk.text, what, limits));
     RETURN_IF_ERROR(ValidateMetadata(chunk.metadata_json, what, limits, &chunk_attrs[c]));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
+                                              absl::Span<const Document> documents,
+                                              absl::Span<const Chunk> chunks_in) {
+  ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(ns_name));
+  const Limits& limits = options_.limits;
+  const uint32_t dim = ns->config.dim;
+  const bool text_ns = !ns->config.encoder.empty();
+
+  // Validate everything before touching the store.
+  absl::flat_hash_set<absl::string_view> seen;
+  std::vector<index::Attributes> doc_attrs;
+  std::vector<index::Attributes> chunk_attrs;
+  RETURN_IF_ERROR(ValidateUpsert(ns->config, limits, documents, chunks_in, &doc_attrs,
+                                 &chunk_attrs, &seen));
 
   // Text namespaces: chunk documents, embed chunks without vectors and
   // tokenize every chunk for BM25, all before taking the namespace lock.
@@ -297,8 +325,32 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
   RETURN_IF_ERROR(ns->GoneStatus());
   if (documents.empty() && chunks.empty()) return WriteResult();
   if (text_ns && ns->bm25 == nullptr) return absl::InternalError("namespace has no BM25 index");
-  const uint32_t nsid = ns->nsid;
   NamespaceWrite write;
+  RETURN_IF_ERROR(StageUpsertLocked(ns.get(), documents, chunks, text_docs, chunk_terms,
+                                    &chunk_attrs, &write));
+  write.tokens = std::move(chunk_tokens);
+  RETURN_IF_ERROR(CommitLocked(ns.get(), &write, "writing"));
+  WriteResult result;
+  result.documents_written = documents.size();
+  result.chunks_written = chunks.size();
+  return result;
+}
+
+// Stages the rows and index-log entries of an Upsert (documents, replaced
+// and stale chunks removed, new chunks added) into `*write_out`.
+// `text_docs` are the documents whose chunks were cut anew, `chunk_terms`
+// the BM25 terms of each chunk (encoder namespaces), `chunk_attrs` their
+// filter attributes (moved out).
+absl::Status StoreImpl::StageUpsertLocked(Namespace* ns, absl::Span<const Document> documents,
+                                          absl::Span<const Chunk> chunks,
+                                          const absl::flat_hash_set<std::string>& text_docs,
+                                          const std::vector<std::vector<uint32_t>>& chunk_terms,
+                                          std::vector<index::Attributes>* chunk_attrs,
+                                          NamespaceWrite* write_out) {
+  const uint32_t dim = ns->config.dim;
+  const bool text_ns = !ns->config.encoder.empty();
+  const uint32_t nsid = ns->nsid;
+  NamespaceWrite& write = *write_out;
   write.chunks_changed = true;
   write.counters = ns->counters;
   rocksdb::WriteBatch& batch = write.batch;
@@ -333,10 +385,7 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
       if (!text_docs.contains(doc.id)) continue;
       const std::string prefix = keys::MembershipPrefix(nsid, doc.id);
       const std::string end = keys::PrefixEnd(prefix);
-      rocksdb::ReadOptions ro;
-      rocksdb::Slice upper(end);
-      ro.iterate_upper_bound = &upper;
-      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, docs_));
+      BoundedIterator it(db_.get(), docs_, end);
       for (it->Seek(prefix); it->Valid(); it->Next()) {
         std::string chunk_id = it->key().ToString().substr(prefix.size());
         if (!new_ids.contains(chunk_id)) stale.emplace_back(doc.id, std::move(chunk_id));
@@ -417,16 +466,11 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
       log(keys::kLogAdd, id);
       added.push_back(id);
       vectors.insert(vectors.end(), chunk.vector.begin(), chunk.vector.end());
-      added_attrs.emplace_back(id, std::move(chunk_attrs[c]));
+      added_attrs.emplace_back(id, std::move((*chunk_attrs)[c]));
       added_external.push_back(chunk.id);
     }
   }
-  write.tokens = std::move(chunk_tokens);
-  RETURN_IF_ERROR(CommitLocked(ns.get(), &write, "writing"));
-  WriteResult result;
-  result.documents_written = documents.size();
-  result.chunks_written = chunks.size();
-  return result;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<DeleteResult> StoreImpl::Delete(absl::string_view ns_name,
@@ -461,10 +505,7 @@ absl::StatusOr<DeleteResult> StoreImpl::Delete(absl::string_view ns_name,
     }
     const std::string prefix = keys::MembershipPrefix(nsid, doc_id);
     const std::string end = keys::PrefixEnd(prefix);
-    rocksdb::ReadOptions ro;
-    rocksdb::Slice upper(end);
-    ro.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, docs_));
+    BoundedIterator it(db_.get(), docs_, end);
     for (it->Seek(prefix); it->Valid(); it->Next()) {
       std::string chunk_id = it->key().ToString().substr(prefix.size());
       if (victim_set.insert(chunk_id).second) victims.push_back(std::move(chunk_id));
