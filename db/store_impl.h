@@ -10,6 +10,12 @@
 //   search.cc             dense, BM25, hybrid and late-interaction search
 //   maintenance.cc        index snapshots, Checkpoint, Compact
 //   kv_store.cc           chunk KV caches (KvStore)
+//   kv_streams.cc         the KV writer and reader handed out
+//
+// and internal helpers of their own: namespace.h (a namespace's in-memory
+// state), namespace_write.h (one write on its way to CommitLocked),
+// store_lifetime.h (the token handed-out readers hold), validation.h,
+// rocks_status.h, bounded_iterator.h, file_io.h.
 //
 // See keys.h for the key layout and records.h for the value encodings.
 // Internal to db/.

@@ -9,9 +9,7 @@
 // error: debug builds abort with a message saying so; every build returns
 // FAILED_PRECONDITION "store closed" and never touches the freed DB.
 //
-// Thread safety: every method is thread-safe. Lock order: a Pin is taken
-// before any namespace lock; the registry lock is a leaf (see
-// db/store_impl.h).
+// Thread safety: every method is thread-safe. Lock order: db/store_impl.h.
 #ifndef MNEMO_DB_STORE_LIFETIME_H_
 #define MNEMO_DB_STORE_LIFETIME_H_
 
