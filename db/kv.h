@@ -98,7 +98,9 @@ struct KvPutResult {
 };
 
 // One chunk's put in progress. Not thread-safe. Destroying it before
-// Commit() stores nothing.
+// Commit() stores nothing. Must be destroyed before Store::Close(); a
+// Commit() after it fails with FAILED_PRECONDITION "store closed" (debug
+// builds abort; see Store::Close).
 class KvChunkWriter {
  public:
   virtual ~KvChunkWriter() = default;
@@ -138,7 +140,7 @@ struct KvBlock {
   KvTensorShape shape;
   std::vector<float> k, v;  // unless KvReadOptions::as_bytes was set
   // When it was: K and V as little-endian elements of that type, borrowed
-  // from the reader (valid until its next Next()).
+  // from the reader (valid until its next Next() or Store::Close()).
   absl::string_view k_bytes, v_bytes;
   float key_error = 0, value_error = 0;  // stored with the block
   std::vector<int32_t> tokens;           // in each chunk's first block only
@@ -148,6 +150,9 @@ struct KvBlock {
 // Blocks of a read, layer by layer (every chunk's block of layer_begin,
 // then of the next layer ...), each read from the store when asked for.
 // The read sees one consistent snapshot of the store. Not thread-safe.
+// Must be destroyed before Store::Close(); used after it, its calls fail
+// with FAILED_PRECONDITION "store closed" (debug builds abort; see
+// Store::Close).
 class KvReader {
  public:
   virtual ~KvReader() = default;

@@ -258,6 +258,14 @@ class Store {
 
   // Flushes, saves index snapshots and closes. Called by the destructor
   // when not called before; calling it twice is harmless.
+  //
+  // Every KvReader and KvChunkWriter this store handed out must be
+  // destroyed before Close() (or the store's destruction), as LevelDB asks
+  // of its iterators. Using one afterwards is a programming error: debug
+  // builds abort with a message saying so; other builds return
+  // FAILED_PRECONDITION ("store closed") from every call and never touch
+  // the closed store. Destroying one afterwards is safe. Close waits for a
+  // call of theirs already in flight.
   virtual absl::Status Close() = 0;
   virtual ~Store() = default;
 
@@ -328,13 +336,15 @@ class Store {
                                                   const KvConfig& config) = 0;
   // Starts a put of one chunk's KV (see KvChunkWriter). Validates the
   // header: NOT_FOUND for an unknown chunk, INVALID_ARGUMENT for bad
-  // tokens or TTL.
+  // tokens or TTL. The writer must not outlive the store (see Close).
   virtual absl::StatusOr<std::unique_ptr<KvChunkWriter>> BeginPutKv(absl::string_view ns,
                                                                     KvPutHeader header) = 0;
   // Reads blocks of several chunks. NOT_FOUND naming the first chunk that
   // is unknown or holds no KV (never stored, deleted, evicted or
   // expired), before any block is read; INVALID_ARGUMENT for a bad layer
-  // range or positions. Counts as a use of each chunk for LRU.
+  // range or positions. Counts as a use of each chunk for LRU. The reader
+  // holds a snapshot of the store and must be destroyed before Close()
+  // (see Close).
   virtual absl::StatusOr<std::unique_ptr<KvReader>> ReadKv(absl::string_view ns,
                                                            const KvReadOptions& options) = 0;
   // Per id, the token count of its stored KV, 0 when it holds none.

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "attention/rope.h"
+#include "common/status_macros.h"
 #include "db/kv_records.h"
 #include "db/store.h"
 #include "db/store_testing.h"
@@ -622,6 +623,69 @@ TEST_F(KvStoreTest, CorruptBlockIsDataLoss) {
   EXPECT_TRUE(absl::IsDataLoss(read.status())) << read.status();
   EXPECT_TRUE(Read({"c1"}).ok());
   EXPECT_TRUE(Read({"c0"}, {}, 0, 1).ok());  // layer 0 is intact
+}
+
+
+// A KvReader or KvChunkWriter that outlives Store::Close (or the Store) is
+// a caller error (db/store.h): debug builds abort saying so; every build
+// answers FAILED_PRECONDITION "store closed" instead of touching the freed
+// DB, and destroying the object afterwards is safe.
+absl::Status UseAfterClose(KvReader* reader) {
+  KvBlock block;
+  return reader->Next(&block).status();
+}
+
+TEST_F(KvStoreTest, ReaderAndWriterUsedAfterCloseGetStoreClosed) {
+  ASSERT_TRUE(Register().ok());
+  const ChunkKv kv = RandomKv(6, 4);
+  ASSERT_TRUE(Put("c0", kv).ok());
+  KvReadOptions options;
+  options.chunk_ids = {"c0"};
+  options.model = TestModel();
+  options.as_bytes = KvDtype::kFp16;  // the block stays pinned in the reader
+  auto closed_reader = store_->ReadKv("ns", options);
+  ASSERT_TRUE(closed_reader.ok()) << closed_reader.status();
+  KvBlock block;
+  auto more = (*closed_reader)->Next(&block);
+  ASSERT_TRUE(more.ok()) << more.status();
+  ASSERT_TRUE(*more);
+
+  KvPutHeader header;
+  header.chunk_id = "c1";
+  header.model = TestModel();
+  header.tokens = kv.tokens;
+  auto writer = store_->BeginPutKv("ns", header);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const KvTensorShape shape{kKvHeads, static_cast<uint32_t>(kv.tokens.size()), kHeadDim};
+  for (int l = 0; l < kLayers; ++l) {
+    ASSERT_TRUE((*writer)->AddLayer(l, shape, kv.k[l], kv.v[l]).ok());
+  }
+
+  // Close with both alive, then destroy the store: they outlive it.
+  ASSERT_TRUE(store_->Close().ok());
+#ifdef NDEBUG
+  absl::Status read = UseAfterClose(closed_reader->get());
+  EXPECT_TRUE(absl::IsFailedPrecondition(read)) << read;
+  EXPECT_THAT(read.message(), HasSubstr("store closed"));
+  store_.reset();
+  read = UseAfterClose(closed_reader->get());
+  EXPECT_TRUE(absl::IsFailedPrecondition(read)) << read;
+  absl::Status commit = (*writer)->Commit().status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(commit)) << commit;
+  EXPECT_THAT(commit.message(), HasSubstr("store closed"));
+#else
+  EXPECT_DEATH(IgnoreError(UseAfterClose(closed_reader->get())), "store closed");
+  store_.reset();
+#endif
+  closed_reader->reset();
+  writer->reset();
+
+  // The data directory is intact and opens again.
+  Open();
+  auto blocks = Read({"c0"});
+  ASSERT_TRUE(blocks.ok()) << blocks.status();
+  EXPECT_EQ(blocks->size(), static_cast<size_t>(kLayers));
+  EXPECT_EQ(Exists("c1"), 0u);
 }
 
 }  // namespace

@@ -1,0 +1,28 @@
+// RocksDB -> Abseil at the storage engine's boundary: one mapping of
+// rocksdb::Status to canonical codes, and Slice -> string_view. Internal to
+// db/.
+#ifndef MNEMO_DB_ROCKS_STATUS_H_
+#define MNEMO_DB_ROCKS_STATUS_H_
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "rocksdb/slice.h"
+#include "rocksdb/status.h"
+
+namespace mnemo::db {
+
+// NotFound -> NOT_FOUND, Corruption -> DATA_LOSS, InvalidArgument ->
+// INVALID_ARGUMENT, Busy/TryAgain/TimedOut -> UNAVAILABLE, a held directory
+// LOCK -> FAILED_PRECONDITION, anything else INTERNAL; `context` prefixes
+// the message.
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view context);
+
+// rocksdb::Slice -> absl::string_view (Debian's Abseil does not alias
+// std::string_view).
+inline absl::string_view View(const rocksdb::Slice& s) {
+  return absl::string_view(s.data(), s.size());
+}
+
+}  // namespace mnemo::db
+
+#endif  // MNEMO_DB_ROCKS_STATUS_H_
