@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/hash.h"
 #include "db/keys.h"
 #include "nlohmann/json.hpp"
 
@@ -72,15 +73,6 @@ class FieldReader {
   absl::string_view in_;
   size_t pos_ = 0;
 };
-
-uint64_t Fnv1a(absl::string_view bytes) {
-  uint64_t h = 1469598103934665603ull;
-  for (char c : bytes) {
-    h ^= static_cast<uint8_t>(c);
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 template <typename T>
 void AppendLe(std::string* out, T v) {
@@ -308,7 +300,7 @@ std::string EncodeSnapshot(uint32_t nsid, uint64_t log_seq,
   AppendLe<uint64_t>(&out, log_seq);
   AppendLe<uint64_t>(&out, payload.size());
   out.append(reinterpret_cast<const char*>(payload.data()), payload.size());
-  AppendLe<uint64_t>(&out, Fnv1a(out));
+  AppendLe<uint64_t>(&out, Fnv1a(out, kFnv1aStoredBasis));
   return out;
 }
 
@@ -330,7 +322,7 @@ absl::StatusOr<SnapshotFile> DecodeSnapshot(absl::string_view bytes) {
     return absl::DataLossError("index snapshot: payload size mismatch");
   }
   uint64_t checksum = ReadLe<uint64_t>(p + kHeader + size);
-  if (checksum != Fnv1a(bytes.substr(0, kHeader + size))) {
+  if (checksum != Fnv1a(bytes.substr(0, kHeader + size), kFnv1aStoredBasis)) {
     return absl::DataLossError("index snapshot: checksum mismatch");
   }
   file.payload.assign(reinterpret_cast<const uint8_t*>(p + kHeader),

@@ -44,6 +44,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "common/hash.h"
 #include "common/status_macros.h"
 #include "faiss/Index.h"
 #include "faiss/IndexFlat.h"
@@ -296,7 +297,6 @@ void BuildParams(const faiss::Index* index, faiss::IDSelector* sel, int ef,
 }
 
 // FNV-1a 64 catches garbage and truncation before FAISS parses anything.
-using internal::Checksum;
 using internal::ByteReader;
 
 class ByteWriter {
@@ -574,7 +574,7 @@ class Impl final : public DenseIndex {
     }
     w.Put(static_cast<uint64_t>(faiss_out.data.size()));
     w.PutBytes(faiss_out.data.data(), faiss_out.data.size());
-    const uint64_t sum = Checksum(w.bytes().data(), w.bytes().size());
+    const uint64_t sum = Fnv1a(w.bytes().data(), w.bytes().size(), kFnv1aStoredBasis);
     w.Put(sum);
     return std::move(w.bytes());
   }
@@ -587,7 +587,7 @@ class Impl final : public DenseIndex {
     const size_t body = bytes.size() - sizeof(uint64_t);
     uint64_t stored_sum;
     std::memcpy(&stored_sum, bytes.data() + body, sizeof(stored_sum));
-    if (Checksum(bytes.data(), body) != stored_sum) {
+    if (Fnv1a(bytes.data(), body, kFnv1aStoredBasis) != stored_sum) {
       return DataLoss("checksum mismatch");
     }
     ByteReader r(bytes.subspan(0, body));

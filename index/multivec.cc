@@ -28,6 +28,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "common/hash.h"
 #include "common/status_macros.h"
 #include "index/residual_codec.h"
 
@@ -178,7 +179,6 @@ MultiVectorSearchResult TopK(std::vector<std::pair<float, int64_t>> scored,
   return result;
 }
 
-using internal::Checksum;
 using internal::Put;
 using internal::PutBytes;
 using Reader = internal::ByteReader;
@@ -454,7 +454,7 @@ class Impl final : public MultiVectorIndex {
         PutBytes(&out, entry.raw.data(), entry.raw.size() * sizeof(float));
       }
     }
-    Put(&out, Checksum(out.data(), out.size()));
+    Put(&out, Fnv1a(out.data(), out.size(), kFnv1aStoredBasis));
     return out;
   }
 
@@ -466,7 +466,7 @@ class Impl final : public MultiVectorIndex {
     const size_t body = bytes.size() - sizeof(uint64_t);
     uint64_t stored_sum;
     std::memcpy(&stored_sum, bytes.data() + body, sizeof(stored_sum));
-    if (Checksum(bytes.data(), body) != stored_sum) {
+    if (Fnv1a(bytes.data(), body, kFnv1aStoredBasis) != stored_sum) {
       return DataLoss("checksum mismatch");
     }
     Reader r(bytes.subspan(0, body));

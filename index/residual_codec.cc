@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/hash.h"
 #include "common/status_macros.h"
 #include "faiss/Clustering.h"
 #include "faiss/IndexFlat.h"
@@ -61,7 +62,6 @@ absl::Status CheckVectors(absl::Span<const float> v, uint32_t dim) {
   return absl::OkStatus();
 }
 
-using internal::Checksum;
 using internal::Put;
 using internal::PutFloats;
 using Reader = internal::ByteReader;
@@ -355,7 +355,7 @@ absl::StatusOr<std::vector<uint8_t>> ResidualCodec::Serialize() const {
   PutFloats(&out, centroids_);
   PutFloats(&out, cutoffs_);
   PutFloats(&out, weights_);
-  Put(&out, Checksum(out.data(), out.size()));
+  Put(&out, Fnv1a(out.data(), out.size(), kFnv1aStoredBasis));
   return out;
 }
 
@@ -367,7 +367,7 @@ absl::StatusOr<std::unique_ptr<ResidualCodec>> ResidualCodec::Deserialize(
   const size_t body = bytes.size() - sizeof(uint64_t);
   uint64_t stored_sum;
   std::memcpy(&stored_sum, bytes.data() + body, sizeof(stored_sum));
-  if (Checksum(bytes.data(), body) != stored_sum) {
+  if (Fnv1a(bytes.data(), body, kFnv1aStoredBasis) != stored_sum) {
     return DataLoss("checksum mismatch");
   }
   Reader r(bytes.subspan(0, body));
