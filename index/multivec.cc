@@ -22,13 +22,14 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "common/hash.h"
+#include "common/checksum_frame.h"
 #include "common/status_macros.h"
 #include "index/residual_codec.h"
 
@@ -454,22 +455,18 @@ class Impl final : public MultiVectorIndex {
         PutBytes(&out, entry.raw.data(), entry.raw.size() * sizeof(float));
       }
     }
-    Put(&out, Fnv1a(out.data(), out.size(), kFnv1aStoredBasis));
+    AppendChecksumTrailer(&out);
     return out;
   }
 
   // Restores the state written by Serialize into this fresh index.
   absl::Status Load(absl::Span<const uint8_t> bytes) {
-    if (bytes.size() < 4 * sizeof(uint32_t) + 1 + 2 * sizeof(uint64_t)) {
+    if (bytes.size() < 4 * sizeof(uint32_t) + 1 + sizeof(uint64_t) + kChecksumTrailerBytes) {
       return DataLoss("too short");
     }
-    const size_t body = bytes.size() - sizeof(uint64_t);
-    uint64_t stored_sum;
-    std::memcpy(&stored_sum, bytes.data() + body, sizeof(stored_sum));
-    if (Fnv1a(bytes.data(), body, kFnv1aStoredBasis) != stored_sum) {
-      return DataLoss("checksum mismatch");
-    }
-    Reader r(bytes.subspan(0, body));
+    const std::optional<absl::Span<const uint8_t>> body = StripChecksumTrailer(bytes);
+    if (!body.has_value()) return DataLoss("checksum mismatch");
+    Reader r(*body);
     uint32_t magic, version, dim, nbits;
     uint8_t trained;
     if (!r.Get(&magic) || magic != kMagic) return DataLoss("bad magic");

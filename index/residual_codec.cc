@@ -6,12 +6,13 @@
 #include <cmath>
 #include <cstring>
 #include <exception>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/hash.h"
+#include "common/checksum_frame.h"
 #include "common/status_macros.h"
 #include "faiss/Clustering.h"
 #include "faiss/IndexFlat.h"
@@ -355,22 +356,18 @@ absl::StatusOr<std::vector<uint8_t>> ResidualCodec::Serialize() const {
   PutFloats(&out, centroids_);
   PutFloats(&out, cutoffs_);
   PutFloats(&out, weights_);
-  Put(&out, Fnv1a(out.data(), out.size(), kFnv1aStoredBasis));
+  AppendChecksumTrailer(&out);
   return out;
 }
 
 absl::StatusOr<std::unique_ptr<ResidualCodec>> ResidualCodec::Deserialize(
     absl::Span<const uint8_t> bytes) {
-  if (bytes.size() < 5 * sizeof(uint32_t) + sizeof(uint64_t)) {
+  if (bytes.size() < 5 * sizeof(uint32_t) + kChecksumTrailerBytes) {
     return DataLoss("too short");
   }
-  const size_t body = bytes.size() - sizeof(uint64_t);
-  uint64_t stored_sum;
-  std::memcpy(&stored_sum, bytes.data() + body, sizeof(stored_sum));
-  if (Fnv1a(bytes.data(), body, kFnv1aStoredBasis) != stored_sum) {
-    return DataLoss("checksum mismatch");
-  }
-  Reader r(bytes.subspan(0, body));
+  const std::optional<absl::Span<const uint8_t>> body = StripChecksumTrailer(bytes);
+  if (!body.has_value()) return DataLoss("checksum mismatch");
+  Reader r(*body);
   uint32_t magic, version, dim, nbits, num_centroids;
   if (!r.Get(&magic) || magic != kMagic) return DataLoss("bad magic");
   if (!r.Get(&version) || version != kVersion) {
