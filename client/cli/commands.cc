@@ -19,6 +19,8 @@
 #include "absl/strings/str_join.h"
 #include "client/cli/jsonl.h"
 #include "client/cli/progress.h"
+#include "common/filter.h"
+#include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace mnemo::cli {
@@ -628,12 +630,9 @@ absl::Status Search(Client& client, const GlobalOptions& g, const SearchOptions&
     return absl::InvalidArgumentError("the text query is empty");
   }
   if (!o.filter_json.empty()) {
-    json filter = json::parse(o.filter_json, nullptr, /*allow_exceptions=*/false);
-    if (filter.is_discarded()) {
-      return absl::InvalidArgumentError(absl::StrCat("--filter is not valid JSON: ", o.filter_json));
-    }
-    if (!filter.is_object()) {
-      return absl::InvalidArgumentError("--filter must be a JSON object");
+    // The SDK parses it again; checking here names the flag in the error.
+    if (absl::StatusOr<filter::Filter> f = filter::ParseJsonFilter(o.filter_json); !f.ok()) {
+      return Annotate(f.status(), "--filter");
     }
   }
 
