@@ -29,27 +29,6 @@ constexpr uint32_t kMaxCentroids = 1u << 20;
 // Vectors assigned per FAISS search call: bounds the distance buffer.
 constexpr size_t kAssignBlock = 4096;
 
-absl::Status ValidateOptions(const ResidualCodecOptions& o) {
-  if (o.dim == 0 || o.dim > kMaxDim) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dim must be in [1, ", kMaxDim, "], got ", o.dim));
-  }
-  if (o.nbits != 1 && o.nbits != 2 && o.nbits != 4) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("nbits must be 1, 2 or 4, got ", o.nbits));
-  }
-  if (o.num_centroids == 0 || o.num_centroids > kMaxCentroids) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "num_centroids must be in [1, ", kMaxCentroids, "], got ",
-        o.num_centroids));
-  }
-  if (o.kmeans_iterations == 0 || o.max_points_per_centroid == 0) {
-    return absl::InvalidArgumentError(
-        "kmeans_iterations and max_points_per_centroid must be >= 1");
-  }
-  return absl::OkStatus();
-}
-
 absl::Status CheckVectors(absl::Span<const float> v, uint32_t dim) {
   if (v.size() % dim != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -72,6 +51,27 @@ absl::Status DataLoss(absl::string_view why) {
 }
 
 }  // namespace
+
+absl::Status ValidateResidualCodecOptions(const ResidualCodecOptions& o) {
+  if (o.dim == 0 || o.dim > kMaxDim) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dim must be in [1, ", kMaxDim, "], got ", o.dim));
+  }
+  if (o.nbits != 1 && o.nbits != 2 && o.nbits != 4) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("nbits must be 1, 2 or 4, got ", o.nbits));
+  }
+  if (o.num_centroids == 0 || o.num_centroids > kMaxCentroids) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "num_centroids must be in [1, ", kMaxCentroids, "], got ",
+        o.num_centroids));
+  }
+  if (o.kmeans_iterations == 0 || o.max_points_per_centroid == 0) {
+    return absl::InvalidArgumentError(
+        "kmeans_iterations and max_points_per_centroid must be >= 1");
+  }
+  return absl::OkStatus();
+}
 
 struct ResidualCodec::Assigner {
   explicit Assigner(uint32_t dim) : index(dim) {}
@@ -116,7 +116,7 @@ void ResidualCodec::BuildDecodeTable() {
 
 absl::StatusOr<std::unique_ptr<ResidualCodec>> ResidualCodec::Train(
     const ResidualCodecOptions& options, absl::Span<const float> sample) {
-  RETURN_IF_ERROR(ValidateOptions(options));
+  RETURN_IF_ERROR(ValidateResidualCodecOptions(options));
   RETURN_IF_ERROR(CheckVectors(sample, options.dim));
   const size_t dim = options.dim;
   const size_t n = sample.size() / dim;
