@@ -1,11 +1,7 @@
-// Parses the SDK's JSON filter syntax straight into the wire Filter, so the
-// client does not link the index library (and FAISS) for it:
-//   {"field": "value"}                   equality (string, number or bool)
-//   {"field": {"in": [v1, v2]}}          membership (one or more scalars)
-//   {"field": {"gte": 1, "lt": 5}}       numeric range (gt, gte, lt, lte)
-// Several fields are ANDed; "{}" and "" mean no filter. Anything else
-// (nulls, nested arrays, unknown operators, gt with gte) is INVALID_ARGUMENT.
-// Internal to the client library.
+// The SDK's JSON filter: parsed by the one parser of the syntax
+// (common/filter.h, no FAISS and no protobuf), then converted to the wire
+// Filter. "" and all-whitespace text mean no filter, as "{}" does; anything
+// the parser refuses is INVALID_ARGUMENT. Internal to the client library.
 #ifndef MNEMO_CLIENT_JSON_FILTER_H_
 #define MNEMO_CLIENT_JSON_FILTER_H_
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "common/hash.h"
 
 namespace mnemo {
 namespace {
@@ -45,14 +46,7 @@ std::string ModelFingerprint::Canonical() const {
   return out;
 }
 
-uint64_t ModelFingerprint::Hash() const {
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : Canonical()) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
+uint64_t ModelFingerprint::Hash() const { return Fnv1a(Canonical(), kFnv1aStandardBasis); }
 
 std::string ModelFingerprint::HashHex() const { return absl::StrFormat("%016x", Hash()); }
 

@@ -11,9 +11,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "attention/kv_quant.h"
+#include "common/hash.h"
 #include "common/status_macros.h"
 #include "mnemo/kv_names.h"
-#include "index/byte_io.h"
 
 namespace mnemo::db {
 namespace {
@@ -52,10 +52,8 @@ T Load(absl::string_view bytes, size_t offset) {
   return v;
 }
 
-// The header's checksum (44 bytes: the byte-wise FNV-1a of index/ is fine).
-uint64_t HeaderChecksum(absl::string_view bytes) {
-  return index::internal::Checksum(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-}
+// The header's checksum (44 bytes: byte-wise FNV-1a, common/hash.h, is fine).
+uint64_t HeaderChecksum(absl::string_view bytes) { return Fnv1a(bytes, kFnv1aStoredBasis); }
 
 // The payload's checksum. Payloads are megabytes, where byte-wise FNV-1a
 // (a multiply chain per byte, ~0.3-1 GB/s) would cost more than zstd or the

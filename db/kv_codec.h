@@ -35,7 +35,7 @@
 //   36   8   checksum of the payload: four lanes of xxHash64 rounds over
 //            64-bit words (see kv_codec.cc; detects every change confined
 //            to one 8-byte word, at memory speed)
-//   44   8   FNV-1a 64 of bytes [0, 44) (index/byte_io.h)
+//   44   8   FNV-1a 64 of bytes [0, 44) (common/hash.h)
 //   52       payload: the codec's raw bytes, or one zstd frame of them that
 //            declares their exact size
 // The raw payload size follows from the header alone (kind, shape, flags,

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "common/hash.h"
 #include "db/keys.h"
 #include "nlohmann/json.hpp"
 
@@ -191,13 +192,10 @@ absl::StatusOr<KvConfig> DecodeConfig(absl::string_view value) {
 }
 
 uint64_t TokenHash(absl::Span<const int32_t> tokens) {
-  uint64_t h = 1469598103934665603ull;
+  uint64_t h = kFnv1aStoredBasis;
   for (int32_t t : tokens) {
     const auto u = static_cast<uint32_t>(t);
-    for (int b = 0; b < 4; ++b) {
-      h ^= (u >> (8 * b)) & 0xffu;
-      h *= 1099511628211ull;
-    }
+    for (int b = 0; b < 4; ++b) h = Fnv1aStep(h, static_cast<uint8_t>(u >> (8 * b)));
   }
   return h;
 }

@@ -4,8 +4,10 @@
 
 #include <bit>
 #include <cstring>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "common/checksum_frame.h"
 #include "db/keys.h"
 #include "nlohmann/json.hpp"
 
@@ -72,15 +74,6 @@ class FieldReader {
   absl::string_view in_;
   size_t pos_ = 0;
 };
-
-uint64_t Fnv1a(absl::string_view bytes) {
-  uint64_t h = 1469598103934665603ull;
-  for (char c : bytes) {
-    h ^= static_cast<uint8_t>(c);
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 template <typename T>
 void AppendLe(std::string* out, T v) {
@@ -308,13 +301,13 @@ std::string EncodeSnapshot(uint32_t nsid, uint64_t log_seq,
   AppendLe<uint64_t>(&out, log_seq);
   AppendLe<uint64_t>(&out, payload.size());
   out.append(reinterpret_cast<const char*>(payload.data()), payload.size());
-  AppendLe<uint64_t>(&out, Fnv1a(out));
+  AppendChecksumTrailer(&out);
   return out;
 }
 
 absl::StatusOr<SnapshotFile> DecodeSnapshot(absl::string_view bytes) {
   constexpr size_t kHeader = 8 + 4 + 4 + 8 + 8;
-  if (bytes.size() < kHeader + 8 ||
+  if (bytes.size() < kHeader + kChecksumTrailerBytes ||
       std::memcmp(bytes.data(), kSnapshotMagic, sizeof(kSnapshotMagic)) != 0) {
     return absl::DataLossError("index snapshot: bad magic or truncated");
   }
@@ -326,11 +319,10 @@ absl::StatusOr<SnapshotFile> DecodeSnapshot(absl::string_view bytes) {
   file.nsid = ReadLe<uint32_t>(p + 12);
   file.log_seq = ReadLe<uint64_t>(p + 16);
   uint64_t size = ReadLe<uint64_t>(p + 24);
-  if (size != bytes.size() - kHeader - 8) {
+  if (size != bytes.size() - kHeader - kChecksumTrailerBytes) {
     return absl::DataLossError("index snapshot: payload size mismatch");
   }
-  uint64_t checksum = ReadLe<uint64_t>(p + kHeader + size);
-  if (checksum != Fnv1a(bytes.substr(0, kHeader + size))) {
+  if (!StripChecksumTrailer(bytes).has_value()) {
     return absl::DataLossError("index snapshot: checksum mismatch");
   }
   file.payload.assign(reinterpret_cast<const uint8_t*>(p + kHeader),

@@ -4,14 +4,14 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "decoder/sentencepiece_wall.h"
+#include "encoder/sentencepiece_bridge.h"
 
 namespace mnemo::decoder {
 namespace {
 
 class SentencePieceTokenizer final : public Tokenizer {
  public:
-  explicit SentencePieceTokenizer(std::unique_ptr<internal::SentencePieceWall> sp)
+  explicit SentencePieceTokenizer(std::unique_ptr<encoder::SentencePieceBridge> sp)
       : sp_(std::move(sp)) {}
 
   absl::StatusOr<std::vector<int>> Encode(absl::string_view text) const override {
@@ -42,7 +42,7 @@ class SentencePieceTokenizer final : public Tokenizer {
   int eos_id() const override { return sp_->eos_id(); }
 
  private:
-  std::unique_ptr<internal::SentencePieceWall> sp_;
+  std::unique_ptr<encoder::SentencePieceBridge> sp_;
 };
 
 }  // namespace
@@ -53,7 +53,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadSentencePieceTokenizer(const std:
     return absl::NotFoundError(absl::StrCat("tokenizer model ", path, " does not exist"));
   }
   std::string error;
-  std::unique_ptr<internal::SentencePieceWall> sp = internal::SentencePieceWall::Load(path, &error);
+  std::unique_ptr<encoder::SentencePieceBridge> sp = encoder::SentencePieceBridge::Load(path, &error);
   if (sp == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("cannot load tokenizer ", path, ": ", error));
   }

@@ -3,7 +3,7 @@
 
 #include <sentencepiece_processor.h>
 
-namespace mnemo::encoder::internal {
+namespace mnemo::encoder {
 
 SentencePieceBridge::SentencePieceBridge()
     : processor_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {}
@@ -22,6 +22,17 @@ std::unique_ptr<SentencePieceBridge> SentencePieceBridge::Create(
   return bridge;
 }
 
+std::unique_ptr<SentencePieceBridge> SentencePieceBridge::Load(const std::string& path,
+                                                               std::string* error) {
+  std::unique_ptr<SentencePieceBridge> bridge(new SentencePieceBridge());
+  const sentencepiece::util::Status status = bridge->processor_->Load(path);
+  if (!status.ok()) {
+    *error = status.ToString();
+    return nullptr;
+  }
+  return bridge;
+}
+
 bool SentencePieceBridge::Encode(const std::string& text, std::vector<int>* ids,
                                  std::string* error) const {
   ids->clear();
@@ -33,6 +44,20 @@ bool SentencePieceBridge::Encode(const std::string& text, std::vector<int>* ids,
   return true;
 }
 
+bool SentencePieceBridge::Decode(const std::vector<int>& ids, std::string* text,
+                                 std::string* error) const {
+  const sentencepiece::util::Status status = processor_->Decode(ids, text);
+  if (!status.ok()) {
+    *error = status.ToString();
+    return false;
+  }
+  return true;
+}
+
 int SentencePieceBridge::vocab_size() const { return processor_->GetPieceSize(); }
 
-}  // namespace mnemo::encoder::internal
+int SentencePieceBridge::bos_id() const { return processor_->bos_id(); }
+
+int SentencePieceBridge::eos_id() const { return processor_->eos_id(); }
+
+}  // namespace mnemo::encoder

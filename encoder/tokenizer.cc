@@ -125,8 +125,8 @@ std::string BuildUnigramModelProto(const std::vector<VocabEntry>& vocab, bool ad
 }
 
 Tokenizer::Tokenizer(std::vector<VocabEntry> vocab,
-                     std::unique_ptr<internal::SentencePieceBridge> bridge,
-                     std::unique_ptr<internal::SentencePieceBridge> bridge_without_prefix)
+                     std::unique_ptr<SentencePieceBridge> bridge,
+                     std::unique_ptr<SentencePieceBridge> bridge_without_prefix)
     : vocab_(std::move(vocab)),
       bridge_(std::move(bridge)),
       bridge_without_prefix_(std::move(bridge_without_prefix)) {
@@ -153,12 +153,12 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(std::vector<Voca
                                                    kReservedSymbols, " reserved symbols"));
   }
   std::string error;
-  std::unique_ptr<internal::SentencePieceBridge> bridge =
-      internal::SentencePieceBridge::Create(BuildUnigramModelProto(vocab, true), &error);
-  std::unique_ptr<internal::SentencePieceBridge> bridge_without_prefix;
+  std::unique_ptr<SentencePieceBridge> bridge =
+      SentencePieceBridge::Create(BuildUnigramModelProto(vocab, true), &error);
+  std::unique_ptr<SentencePieceBridge> bridge_without_prefix;
   if (bridge != nullptr) {
     bridge_without_prefix =
-        internal::SentencePieceBridge::Create(BuildUnigramModelProto(vocab, false), &error);
+        SentencePieceBridge::Create(BuildUnigramModelProto(vocab, false), &error);
   }
   if (bridge == nullptr || bridge_without_prefix == nullptr) {
     return absl::InternalError(absl::StrCat("SentencePiece refused the vocabulary: ", error));

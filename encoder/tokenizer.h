@@ -29,9 +29,7 @@
 
 namespace mnemo::encoder {
 
-namespace internal {
-class SentencePieceBridge;
-}  // namespace internal
+class SentencePieceBridge;  // encoder/sentencepiece_bridge.h
 
 // One vocabulary entry: the piece text (UTF-8, "▁" marks a word start) and
 // its unigram log-probability.
@@ -84,8 +82,8 @@ class Tokenizer {
   const std::string& Piece(int id) const;
 
  private:
-  Tokenizer(std::vector<VocabEntry> vocab, std::unique_ptr<internal::SentencePieceBridge> bridge,
-            std::unique_ptr<internal::SentencePieceBridge> bridge_without_prefix);
+  Tokenizer(std::vector<VocabEntry> vocab, std::unique_ptr<SentencePieceBridge> bridge,
+            std::unique_ptr<SentencePieceBridge> bridge_without_prefix);
 
   // Segmentation of `normalized` whose first piece is not a score-missing
   // one (see VocabEntry::score_missing): the best first piece followed by
@@ -99,8 +97,8 @@ class Tokenizer {
   std::vector<VocabEntry> vocab_;
   // With the dummy "▁" prefix (the normal case) and without (used to
   // segment the rest of a text after a chosen first piece).
-  std::unique_ptr<internal::SentencePieceBridge> bridge_;
-  std::unique_ptr<internal::SentencePieceBridge> bridge_without_prefix_;
+  std::unique_ptr<SentencePieceBridge> bridge_;
+  std::unique_ptr<SentencePieceBridge> bridge_without_prefix_;
   // Ids of pieces that start with "▁", may begin a text, and have a score.
   std::vector<int> first_piece_candidates_;
   // No piece has "▁" after its first character, so each space of the text

@@ -1,7 +1,6 @@
 // Little helpers for the index/ serialised formats (dense index, residual
-// codec, multi-vector index): host-order POD writes, a bounds-checked reader
-// and the FNV-1a 64 checksum that guards every format against garbage and
-// truncation before anything parses it. Internal to index/.
+// codec, multi-vector index): host-order POD writes and a bounds-checked
+// reader. Internal to index/.
 #ifndef MNEMO_INDEX_BYTE_IO_H_
 #define MNEMO_INDEX_BYTE_IO_H_
 
@@ -13,16 +12,6 @@
 #include "absl/types/span.h"
 
 namespace mnemo::index::internal {
-
-// FNV-1a, 64 bit.
-inline uint64_t Checksum(const uint8_t* data, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; ++i) {
-    h ^= data[i];
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 template <typename T>
 void Put(std::vector<uint8_t>* out, const T& v) {

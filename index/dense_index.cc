@@ -36,6 +36,7 @@
 #include <limits>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <typeinfo>
 #include <utility>
@@ -44,6 +45,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "common/checksum_frame.h"
 #include "common/status_macros.h"
 #include "faiss/Index.h"
 #include "faiss/IndexFlat.h"
@@ -295,26 +297,11 @@ void BuildParams(const faiss::Index* index, faiss::IDSelector* sel, int ef,
   chain->owned.push_back(std::move(params));
 }
 
-// FNV-1a 64 catches garbage and truncation before FAISS parses anything.
-using internal::Checksum;
+// The checksum trailer (common/checksum_frame.h) catches garbage and
+// truncation before FAISS parses anything.
 using internal::ByteReader;
-
-class ByteWriter {
- public:
-  template <typename T>
-  void Put(const T& v) {
-    const auto* p = reinterpret_cast<const uint8_t*>(&v);
-    out_.insert(out_.end(), p, p + sizeof(T));
-  }
-  void PutBytes(const void* data, size_t n) {
-    const auto* p = static_cast<const uint8_t*>(data);
-    out_.insert(out_.end(), p, p + n);
-  }
-  std::vector<uint8_t>& bytes() { return out_; }
-
- private:
-  std::vector<uint8_t> out_;
-};
+using internal::Put;
+using internal::PutBytes;
 
 absl::Status DataLoss(absl::string_view why) {
   return absl::DataLossError(absl::StrCat("corrupt dense index: ", why));
@@ -552,45 +539,40 @@ class Impl final : public DenseIndex {
   }
 
   absl::StatusOr<std::vector<uint8_t>> Serialize() const override {
-    ByteWriter w;
-    w.Put(kMagic);
-    w.Put(kVersion);
-    w.Put(options_.dim);
-    w.Put(static_cast<uint32_t>(options_.metric));
-    w.Put(static_cast<uint32_t>(options_.factory.size()));
-    w.PutBytes(options_.factory.data(), options_.factory.size());
-    w.Put(static_cast<uint8_t>(trained_));
-    w.Put(static_cast<uint8_t>(layout_));
+    std::vector<uint8_t> out;
+    Put(&out, kMagic);
+    Put(&out, kVersion);
+    Put(&out, options_.dim);
+    Put(&out, static_cast<uint32_t>(options_.metric));
+    Put(&out, static_cast<uint32_t>(options_.factory.size()));
+    PutBytes(&out, options_.factory.data(), options_.factory.size());
+    Put(&out, static_cast<uint8_t>(trained_));
+    Put(&out, static_cast<uint8_t>(layout_));
     // label -> id; -1 marks dead / removed labels (the dead-id set).
-    w.Put(static_cast<uint64_t>(label_to_id_.size()));
-    w.PutBytes(label_to_id_.data(), label_to_id_.size() * sizeof(int64_t));
-    w.Put(static_cast<uint64_t>(raw_.size()));
-    w.PutBytes(raw_.data(), raw_.size() * sizeof(float));
+    Put(&out, static_cast<uint64_t>(label_to_id_.size()));
+    PutBytes(&out, label_to_id_.data(), label_to_id_.size() * sizeof(int64_t));
+    Put(&out, static_cast<uint64_t>(raw_.size()));
+    PutBytes(&out, raw_.data(), raw_.size() * sizeof(float));
     faiss::VectorIOWriter faiss_out;
     try {
       faiss::write_index(index_.get(), &faiss_out);
     } catch (const std::exception& e) {
       return absl::InternalError(absl::StrCat("FAISS write_index: ", e.what()));
     }
-    w.Put(static_cast<uint64_t>(faiss_out.data.size()));
-    w.PutBytes(faiss_out.data.data(), faiss_out.data.size());
-    const uint64_t sum = Checksum(w.bytes().data(), w.bytes().size());
-    w.Put(sum);
-    return std::move(w.bytes());
+    Put(&out, static_cast<uint64_t>(faiss_out.data.size()));
+    PutBytes(&out, faiss_out.data.data(), faiss_out.data.size());
+    AppendChecksumTrailer(&out);
+    return out;
   }
 
   // Restores the state written by Serialize into this freshly made index.
   absl::Status Load(absl::Span<const uint8_t> bytes) {
-    if (bytes.size() < sizeof(uint64_t) + 4 * sizeof(uint32_t)) {
+    if (bytes.size() < kChecksumTrailerBytes + 4 * sizeof(uint32_t)) {
       return DataLoss("too short");
     }
-    const size_t body = bytes.size() - sizeof(uint64_t);
-    uint64_t stored_sum;
-    std::memcpy(&stored_sum, bytes.data() + body, sizeof(stored_sum));
-    if (Checksum(bytes.data(), body) != stored_sum) {
-      return DataLoss("checksum mismatch");
-    }
-    ByteReader r(bytes.subspan(0, body));
+    const std::optional<absl::Span<const uint8_t>> body = StripChecksumTrailer(bytes);
+    if (!body.has_value()) return DataLoss("checksum mismatch");
+    ByteReader r(*body);
     uint32_t magic, version, dim, metric, factory_len;
     if (!r.Get(&magic) || magic != kMagic) return DataLoss("bad magic");
     if (!r.Get(&version) || version != kVersion) {

@@ -1,56 +1,31 @@
-// Metadata filters and the in-memory attribute table they are evaluated
-// against. A chunk's metadata is a JSON object; its top-level scalar fields
-// (string, number, bool) become attributes. Arrays of scalars are attributes
+// Evaluation of metadata filters (common/filter.h) and the in-memory
+// attribute table they are evaluated against. A chunk's metadata is a JSON
+// object; its top-level scalar fields (string, number, bool) become
+// attributes. Arrays of scalars are attributes
 // too: an equality / in condition matches when any element matches. Nested
 // objects and nulls are ignored.
 #ifndef MNEMO_INDEX_FILTER_H_
 #define MNEMO_INDEX_FILTER_H_
 
 #include <cstdint>
-#include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/filter.h"
 
 namespace mnemo::index {
 
-using FilterValue = std::variant<std::string, double, bool>;
-
-struct FieldCondition {
-  enum class Op { kEq, kIn, kRange };
-  std::string field;
-  Op op = Op::kEq;
-  // kEq: exactly one value; kIn: one or more values.
-  std::vector<FilterValue> values;
-  // kRange: at least one bound; numbers only.
-  std::optional<double> lower;
-  bool lower_inclusive = true;
-  std::optional<double> upper;
-  bool upper_inclusive = true;
-};
-
-// Conjunction of conditions. An empty filter matches everything.
-struct Filter {
-  std::vector<FieldCondition> all_of;
-  bool empty() const { return all_of.empty(); }
-};
-
-// Checks structure: non-empty field names, eq with one value, in with at
-// least one value, range with at least one finite bound and lower <= upper.
-// Returns INVALID_ARGUMENT naming the offending condition.
-absl::Status ValidateFilter(const Filter& filter);
-
-// Parses the JSON filter syntax used by the CLI and SDK:
-//   {"field": "value"}                   equality (string, number or bool)
-//   {"field": {"in": [v1, v2]}}          membership
-//   {"field": {"gte": 1, "lt": 5}}       numeric range (gt, gte, lt, lte)
-// Several fields are ANDed. INVALID_ARGUMENT on anything else.
-absl::StatusOr<Filter> ParseJsonFilter(absl::string_view json);
+// The filter structs and their JSON parser live in common/filter.h (one
+// grammar for the index, the server and the SDK); these names are theirs.
+using ::mnemo::filter::FieldCondition;
+using ::mnemo::filter::Filter;
+using ::mnemo::filter::FilterValue;
+using ::mnemo::filter::ParseJsonFilter;
+using ::mnemo::filter::ValidateFilter;
 
 // Scalar attributes of one record.
 using Attributes = absl::flat_hash_map<std::string, std::vector<FilterValue>>;

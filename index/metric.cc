@@ -1,28 +1,19 @@
 #include "index/metric.h"
 
+#include <optional>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/metric_names.h"
 
 namespace mnemo::index {
 
-absl::string_view MetricName(Metric metric) {
-  switch (metric) {
-    case Metric::kInnerProduct:
-      return "ip";
-    case Metric::kL2:
-      return "l2";
-    case Metric::kCosine:
-      return "cosine";
-  }
-  return "unknown";
-}
+absl::string_view MetricName(Metric metric) { return MetricNameOf(metric); }
 
 absl::StatusOr<Metric> ParseMetric(absl::string_view name) {
-  if (name == "ip") return Metric::kInnerProduct;
-  if (name == "l2") return Metric::kL2;
-  if (name == "cosine") return Metric::kCosine;
+  if (std::optional<Metric> metric = MetricFromName<Metric>(name)) return *metric;
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown metric '", name, "' (expected ip, l2 or cosine)"));
+      absl::StrCat("unknown metric '", name, "' (", kMetricNamesExpected, ")"));
 }
 
 }  // namespace mnemo::index

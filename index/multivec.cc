@@ -22,12 +22,14 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "common/checksum_frame.h"
 #include "common/status_macros.h"
 #include "index/residual_codec.h"
 
@@ -36,7 +38,6 @@ namespace {
 
 constexpr uint32_t kMagic = 0x564d4e4d;  // "MNMV" little-endian
 constexpr uint32_t kVersion = 1;
-constexpr uint32_t kMaxDim = 65536;
 constexpr int kMaxK = 100000;
 // Bounds that keep one call's memory sane: tokens per document, and query
 // tokens (the query x centroid table is m * K floats).
@@ -54,23 +55,25 @@ constexpr uint32_t kCandidatesPerK = 32;
 constexpr size_t kBlockTokens = 2048;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
+// The codec's options for these index options, with `num_centroids` (the
+// index's own may be 0, automatic).
+ResidualCodecOptions CodecOptions(const MultiVectorIndexOptions& o, uint32_t num_centroids) {
+  ResidualCodecOptions codec;
+  codec.dim = o.dim;
+  codec.nbits = o.nbits;
+  codec.num_centroids = num_centroids;
+  codec.kmeans_iterations = o.kmeans_iterations;
+  codec.max_points_per_centroid = o.max_points_per_centroid;
+  codec.seed = o.seed;
+  return codec;
+}
+
+// What passes through to the codec follows the codec's rules.
 absl::Status ValidateOptions(const MultiVectorIndexOptions& o) {
-  if (o.dim == 0 || o.dim > kMaxDim) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dim must be in [1, ", kMaxDim, "], got ", o.dim));
-  }
-  if (o.nbits != 1 && o.nbits != 2 && o.nbits != 4) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("nbits must be 1, 2 or 4, got ", o.nbits));
-  }
   if (o.num_centroids > 65536) {
     return absl::InvalidArgumentError("num_centroids must be <= 65536");
   }
-  if (o.kmeans_iterations == 0 || o.max_points_per_centroid == 0) {
-    return absl::InvalidArgumentError(
-        "kmeans_iterations and max_points_per_centroid must be >= 1");
-  }
-  return absl::OkStatus();
+  return ValidateResidualCodecOptions(CodecOptions(o, std::max(o.num_centroids, 1u)));
 }
 
 // Checks shape and values, and normalises rows into `out`.
@@ -178,7 +181,6 @@ MultiVectorSearchResult TopK(std::vector<std::pair<float, int64_t>> scored,
   return result;
 }
 
-using internal::Checksum;
 using internal::Put;
 using internal::PutBytes;
 using Reader = internal::ByteReader;
@@ -454,22 +456,18 @@ class Impl final : public MultiVectorIndex {
         PutBytes(&out, entry.raw.data(), entry.raw.size() * sizeof(float));
       }
     }
-    Put(&out, Checksum(out.data(), out.size()));
+    AppendChecksumTrailer(&out);
     return out;
   }
 
   // Restores the state written by Serialize into this fresh index.
   absl::Status Load(absl::Span<const uint8_t> bytes) {
-    if (bytes.size() < 4 * sizeof(uint32_t) + 1 + 2 * sizeof(uint64_t)) {
+    if (bytes.size() < 4 * sizeof(uint32_t) + 1 + sizeof(uint64_t) + kChecksumTrailerBytes) {
       return DataLoss("too short");
     }
-    const size_t body = bytes.size() - sizeof(uint64_t);
-    uint64_t stored_sum;
-    std::memcpy(&stored_sum, bytes.data() + body, sizeof(stored_sum));
-    if (Checksum(bytes.data(), body) != stored_sum) {
-      return DataLoss("checksum mismatch");
-    }
-    Reader r(bytes.subspan(0, body));
+    const std::optional<absl::Span<const uint8_t>> body = StripChecksumTrailer(bytes);
+    if (!body.has_value()) return DataLoss("checksum mismatch");
+    Reader r(*body);
     uint32_t magic, version, dim, nbits;
     uint8_t trained;
     if (!r.Get(&magic) || magic != kMagic) return DataLoss("bad magic");
@@ -740,15 +738,9 @@ absl::StatusOr<std::unique_ptr<ResidualCodec>> TrainMultiVectorCodec(
     return absl::InvalidArgumentError(
         "codec training needs a non-empty sample of whole tokens");
   }
-  ResidualCodecOptions copts;
-  copts.dim = options.dim;
-  copts.nbits = options.nbits;
-  copts.num_centroids = static_cast<uint32_t>(
+  const auto num_centroids = static_cast<uint32_t>(
       std::min<uint64_t>(NumCentroidsFor(options, std::max(total_tokens, n)), n));
-  copts.kmeans_iterations = options.kmeans_iterations;
-  copts.max_points_per_centroid = options.max_points_per_centroid;
-  copts.seed = options.seed;
-  return ResidualCodec::Train(copts, sample);
+  return ResidualCodec::Train(CodecOptions(options, num_centroids), sample);
 }
 
 absl::StatusOr<MultiVectorSearchResult> BruteForceMaxSim(

@@ -6,11 +6,13 @@
 #include <cmath>
 #include <cstring>
 #include <exception>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/checksum_frame.h"
 #include "common/status_macros.h"
 #include "faiss/Clustering.h"
 #include "faiss/IndexFlat.h"
@@ -27,7 +29,30 @@ constexpr uint32_t kMaxCentroids = 1u << 20;
 // Vectors assigned per FAISS search call: bounds the distance buffer.
 constexpr size_t kAssignBlock = 4096;
 
-absl::Status ValidateOptions(const ResidualCodecOptions& o) {
+absl::Status CheckVectors(absl::Span<const float> v, uint32_t dim) {
+  if (v.size() % dim != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "vector data size ", v.size(), " is not a multiple of dim ", dim));
+  }
+  for (float x : v) {
+    if (!std::isfinite(x)) {
+      return absl::InvalidArgumentError("vector contains NaN or infinity");
+    }
+  }
+  return absl::OkStatus();
+}
+
+using internal::Put;
+using internal::PutFloats;
+using Reader = internal::ByteReader;
+
+absl::Status DataLoss(absl::string_view why) {
+  return absl::DataLossError(absl::StrCat("corrupt residual codec: ", why));
+}
+
+}  // namespace
+
+absl::Status ValidateResidualCodecOptions(const ResidualCodecOptions& o) {
   if (o.dim == 0 || o.dim > kMaxDim) {
     return absl::InvalidArgumentError(
         absl::StrCat("dim must be in [1, ", kMaxDim, "], got ", o.dim));
@@ -47,30 +72,6 @@ absl::Status ValidateOptions(const ResidualCodecOptions& o) {
   }
   return absl::OkStatus();
 }
-
-absl::Status CheckVectors(absl::Span<const float> v, uint32_t dim) {
-  if (v.size() % dim != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "vector data size ", v.size(), " is not a multiple of dim ", dim));
-  }
-  for (float x : v) {
-    if (!std::isfinite(x)) {
-      return absl::InvalidArgumentError("vector contains NaN or infinity");
-    }
-  }
-  return absl::OkStatus();
-}
-
-using internal::Checksum;
-using internal::Put;
-using internal::PutFloats;
-using Reader = internal::ByteReader;
-
-absl::Status DataLoss(absl::string_view why) {
-  return absl::DataLossError(absl::StrCat("corrupt residual codec: ", why));
-}
-
-}  // namespace
 
 struct ResidualCodec::Assigner {
   explicit Assigner(uint32_t dim) : index(dim) {}
@@ -115,7 +116,7 @@ void ResidualCodec::BuildDecodeTable() {
 
 absl::StatusOr<std::unique_ptr<ResidualCodec>> ResidualCodec::Train(
     const ResidualCodecOptions& options, absl::Span<const float> sample) {
-  RETURN_IF_ERROR(ValidateOptions(options));
+  RETURN_IF_ERROR(ValidateResidualCodecOptions(options));
   RETURN_IF_ERROR(CheckVectors(sample, options.dim));
   const size_t dim = options.dim;
   const size_t n = sample.size() / dim;
@@ -355,22 +356,18 @@ absl::StatusOr<std::vector<uint8_t>> ResidualCodec::Serialize() const {
   PutFloats(&out, centroids_);
   PutFloats(&out, cutoffs_);
   PutFloats(&out, weights_);
-  Put(&out, Checksum(out.data(), out.size()));
+  AppendChecksumTrailer(&out);
   return out;
 }
 
 absl::StatusOr<std::unique_ptr<ResidualCodec>> ResidualCodec::Deserialize(
     absl::Span<const uint8_t> bytes) {
-  if (bytes.size() < 5 * sizeof(uint32_t) + sizeof(uint64_t)) {
+  if (bytes.size() < 5 * sizeof(uint32_t) + kChecksumTrailerBytes) {
     return DataLoss("too short");
   }
-  const size_t body = bytes.size() - sizeof(uint64_t);
-  uint64_t stored_sum;
-  std::memcpy(&stored_sum, bytes.data() + body, sizeof(stored_sum));
-  if (Checksum(bytes.data(), body) != stored_sum) {
-    return DataLoss("checksum mismatch");
-  }
-  Reader r(bytes.subspan(0, body));
+  const std::optional<absl::Span<const uint8_t>> body = StripChecksumTrailer(bytes);
+  if (!body.has_value()) return DataLoss("checksum mismatch");
+  Reader r(*body);
   uint32_t magic, version, dim, nbits, num_centroids;
   if (!r.Get(&magic) || magic != kMagic) return DataLoss("bad magic");
   if (!r.Get(&version) || version != kVersion) {

@@ -50,6 +50,9 @@ struct ResidualCodecOptions {
   int seed = 1234;
 };
 
+// INVALID_ARGUMENT naming the first field outside its documented range.
+absl::Status ValidateResidualCodecOptions(const ResidualCodecOptions& options);
+
 // One encoded batch: n centroid ids and n * code_size() residual bytes.
 struct ResidualCodes {
   std::vector<uint32_t> centroids;

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <istream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,7 +19,11 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "client/cli/jsonl.h"
+#include "client/cli/output.h"
 #include "client/cli/progress.h"
+#include "common/filter.h"
+#include "common/metric_names.h"
+#include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace mnemo::cli {
@@ -37,22 +42,8 @@ constexpr size_t kSnippetBytes = 96;
 // Queries per Search call for --vectors-file.
 constexpr size_t kQueriesPerCall = 1024;
 
-#define MNEMO_CLI_RETURN_IF_ERROR(expr)        \
-  do {                                         \
-    absl::Status _status = (expr);             \
-    if (!_status.ok()) return _status;         \
-  } while (0)
-
 CallOptions Unary(const GlobalOptions& g) { return UnaryCall(g); }
 CallOptions Streaming(const GlobalOptions& g) { return StreamingCall(g); }
-
-void Print(const Output& out, const std::string& text) {
-  std::fputs(text.c_str(), out.out);
-}
-
-void PrintJson(const Output& out, const json& value) {
-  Print(out, value.dump(2) + "\n");
-}
 
 // Metadata is stored as JSON text; show it as JSON when it parses.
 json MetadataToJson(const std::string& metadata_json) {
@@ -60,18 +51,6 @@ json MetadataToJson(const std::string& metadata_json) {
   json parsed = json::parse(metadata_json, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) return metadata_json;
   return parsed;
-}
-
-std::string HumanBytes(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes);
-  int unit = 0;
-  while (value >= 1024 && unit < 4) {
-    value /= 1024;
-    ++unit;
-  }
-  if (unit == 0) return absl::StrCat(bytes, " B");
-  return absl::StrFormat("%.1f %s", value, units[unit]);
 }
 
 json NamespaceToJson(const NamespaceInfo& info) {
@@ -179,28 +158,6 @@ std::string NamespaceTable(const std::vector<NamespaceInfo>& namespaces) {
   return s;
 }
 
-// One line of text, whitespace collapsed, cut at a UTF-8 boundary.
-std::string Snippet(const std::string& text) {
-  std::string flat;
-  flat.reserve(std::min(text.size(), kSnippetBytes + 8));
-  bool space = false;
-  for (char c : text) {
-    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
-      space = !flat.empty();
-      continue;
-    }
-    if (space) flat.push_back(' ');
-    space = false;
-    flat.push_back(c);
-    if (flat.size() > kSnippetBytes) break;
-  }
-  if (flat.size() <= kSnippetBytes) return flat;
-  size_t cut = kSnippetBytes;
-  while (cut > 0 && (static_cast<unsigned char>(flat[cut]) & 0xC0) == 0x80) --cut;
-  flat.resize(cut);
-  return flat + "...";
-}
-
 // The text on one line, whitespace runs collapsed to a space (no cut: the
 // server bounds its snippets).
 std::string OneLine(const std::string& text) {
@@ -217,6 +174,16 @@ std::string OneLine(const std::string& text) {
     flat.push_back(c);
   }
   return flat;
+}
+
+// One line of text, whitespace collapsed, cut at a UTF-8 boundary.
+std::string Snippet(const std::string& text) {
+  std::string flat = OneLine(text);
+  if (flat.size() <= kSnippetBytes) return flat;
+  size_t cut = kSnippetBytes;
+  while (cut > 0 && (static_cast<unsigned char>(flat[cut]) & 0xC0) == 0x80) --cut;
+  flat.resize(cut);
+  return flat + "...";
 }
 
 // Reads lines, stripping a trailing '\r'.
@@ -351,24 +318,13 @@ absl::StatusOr<SearchMode> ParseSearchMode(const std::string& name) {
 }
 
 absl::StatusOr<Metric> ParseMetric(const std::string& name) {
-  if (name == "ip" || name == "inner_product") return Metric::kInnerProduct;
-  if (name == "l2") return Metric::kL2;
-  if (name == "cosine") return Metric::kCosine;
+  if (name == "inner_product") return Metric::kInnerProduct;
+  if (std::optional<Metric> metric = MetricFromName<Metric>(name)) return *metric;
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown metric \"", name, "\" (expected ip, l2 or cosine)"));
+      absl::StrCat("unknown metric \"", name, "\" (", kMetricNamesExpected, ")"));
 }
 
-const char* MetricName(Metric metric) {
-  switch (metric) {
-    case Metric::kInnerProduct:
-      return "ip";
-    case Metric::kL2:
-      return "l2";
-    case Metric::kCosine:
-      return "cosine";
-  }
-  return "?";
-}
+const char* MetricName(Metric metric) { return MetricNameOf(metric); }
 
 absl::StatusOr<std::unique_ptr<Client>> ConnectClient(const GlobalOptions& global) {
   ClientOptions options;
@@ -466,7 +422,7 @@ absl::Status NsDrop(Client& client, const GlobalOptions& g, const NsDropOptions&
     std::getline(std::cin, answer);
     if (answer != o.name) return absl::CancelledError("not confirmed; nothing dropped");
   }
-  MNEMO_CLI_RETURN_IF_ERROR(client.DropNamespace(o.name, Unary(g)));
+  RETURN_IF_ERROR(client.DropNamespace(o.name, Unary(g)));
   if (out.json) {
     PrintJson(out, json{{"dropped", o.name}});
   } else {
@@ -628,12 +584,9 @@ absl::Status Search(Client& client, const GlobalOptions& g, const SearchOptions&
     return absl::InvalidArgumentError("the text query is empty");
   }
   if (!o.filter_json.empty()) {
-    json filter = json::parse(o.filter_json, nullptr, /*allow_exceptions=*/false);
-    if (filter.is_discarded()) {
-      return absl::InvalidArgumentError(absl::StrCat("--filter is not valid JSON: ", o.filter_json));
-    }
-    if (!filter.is_object()) {
-      return absl::InvalidArgumentError("--filter must be a JSON object");
+    // The SDK parses it again; checking here names the flag in the error.
+    if (absl::StatusOr<filter::Filter> f = filter::ParseJsonFilter(o.filter_json); !f.ok()) {
+      return Annotate(f.status(), "--filter");
     }
   }
 
@@ -858,7 +811,7 @@ absl::Status Checkpoint(Client& client, const GlobalOptions& g, const std::strin
 
 absl::Status Compact(Client& client, const GlobalOptions& g, const std::string& ns,
                      const Output& out) {
-  MNEMO_CLI_RETURN_IF_ERROR(client.Compact(ns, Unary(g)));
+  RETURN_IF_ERROR(client.Compact(ns, Unary(g)));
   if (out.json) {
     PrintJson(out, json{{"compacted", ns.empty() ? "*" : ns}});
   } else {
@@ -868,7 +821,7 @@ absl::Status Compact(Client& client, const GlobalOptions& g, const std::string& 
 }
 
 absl::Status Health(Client& client, const GlobalOptions& g, const Output& out) {
-  MNEMO_CLI_RETURN_IF_ERROR(client.HealthCheck(Unary(g)));
+  RETURN_IF_ERROR(client.HealthCheck(Unary(g)));
   if (out.json) {
     PrintJson(out, json{{"status", "SERVING"}, {"server", g.server}});
   } else {

@@ -8,13 +8,13 @@
 
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "client/cli/output.h"
 #include "mnemo/client.h"
 
 namespace mnemo::cli {
@@ -27,13 +27,6 @@ struct GlobalOptions {
   // practical limit (24 h) for a streaming upsert.
   std::optional<double> timeout_s;
   // Machine-readable output: exactly one JSON document on stdout.
-  bool json = false;
-};
-
-// Where verbs write. Borrowed streams.
-struct Output {
-  std::FILE* out = stdout;
-  std::FILE* err = stderr;
   bool json = false;
 };
 
@@ -138,13 +131,26 @@ const char* MetricName(Metric metric);
 // Connects with the global options applied.
 absl::StatusOr<std::unique_ptr<Client>> ConnectClient(const GlobalOptions& global);
 
+// The verbs. Each is `mnemo <verb>`: it validates its options
+// (INVALID_ARGUMENT naming the flag), makes its calls and writes its result
+// to `out`; the server's status passes through unchanged otherwise.
+
+// `ns create`: creates the namespace and prints its settings as stored.
+// INVALID_ARGUMENT without --dim or --encoder, or with chunking flags
+// that need an encoder.
 absl::Status NsCreate(Client& client, const GlobalOptions& g, const NsCreateOptions& o,
                       const Output& out);
+// `ns list`: a table (or JSON array) of every namespace.
 absl::Status NsList(Client& client, const GlobalOptions& g, const Output& out);
+// `ns get NAME`: one namespace's settings and counts.
 absl::Status NsGet(Client& client, const GlobalOptions& g, const std::string& name,
                    const Output& out);
+// `ns drop NAME`: asks for the name again unless --yes; FAILED_PRECONDITION
+// when it cannot ask (stdin not a terminal), CANCELLED when not confirmed.
 absl::Status NsDrop(Client& client, const GlobalOptions& g, const NsDropOptions& o,
                     const Output& out);
+// `upsert`: streams a JSONL file of chunks and documents in batches; a bad
+// line fails the whole upload, naming its line range.
 absl::Status Upsert(Client& client, const GlobalOptions& g, const UpsertOptions& o,
                     const Output& out);
 // `mnemo ingest` (ingest.cc): text files become documents of an encoder
@@ -152,18 +158,30 @@ absl::Status Upsert(Client& client, const GlobalOptions& g, const UpsertOptions&
 // sent again.
 absl::Status Ingest(Client& client, const GlobalOptions& g, const IngestOptions& o,
                     const Output& out);
+// `search`: a text query, --vector, --like CHUNK_ID or --vectors-file, in
+// one of the search modes, with an optional --filter (common/filter.h
+// syntax); prints the hits of each query.
 absl::Status Search(Client& client, const GlobalOptions& g, const SearchOptions& o,
                     const Output& out);
+// `get ID...`: prints chunks (or documents); NOT_FOUND when any id is
+// missing, after printing the ones found.
 absl::Status Get(Client& client, const GlobalOptions& g, const GetOptions& o,
                  const Output& out);
+// `delete ID...`: deletes chunks (or documents and their chunks).
 absl::Status Delete(Client& client, const GlobalOptions& g, const DeleteOptions& o,
                     const Output& out);
+// `stats NS`: the namespace's counts and sizes.
 absl::Status Stats(Client& client, const GlobalOptions& g, const std::string& ns,
                    const Output& out);
+// `checkpoint [DIR]`: has the server save its index snapshots and, given
+// DIR (relative to the caller's working directory), write a checkpoint
+// there; prints the sequence it is consistent at.
 absl::Status Checkpoint(Client& client, const GlobalOptions& g, const std::string& dir,
                         const Output& out);
+// `compact NS`: has the server compact the namespace's storage.
 absl::Status Compact(Client& client, const GlobalOptions& g, const std::string& ns,
                      const Output& out);
+// `health`: OK and "SERVING" when the server answers its health check.
 absl::Status Health(Client& client, const GlobalOptions& g, const Output& out);
 
 }  // namespace mnemo::cli

@@ -40,6 +40,7 @@
 #include "absl/strings/str_format.h"
 #include "client/cli/commands.h"
 #include "client/cli/ingest_pipeline.h"
+#include "client/cli/output.h"
 #include "client/cli/progress.h"
 #include "client/cli/text_files.h"
 #include "nlohmann/json.hpp"
@@ -529,9 +530,9 @@ absl::Status IngestPipelined(Client& client, const GlobalOptions& g, const Inges
   if (absl::Status finished = ingester.Finish(); !finished.ok()) return fail(finished);
   if (progress) progress->Finish();
   if (out.json) {
-    std::fputs((ingester.Summary().dump(2) + "\n").c_str(), out.out);
+    PrintJson(out, ingester.Summary());
   } else {
-    std::fputs(ingester.SummaryLine().c_str(), out.out);
+    Print(out, ingester.SummaryLine());
   }
   return absl::OkStatus();
 }

@@ -21,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "client/cli/output.h"
 #include "mnemo/model_fingerprint.h"
 #include "common/status_macros.h"
 #include "decoder/config.h"
@@ -38,21 +39,6 @@ using Clock = std::chrono::steady_clock;
 constexpr char kChunkFormat[] = "mnemo-kv-chunks/1";
 // Format tag of the file `kv get --out` writes.
 constexpr char kGetFormat[] = "mnemo-kv-get/1";
-
-void Print(const Output& out, const std::string& text) { std::fputs(text.c_str(), out.out); }
-void PrintJson(const Output& out, const json& value) { Print(out, value.dump(2) + "\n"); }
-
-std::string HumanBytes(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes);
-  int unit = 0;
-  while (value >= 1024 && unit < 4) {
-    value /= 1024;
-    ++unit;
-  }
-  if (unit == 0) return absl::StrCat(bytes, " B");
-  return absl::StrFormat("%.1f %s", value, units[unit]);
-}
 
 json FingerprintToJson(const ModelFingerprint& m) {
   return json{{"architecture", m.architecture}, {"n_layers", m.n_layers},
@@ -324,6 +310,13 @@ absl::StatusOr<ModelFingerprint> FingerprintFromModelDir(const std::string& dir)
   return decoder::FingerprintFromConfig(*config);
 }
 
+// The verbs, one per `mnemo kv` subcommand. Each validates its flags
+// (INVALID_ARGUMENT naming the flag), makes its calls and writes its result
+// to `out`; the server's status passes through otherwise.
+namespace {
+
+// `kv register`: the namespace's KV model (from --model-dir or
+// --fingerprint, exactly one), codec, capacity, eviction and default TTL.
 absl::Status KvRegister(Client& client, const GlobalOptions& g, const KvRegisterOptions& o,
                         const Output& out) {
   if (o.model.model_dir.empty() == o.model.fingerprint.empty()) {
@@ -347,6 +340,8 @@ absl::Status KvRegister(Client& client, const GlobalOptions& g, const KvRegister
   return absl::OkStatus();
 }
 
+// `kv put`: the chunk KV files `mnemo-decode prefill` wrote to --from;
+// FAILED_PRECONDITION when their model is not the namespace's.
 absl::Status KvPutChunks(Client& client, const GlobalOptions& g, const KvPutOptions& o,
                          const Output& out) {
   const Clock::time_point start = Clock::now();
@@ -452,6 +447,8 @@ absl::Status KvPutChunks(Client& client, const GlobalOptions& g, const KvPutOpti
   return absl::OkStatus();
 }
 
+// `kv get`: fetches chunks' KV (some layers, optionally re-rotated to
+// --positions) and prints a summary or writes --out as safetensors.
 absl::Status KvGet(Client& client, const GlobalOptions& g, const KvGetOptions& o,
                    const Output& out) {
   RETURN_IF_ERROR(NeedIds(o.ids));
@@ -531,6 +528,7 @@ absl::Status KvGet(Client& client, const GlobalOptions& g, const KvGetOptions& o
   return absl::OkStatus();
 }
 
+// `kv exists`: which of the ids have KV stored (for the given model).
 absl::Status KvExists(Client& client, const GlobalOptions& g, const KvIdsOptions& o,
                       const Output& out) {
   RETURN_IF_ERROR(NeedIds(o.ids));
@@ -554,6 +552,7 @@ absl::Status KvExists(Client& client, const GlobalOptions& g, const KvIdsOptions
   return absl::OkStatus();
 }
 
+// `kv delete`: drops the chunks' KV.
 absl::Status KvDelete(Client& client, const GlobalOptions& g, const KvIdsOptions& o,
                       const Output& out) {
   RETURN_IF_ERROR(NeedIds(o.ids));
@@ -567,6 +566,8 @@ absl::Status KvDelete(Client& client, const GlobalOptions& g, const KvIdsOptions
   return absl::OkStatus();
 }
 
+// `kv lookup --tokens`: the longest chain of stored chunks whose token ids
+// are a prefix of --tokens (prefix reuse), with the tokens it covers.
 absl::Status KvLookup(Client& client, const GlobalOptions& g, const KvLookupOptions& o,
                       const Output& out) {
   ASSIGN_OR_RETURN(std::vector<int64_t> wide, ParseIntList(o.tokens, "--tokens"));
@@ -602,6 +603,7 @@ absl::Status KvLookup(Client& client, const GlobalOptions& g, const KvLookupOpti
   return absl::OkStatus();
 }
 
+// `kv pin` / `kv unpin` (`pin` false): exempts chunks from eviction, or not.
 absl::Status KvPin(Client& client, const GlobalOptions& g, const KvIdsOptions& o, bool pin,
                    const Output& out) {
   RETURN_IF_ERROR(NeedIds(o.ids));
@@ -616,6 +618,7 @@ absl::Status KvPin(Client& client, const GlobalOptions& g, const KvIdsOptions& o
   return absl::OkStatus();
 }
 
+// `kv ttl`: sets the chunks' time to live (0 = never expire).
 absl::Status KvTtl(Client& client, const GlobalOptions& g, const KvTtlOptions& o,
                    const Output& out) {
   RETURN_IF_ERROR(NeedIds(o.ids));
@@ -633,6 +636,7 @@ absl::Status KvTtl(Client& client, const GlobalOptions& g, const KvTtlOptions& o
   return absl::OkStatus();
 }
 
+// `kv stats NS`: the KV model, codec, capacity use and error of a namespace.
 absl::Status KvStatsVerb(Client& client, const GlobalOptions& g, const std::string& ns,
                          const Output& out) {
   ASSIGN_OR_RETURN(KvStats stats, client.GetKvStats(ns, UnaryCall(g)));
@@ -644,7 +648,6 @@ absl::Status KvStatsVerb(Client& client, const GlobalOptions& g, const std::stri
   return absl::OkStatus();
 }
 
-namespace {
 
 void AddModelOptions(CLI::App* verb, KvModelSource* model, const char* when_neither) {
   CLI::Option* dir = verb->add_option(

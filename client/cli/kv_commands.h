@@ -96,26 +96,6 @@ using KvAction = std::function<absl::Status(Client&, const Output&)>;
 // action in *action; it reads *global when it runs.
 void AddKvVerbs(CLI::App& app, const GlobalOptions* global, KvAction* action);
 
-// The verbs, callable without parsing (tests).
-absl::Status KvRegister(Client& client, const GlobalOptions& g, const KvRegisterOptions& o,
-                        const Output& out);
-absl::Status KvPutChunks(Client& client, const GlobalOptions& g, const KvPutOptions& o,
-                         const Output& out);
-absl::Status KvGet(Client& client, const GlobalOptions& g, const KvGetOptions& o,
-                   const Output& out);
-absl::Status KvExists(Client& client, const GlobalOptions& g, const KvIdsOptions& o,
-                      const Output& out);
-absl::Status KvDelete(Client& client, const GlobalOptions& g, const KvIdsOptions& o,
-                      const Output& out);
-absl::Status KvLookup(Client& client, const GlobalOptions& g, const KvLookupOptions& o,
-                      const Output& out);
-absl::Status KvPin(Client& client, const GlobalOptions& g, const KvIdsOptions& o, bool pin,
-                   const Output& out);
-absl::Status KvTtl(Client& client, const GlobalOptions& g, const KvTtlOptions& o,
-                   const Output& out);
-absl::Status KvStatsVerb(Client& client, const GlobalOptions& g, const std::string& ns,
-                         const Output& out);
-
 // Parsing helpers, exposed for unit tests. INVALID_ARGUMENT naming the
 // offending piece.
 // "B:E", ":E", "B:", "" -> [begin, end) with 0 = to the last layer.

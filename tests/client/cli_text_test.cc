@@ -2,10 +2,8 @@
 // --encoder, ingest, text search) against a real mnemod started with
 // --assets-dir <repo>/.assets.
 //
-// The text tests skip (not fail) when the USE-lite assets are absent
-// (scripts/fetch_encoder), when this mnemod has no --assets-dir flag, or
-// when the server answers a text operation with UNIMPLEMENTED or "encoder
-// ... not available": the CLI is usable before the server side of text is.
+// The text tests need the USE-lite assets (scripts/fetch_encoder, or
+// MNEMO_ASSETS_DIR); without them they fail, saying so.
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -13,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -40,14 +37,6 @@ bool HaveUseLite() {
   return fs::exists(dir / "model.json") && fs::exists(dir / "vocab.json");
 }
 
-// True when a failed CLI call means "this server cannot do text (yet)"
-// rather than a bug.
-bool TextUnsupported(const CliResult& r) {
-  if (r.exit_code == 0) return false;
-  return absl::StrContains(r.err, "UNIMPLEMENTED") || absl::StrContains(r.err, "not available") ||
-         (absl::StrContains(r.err, "INVALID_ARGUMENT") && absl::StrContains(r.err, "dim"));
-}
-
 // Writes `data` to dir/rel, creating folders.
 void WriteFile(const fs::path& dir, const std::string& rel, const std::string& data) {
   fs::create_directories((dir / rel).parent_path());
@@ -72,20 +61,17 @@ constexpr char kChess[] =
 class CliTextTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    skip_reason_ = new std::string();
+    setup_error_ = new std::string();
     if (!HaveUseLite()) {
-      *skip_reason_ = absl::StrCat("USE-lite assets not found in ", AssetsDir(),
+      *setup_error_ = absl::StrCat("USE-lite assets not found in ", AssetsDir(),
                                    " (run scripts/fetch_encoder, or set MNEMO_ASSETS_DIR)");
       return;
     }
     absl::StatusOr<std::unique_ptr<MnemodProcess>> server =
         MnemodProcess::Start({"--assets-dir", AssetsDir()});
     if (!server.ok()) {
-      if (absl::StrContains(server.status().message(), "assets-dir")) {
-        *skip_reason_ = "this mnemod has no --assets-dir flag (no text support yet)";
-        return;
-      }
-      FAIL() << server.status();
+      *setup_error_ = absl::StrCat("mnemod did not start: ", server.status().ToString());
+      return;
     }
     server_ = server->release();
   }
@@ -96,12 +82,12 @@ class CliTextTest : public ::testing::Test {
       delete server_;
       server_ = nullptr;
     }
-    delete skip_reason_;
-    skip_reason_ = nullptr;
+    delete setup_error_;
+    setup_error_ = nullptr;
   }
 
   void SetUp() override {
-    if (!skip_reason_->empty()) GTEST_SKIP() << *skip_reason_;
+    ASSERT_TRUE(setup_error_->empty()) << *setup_error_;
     ASSERT_NE(server_, nullptr) << "mnemod did not start";
     absl::StatusOr<std::string> dir = testing::MakeTempDir("mnemo-cli-text");
     ASSERT_TRUE(dir.ok()) << dir.status();
@@ -110,17 +96,9 @@ class CliTextTest : public ::testing::Test {
 
     CliResult r = Mnemo({"ns", "create", ns_, "--encoder", "use-lite", "--chunk-tokens", "32",
                          "--chunk-overlap", "4", "--json"});
-    if (TextUnsupported(r)) {
-      // The rest of the suite would meet the same answer: skip it at once.
-      *skip_reason_ = absl::StrCat("the server cannot create a text namespace: ", r.err);
-      GTEST_SKIP() << *skip_reason_;
-    }
     ASSERT_EQ(r.exit_code, 0) << r;
     json created = ParseJson(r);
-    if (created["encoder"] != "use-lite") {
-      *skip_reason_ = absl::StrCat("the server ignored --encoder (no text support yet): ", r.out);
-      GTEST_SKIP() << *skip_reason_;
-    }
+    ASSERT_EQ(created["encoder"], "use-lite") << r.out;
     EXPECT_EQ(created["dim"], 512);
     EXPECT_EQ(created["chunk_max_tokens"], 32);
     EXPECT_EQ(created["chunk_overlap_tokens"], 4);
@@ -145,14 +123,9 @@ class CliTextTest : public ::testing::Test {
     return RunMnemo(work_dir_, args, stdin_path);
   }
 
-  // Ingests the corpus folder; skips the test when the server cannot embed.
+  // Ingests the corpus folder.
   json Ingest() {
     CliResult r = Mnemo({"ingest", corpus_.string(), "--ns", ns_, "--json"});
-    if (TextUnsupported(r)) {
-      *skip_reason_ = absl::StrCat("the server cannot embed text: ", r.err);
-      skipped_ = true;
-      return json();
-    }
     EXPECT_EQ(r.exit_code, 0) << r;
     last_err_ = r.err;
     return ParseJson(r);
@@ -174,20 +147,19 @@ class CliTextTest : public ::testing::Test {
   }
 
   static MnemodProcess* server_;
-  static std::string* skip_reason_;
+  // Why the suite's server could not start; empty when it did.
+  static std::string* setup_error_;
   std::string work_dir_;
   std::string ns_;
   fs::path corpus_;
-  bool skipped_ = false;
   std::string last_err_;
 };
 
 MnemodProcess* CliTextTest::server_ = nullptr;
-std::string* CliTextTest::skip_reason_ = nullptr;
+std::string* CliTextTest::setup_error_ = nullptr;
 
 TEST_F(CliTextTest, IngestSkipsBinaryReRunIsUnchangedAndAChangedFileIsReplaced) {
   json first = Ingest();
-  if (skipped_) GTEST_SKIP() << "the server cannot embed text yet";
   EXPECT_EQ(first["ingested"], 3) << first.dump(2);
   EXPECT_EQ(first["skipped"], 1);
   EXPECT_EQ(first["unchanged"], 0);
@@ -220,7 +192,6 @@ TEST_F(CliTextTest, IngestSkipsBinaryReRunIsUnchangedAndAChangedFileIsReplaced) 
 
 TEST_F(CliTextTest, EveryModeFindsTheRightDocumentFirst) {
   Ingest();
-  if (skipped_) GTEST_SKIP() << "the server cannot embed text yet";
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"lava eruption of the volcano", "geo/volcano.md#"},
       {"chess openings and checkmate", "games/chess.html#"},
@@ -240,7 +211,6 @@ TEST_F(CliTextTest, EveryModeFindsTheRightDocumentFirst) {
 
 TEST_F(CliTextTest, HighlightMarksTheQueryTerms) {
   Ingest();
-  if (skipped_) GTEST_SKIP() << "the server cannot embed text yet";
   json hit = TopHit("volcano lava", {"--mode", "hybrid", "--highlight"});
   EXPECT_THAT(hit.value("snippet", ""), HasSubstr("[[")) << hit.dump(2);
 
@@ -254,10 +224,6 @@ TEST_F(CliTextTest, IngestFromStdin) {
   const std::string input = work_dir_ + "/note.txt";
   WriteFile(work_dir_, "note.txt", "A note about telescopes and distant galaxies.\n");
   CliResult r = Mnemo({"ingest", "-", "--ns", ns_, "--stdin-id", "note-1", "--json"}, input);
-  if (TextUnsupported(r)) {
-    *skip_reason_ = absl::StrCat("the server cannot embed text: ", r.err);
-    GTEST_SKIP() << *skip_reason_;
-  }
   ASSERT_EQ(r.exit_code, 0) << r;
   EXPECT_EQ(ParseJson(r)["ingested"], 1);
   json hit = TopHit("telescopes", {"--mode", "bm25"});

@@ -7,15 +7,12 @@
 #include <stdexcept>
 
 #include "absl/strings/str_cat.h"
+#include "common/hash.h"
 
 namespace mnemo::db::test {
 
 std::vector<float> VectorFor(absl::string_view id, int dim) {
-  uint64_t h = 1469598103934665603ull;
-  for (char c : id) {
-    h ^= static_cast<uint8_t>(c);
-    h *= 1099511628211ull;
-  }
+  uint64_t h = Fnv1a(id, kFnv1aStoredBasis);
   std::vector<float> v(dim);
   for (int i = 0; i < dim; ++i) {
     // splitmix64 step
