@@ -61,24 +61,35 @@ function(mnemo_apply_warnings target)
 endfunction()
 
 # mnemo_cc_library(NAME name SRCS ... DEPS ... [PRIVATE_DEPS ...]
-#                  [EXPORT_NAME name])
+#                  [PUBLIC_INCLUDES dir...] [EXPORT_NAME name])
 # DEPS are linked PUBLIC (their headers reach this library's users),
 # PRIVATE_DEPS privately (a static library still passes them to the final
 # link, but not their include directories). The folder's include/ directory,
 # when present, holds installed public headers: exposed PUBLIC in the build
-# tree and as <prefix>/include once installed. EXPORT_NAME names the target
-# in the installed package (mnemo::<name>).
+# tree (whether or not PUBLIC_INCLUDES names it) and as <prefix>/include
+# once installed. PUBLIC_INCLUDES adds other build-tree include directories.
+# EXPORT_NAME names the target in the installed package (mnemo::<name>).
 function(mnemo_cc_library)
-  cmake_parse_arguments(ARG "" "NAME;EXPORT_NAME" "SRCS;DEPS;PRIVATE_DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "NAME;EXPORT_NAME" "SRCS;DEPS;PRIVATE_DEPS;PUBLIC_INCLUDES" ${ARGN})
+  if(ARG_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "mnemo_cc_library(${ARG_NAME}): unknown arguments ${ARG_UNPARSED_ARGUMENTS}")
+  endif()
   add_library(${ARG_NAME} STATIC ${ARG_SRCS})
   mnemo_add_own_folder(${ARG_NAME} PUBLIC)
   # Adding include/ later must reconfigure: watch the folder itself.
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${CMAKE_CURRENT_SOURCE_DIR}")
-  if(IS_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}/include")
+  set(public_include "${CMAKE_CURRENT_SOURCE_DIR}/include")
+  if(IS_DIRECTORY "${public_include}")
     target_include_directories(${ARG_NAME} PUBLIC
-      "$<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>"
+      "$<BUILD_INTERFACE:${public_include}>"
       "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>")
   endif()
+  foreach(dir IN LISTS ARG_PUBLIC_INCLUDES)
+    get_filename_component(dir "${dir}" ABSOLUTE)
+    if(NOT dir STREQUAL public_include)
+      target_include_directories(${ARG_NAME} PUBLIC "$<BUILD_INTERFACE:${dir}>")
+    endif()
+  endforeach()
   target_link_libraries(${ARG_NAME} PUBLIC ${ARG_DEPS})
   if(ARG_PRIVATE_DEPS)
     target_link_libraries(${ARG_NAME} PRIVATE ${ARG_PRIVATE_DEPS})
