@@ -1,3 +1,4 @@
+// The SDK's JSON filter to wire Filter conversion (see json_filter.h).
 #include "client/json_filter.h"
 
 #include <string>

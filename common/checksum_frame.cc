@@ -1,3 +1,4 @@
+// The checksum trailer of self-checking blobs (see checksum_frame.h).
 #include "common/checksum_frame.h"
 
 #include <cstring>

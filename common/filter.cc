@@ -1,3 +1,4 @@
+// The metadata filter structs and the parser of their JSON syntax (see filter.h).
 #include "common/filter.h"
 
 #include <cmath>

@@ -1,3 +1,4 @@
+// IEEE binary16 and bfloat16 conversions (see half.h).
 #include "common/half.h"
 
 #include <bit>

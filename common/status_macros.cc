@@ -1,3 +1,4 @@
+// Local status propagation macros (see status_macros.h).
 #include "common/status_macros.h"
 
 #include "absl/strings/str_cat.h"

@@ -1,3 +1,4 @@
+// Okapi BM25 over token ids with postings in RocksDB (see bm25.h).
 #include "db/bm25.h"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// The key layout of mnemo's RocksDB column families (see keys.h).
 #include "db/keys.h"
 
 #include "absl/strings/str_cat.h"

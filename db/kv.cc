@@ -1,3 +1,4 @@
+// Validation of the KV cache configuration of a namespace (see kv.h).
 #include "db/kv.h"
 
 #include <cmath>

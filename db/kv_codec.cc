@@ -1,3 +1,4 @@
+// The self-describing codec of one stored KV-cache tensor (see kv_codec.h).
 #include "db/kv_codec.h"
 
 #include "common/half.h"

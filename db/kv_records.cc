@@ -1,3 +1,4 @@
+// Keys and values of the chunk KV caches (see kv_records.h).
 #include "db/kv_records.h"
 
 #include <cstring>

@@ -1,3 +1,4 @@
+// In-memory state of a namespace's chunk KV caches (see kv_space.h).
 #include "db/kv_space.h"
 
 #include <algorithm>

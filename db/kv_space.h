@@ -2,7 +2,7 @@
 // (with size, expiry, pin and token hash), the eviction order, the prefix
 // lookup table and the counters KvStats reports. Rebuilt on open from the
 // kv CF's chunk records, updated after each committed KV write; the rows
-// themselves are written by the store (db/store_impl.cc).
+// themselves are written by the store (db/kv_store.cc).
 //
 // Thread safety: every method locks the space's own mutex. The store
 // additionally holds the namespace's writer lock across plan, commit and

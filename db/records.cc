@@ -1,3 +1,4 @@
+// Encodings of stored values and index snapshot files (see records.h).
 #include "db/records.h"
 
 #include "common/half.h"

@@ -1,3 +1,4 @@
+// Text support of the store: built-in encoders via the text plugin, snippets (see text.h).
 #include "db/text.h"
 
 #include <dlfcn.h>

@@ -1,5 +1,5 @@
 // Text support of the store: the built-in encoders and the snippet
-// highlighter. Used by store_impl.cc; exposed for tests.
+// highlighter. Used by the write path and search; exposed for tests.
 //
 // Why a plugin: Debian's libsentencepiece bundles its own copy of
 // protobuf-lite and exports those symbols. A process that also links

@@ -1,3 +1,4 @@
+// The `mnemo` admin CLI's argument parsing and dispatch (see cli.h).
 #include "client/cli/cli.h"
 
 #include <cstdio>

@@ -1,3 +1,4 @@
+// The core verbs of the `mnemo` admin CLI over the SDK (see commands.h).
 #include "client/cli/commands.h"
 
 #include <unistd.h>

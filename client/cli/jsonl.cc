@@ -1,3 +1,4 @@
+// Parser of the JSONL record format of `mnemo upsert` (see jsonl.h).
 #include "client/cli/jsonl.h"
 
 #include <cmath>

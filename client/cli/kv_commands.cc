@@ -1,3 +1,4 @@
+// The `mnemo kv ...` verbs: chunk KV caches over the SDK (see kv_commands.h).
 #include "client/cli/kv_commands.h"
 
 #include <algorithm>

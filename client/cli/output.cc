@@ -1,3 +1,4 @@
+// Output helpers shared by every `mnemo` CLI verb (see output.h).
 #include "client/cli/output.h"
 
 #include "absl/strings/str_cat.h"

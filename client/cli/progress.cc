@@ -1,3 +1,4 @@
+// The one-line progress bar of long CLI operations (see progress.h).
 #include "client/cli/progress.h"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// Reading text corpora for `mnemo ingest` (see text_files.h).
 #include "client/cli/text_files.h"
 
 #include <openssl/evp.h>

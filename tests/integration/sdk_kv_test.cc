@@ -711,7 +711,7 @@ TEST_F(KvCapacityTest, FifoEvictsTheOldestPutEvenIfRead) {
 // Changing a chunk's retention (pin, TTL) is neither a put nor a read, so it
 // must not move the chunk in the eviction order.
 //
-// SERVER BUG (db/store_impl.cc, StoreImpl::SetKvRetention: it ends with
+// Regression of a fixed bug (then in StoreImpl::SetKvRetention, now db/kv_store.cc: it ended with
 // kv->Put(id, entry) for every updated chunk, and KvSpace::Put (db/kv_space.cc)
 // calls policy_->Add(id), which moves the chunk to the back of the order): a
 // TTL or pin change makes the chunk the most recently put, so here b is
