@@ -2,8 +2,8 @@
 // mnemod, with chunk KV computed by the real `mnemo-decode prefill` of the
 // committed reference model (decoder/models/mnemo-ref-4m).
 //
-// Skips (not fails) when the model directory or the mnemo-decode binary is
-// absent.
+// Fails (a test skips only for a missing GPU) when the model directory or
+// the mnemo-decode binary is absent.
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -39,13 +39,13 @@ class CliKvTest : public ::testing::Test {
  protected:
   // One prefill for the suite: mnemo-decode is the slow part.
   static void SetUpTestSuite() {
-    skip_reason_ = new std::string();
+    missing_reason_ = new std::string();
     if (!fs::exists(fs::path(kModelDir) / "config.json")) {
-      *skip_reason_ = absl::StrCat("model directory ", kModelDir, " is absent");
+      *missing_reason_ = absl::StrCat("model directory ", kModelDir, " is absent");
       return;
     }
     if (!fs::exists(testing::BinDir() + "/mnemo-decode")) {
-      *skip_reason_ = absl::StrCat("no mnemo-decode in ", testing::BinDir(),
+      *missing_reason_ = absl::StrCat("no mnemo-decode in ", testing::BinDir(),
                                    " (build the mnemo_decode target)");
       return;
     }
@@ -69,14 +69,14 @@ class CliKvTest : public ::testing::Test {
     }
     delete suite_dir_;
     delete manifest_;
-    delete skip_reason_;
+    delete missing_reason_;
     suite_dir_ = nullptr;
     manifest_ = nullptr;
-    skip_reason_ = nullptr;
+    missing_reason_ = nullptr;
   }
 
   void SetUp() override {
-    if (!skip_reason_->empty()) GTEST_SKIP() << *skip_reason_;
+    if (!missing_reason_->empty()) GTEST_FAIL() << *missing_reason_;
     ASSERT_NE(manifest_, nullptr) << "prefill failed";
     absl::StatusOr<std::string> dir = testing::MakeTempDir("mnemo-cli-kv-test");
     ASSERT_TRUE(dir.ok()) << dir.status();
@@ -126,7 +126,7 @@ class CliKvTest : public ::testing::Test {
 
   std::string DocDir() const { return *suite_dir_ + "/doc"; }
 
-  static inline std::string* skip_reason_ = nullptr;
+  static inline std::string* missing_reason_ = nullptr;
   static inline std::string* suite_dir_ = nullptr;
   static inline json* manifest_ = nullptr;
   std::string work_dir_;

@@ -1,7 +1,7 @@
 // Late interaction in the store (issue 3, multi-vector): token vectors of
 // every chunk in the multivec CF, the per-namespace codec, recovery on
 // open, replace / delete / drop, and SearchMode::kLateInteraction against
-// brute-force MaxSim. Tests that need the USE-lite weights skip without
+// brute-force MaxSim. Tests that need the USE-lite weights fail without
 // them.
 #include <cmath>
 #include <cstdlib>
@@ -38,7 +38,7 @@ bool HaveUseLite() {
   return fs::exists(dir / "model.json") && fs::exists(dir / "vocab.json");
 }
 
-constexpr char kSkip[] =
+constexpr char kMissingAssets[] =
     "USE-lite assets not found (run scripts/fetch_encoder, or set MNEMO_ASSETS_DIR)";
 
 // Short documents on distinct topics: one chunk each with 24-token windows,
@@ -74,7 +74,7 @@ Document Doc(const std::string& id, const std::string& text, const std::string& 
 class LateInteractionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!HaveUseLite()) GTEST_SKIP() << kSkip;
+    if (!HaveUseLite()) GTEST_FAIL() << kMissingAssets;
     dir_ = test::MakeTempDir("late-interaction");
     options_.snapshot_every_ops = 0;
     options_.encoder_dir = AssetsDir();

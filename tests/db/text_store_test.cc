@@ -1,6 +1,6 @@
 // Text in the store: encoder namespaces, server-side chunking and
 // embedding, BM25, hybrid search and snippets (issue 3). Tests that need
-// the USE-lite weights skip when .assets/use-lite is absent.
+// the USE-lite weights fail when .assets/use-lite is absent.
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -36,7 +36,7 @@ bool HaveUseLite() {
   return fs::exists(dir / "model.json") && fs::exists(dir / "vocab.json");
 }
 
-constexpr char kSkip[] =
+constexpr char kMissingAssets[] =
     "USE-lite assets not found (run scripts/fetch_encoder, or set MNEMO_ASSETS_DIR)";
 
 // Five sentences on different topics; with 24-token windows the document
@@ -242,7 +242,7 @@ TEST(TextRecordsTest, ChunkSourceRangeRoundTripsAndOldRecordsStillRead) {
 class TextStoreAssetsTest : public TextStoreTest {
  protected:
   void SetUp() override {
-    if (!HaveUseLite()) GTEST_SKIP() << kSkip;
+    if (!HaveUseLite()) GTEST_FAIL() << kMissingAssets;
     TextStoreTest::SetUp();
     CreateTextNs();
   }

@@ -111,7 +111,7 @@ class ChunkKvTest : public ::testing::Test {
   }
   void SetUp() override {
     if (!testing::ReferenceModelPresent()) {
-      GTEST_SKIP() << "reference model directory " << testing::ReferenceModelDir()
+      GTEST_FAIL() << "reference model directory " << testing::ReferenceModelDir()
                    << " is absent (export it with decoder/train/export.py)";
     }
     ASSERT_NE(model_, nullptr);

@@ -128,7 +128,7 @@ class DecodeCliModelTest : public DecodeCliTest {
  protected:
   void SetUp() override {
     if (!testing::ReferenceModelPresent()) {
-      GTEST_SKIP() << "reference model directory " << testing::ReferenceModelDir() << " is absent";
+      GTEST_FAIL() << "reference model directory " << testing::ReferenceModelDir() << " is absent";
     }
     dir_ = testing::ReferenceModelDir();
     auto m = Model::Load(dir_);

@@ -54,7 +54,7 @@ class SentenceEncoderTest : public ::testing::Test {
     load_error_ = nullptr;
   }
   void SetUp() override {
-    if (!test::HaveUseLite()) GTEST_SKIP() << test::kMissingAssets;
+    if (!test::HaveUseLite()) GTEST_FAIL() << test::kMissingAssets;
     ASSERT_EQ(load_error_, nullptr) << *load_error_;
     ASSERT_NE(encoder_, nullptr);
   }
@@ -254,7 +254,7 @@ TEST(SentenceEncoderLoadTest, EmptyDirectoryIsNotFound) {
 class DamagedModelTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!test::HaveUseLite()) GTEST_SKIP() << test::kMissingAssets;
+    if (!test::HaveUseLite()) GTEST_FAIL() << test::kMissingAssets;
     // One folder per test and process: ctest runs the cases in parallel.
     dir_ = fs::path(::testing::TempDir()) /
            absl::StrCat("use_lite_damaged_",

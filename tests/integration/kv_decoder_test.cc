@@ -9,7 +9,7 @@
 // the agreement with a full sequential prefill (the gap chunk-independent
 // contexts have; not asserted).
 //
-// Skips when the committed model or the mnemo-decode binary is absent.
+// Fails when the committed model or the mnemo-decode binary is absent.
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -77,10 +77,10 @@ size_t Agreement(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
 class KvDecoderTest : public ::testing::TestWithParam<KvCodec> {
  protected:
   static void SetUpTestSuite() {
-    skip_ = new std::string();
+    missing_ = new std::string();
     const std::string decode = testing::BinDir() + "/mnemo-decode";
     if (!fs::exists(fs::path(kModelDir) / "config.json") || !fs::exists(decode)) {
-      *skip_ = absl::StrCat("needs ", kModelDir, "/config.json and ", decode);
+      *missing_ = absl::StrCat("needs ", kModelDir, "/config.json and ", decode);
       return;
     }
     auto dir = testing::MakeTempDir("mnemo-kv-decoder");
@@ -108,14 +108,14 @@ class KvDecoderTest : public ::testing::TestWithParam<KvCodec> {
     }
     delete dir_;
     delete model_;
-    delete skip_;
+    delete missing_;
     dir_ = nullptr;
     model_ = nullptr;
-    skip_ = nullptr;
+    missing_ = nullptr;
   }
 
   void SetUp() override {
-    if (!skip_->empty()) GTEST_SKIP() << *skip_;
+    if (!missing_->empty()) GTEST_FAIL() << *missing_;
     ASSERT_NE(model_, nullptr);
     std::ifstream in(*dir_ + "/doc/manifest.json");
     const json manifest = json::parse(in);
@@ -157,7 +157,7 @@ class KvDecoderTest : public ::testing::TestWithParam<KvCodec> {
     }
   }
 
-  static std::string* skip_;
+  static std::string* missing_;
   static std::string* dir_;
   static decoder::Model* model_;
   std::vector<decoder::ChunkKv> chunks_;
@@ -167,7 +167,7 @@ class KvDecoderTest : public ::testing::TestWithParam<KvCodec> {
   std::unique_ptr<Client> client_;
 };
 
-std::string* KvDecoderTest::skip_ = nullptr;
+std::string* KvDecoderTest::missing_ = nullptr;
 std::string* KvDecoderTest::dir_ = nullptr;
 decoder::Model* KvDecoderTest::model_ = nullptr;
 

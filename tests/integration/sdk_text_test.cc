@@ -1,7 +1,7 @@
 // Text end to end over gRPC: an encoder namespace created through the SDK
 // on a real mnemod started with --assets-dir, documents upserted as text,
 // text search in every mode with highlighted snippets, and the bad-input
-// cases of issue 3. Skips when the USE-lite assets are absent.
+// cases of issue 3. Fails when the USE-lite assets are absent.
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -63,7 +63,7 @@ class SdkTextTest : public ::testing::Test {
 
   void CreateTextNamespace() {
     if (!HaveUseLite()) {
-      GTEST_SKIP() << "USE-lite assets not found (run scripts/fetch_encoder, or set "
+      GTEST_FAIL() << "USE-lite assets not found (run scripts/fetch_encoder, or set "
                       "MNEMO_ASSETS_DIR)";
     }
     NamespaceConfig config;
@@ -112,7 +112,7 @@ MnemodProcess* SdkTextTest::server_ = nullptr;
 
 TEST_F(SdkTextTest, TextSearchInEveryModeWithHighlight) {
   CreateTextNamespace();
-  if (IsSkipped() || HasFatalFailure()) return;
+  if (HasFatalFailure()) return;
   UpsertCorpus();
   for (SearchMode mode : {SearchMode::kDense, SearchMode::kBm25, SearchMode::kHybridRrf,
                           SearchMode::kHybridWeighted, SearchMode::kLateInteraction}) {
@@ -138,7 +138,7 @@ TEST_F(SdkTextTest, TextSearchInEveryModeWithHighlight) {
 
 TEST_F(SdkTextTest, DenseTextSearchFindsParaphrase) {
   CreateTextNamespace();
-  if (IsSkipped() || HasFatalFailure()) return;
+  if (HasFatalFailure()) return;
   UpsertCorpus();
   SearchRequest req;
   req.ns = ns_;
@@ -155,7 +155,7 @@ TEST_F(SdkTextTest, DenseTextSearchFindsParaphrase) {
 
 TEST_F(SdkTextTest, FilterAppliesToTextSearch) {
   CreateTextNamespace();
-  if (IsSkipped() || HasFatalFailure()) return;
+  if (HasFatalFailure()) return;
   UpsertCorpus();
   SearchRequest req;
   req.ns = ns_;
@@ -186,7 +186,7 @@ TEST_F(SdkTextTest, TextInNamespaceWithoutEncoderIsFailedPrecondition) {
 
 TEST_F(SdkTextTest, EmptyDocumentTextIsInvalidArgument) {
   CreateTextNamespace();
-  if (IsSkipped() || HasFatalFailure()) return;
+  if (HasFatalFailure()) return;
   std::vector<Document> docs = {{"d", "  \n ", ""}};
   EXPECT_EQ(client_->Upsert(ns_, docs, {}).status().code(), absl::StatusCode::kInvalidArgument);
 }
@@ -201,7 +201,7 @@ TEST_F(SdkTextTest, UnknownEncoderIsInvalidArgument) {
 
 TEST_F(SdkTextTest, TextAndVectorQueriesTogetherIsInvalidArgument) {
   CreateTextNamespace();
-  if (IsSkipped() || HasFatalFailure()) return;
+  if (HasFatalFailure()) return;
   SearchRequest req;
   req.ns = ns_;
   req.text_queries = {"hello"};
@@ -229,7 +229,7 @@ TEST_F(SdkTextTest, UnknownModeOverGrpcIsInvalidArgument) {
 
 TEST_F(SdkTextTest, LateInteractionIsOnByDefaultAndReported) {
   CreateTextNamespace();
-  if (IsSkipped() || HasFatalFailure()) return;
+  if (HasFatalFailure()) return;
   UpsertCorpus();
   auto info = client_->GetNamespace(ns_);
   ASSERT_TRUE(info.ok()) << info.status();
@@ -242,7 +242,7 @@ TEST_F(SdkTextTest, LateInteractionIsOnByDefaultAndReported) {
 }
 
 TEST_F(SdkTextTest, LateInteractionSearchWithFilterAndTrainedCodec) {
-  if (!HaveUseLite()) GTEST_SKIP() << "USE-lite assets not found";
+  if (!HaveUseLite()) GTEST_FAIL() << "USE-lite assets not found";
   NamespaceConfig config;
   config.name = ns_;
   config.encoder = "use-lite";
@@ -284,7 +284,7 @@ TEST_F(SdkTextTest, LateInteractionSearchWithFilterAndTrainedCodec) {
 
 TEST_F(SdkTextTest, VectorQueryInLateModeIsInvalidArgument) {
   CreateTextNamespace();
-  if (IsSkipped() || HasFatalFailure()) return;
+  if (HasFatalFailure()) return;
   SearchRequest req;
   req.ns = ns_;
   req.dim = 512;
@@ -318,7 +318,7 @@ TEST_F(SdkTextTest, LateInteractionWithoutEncoderIsInvalidArgument) {
 }
 
 TEST_F(SdkTextTest, LateModeWithLateInteractionOffIsFailedPrecondition) {
-  if (!HaveUseLite()) GTEST_SKIP() << "USE-lite assets not found";
+  if (!HaveUseLite()) GTEST_FAIL() << "USE-lite assets not found";
   NamespaceConfig config;
   config.name = ns_;
   config.encoder = "use-lite";
@@ -338,7 +338,7 @@ TEST_F(SdkTextTest, LateModeWithLateInteractionOffIsFailedPrecondition) {
 
 TEST_F(SdkTextTest, ReupsertReplacesDocumentChunks) {
   CreateTextNamespace();
-  if (IsSkipped() || HasFatalFailure()) return;
+  if (HasFatalFailure()) return;
   UpsertCorpus();
   std::vector<Document> docs = {{"quokka", "Hedgehogs eat beetles at night.", ""}};
   ASSERT_TRUE(client_->Upsert(ns_, docs, {}).ok());
