@@ -10,6 +10,7 @@
 #include "absl/strings/string_view.h"
 #include "common/status_macros.h"
 #include "db/keys.h"
+#include "index/fusion.h"
 #include "rocksdb/db.h"
 #include "rocksdb/iterator.h"
 #include "rocksdb/options.h"
@@ -455,18 +456,7 @@ absl::StatusOr<std::vector<std::pair<int64_t, float>>> Bm25Index::Search(
     }
   }
 
-  std::vector<std::pair<int64_t, double>> ranked(scores.begin(), scores.end());
-  auto better = [](const std::pair<int64_t, double>& a, const std::pair<int64_t, double>& b) {
-    if (a.second != b.second) return a.second > b.second;
-    return a.first < b.first;
-  };
-  const size_t keep = std::min(ranked.size(), static_cast<size_t>(k));
-  std::partial_sort(ranked.begin(), ranked.begin() + keep, ranked.end(), better);
-  result.reserve(keep);
-  for (size_t r = 0; r < keep; ++r) {
-    result.emplace_back(ranked[r].first, static_cast<float>(ranked[r].second));
-  }
-  return result;
+  return index::TopKByScore(scores, static_cast<int>(k));
 }
 
 }  // namespace mnemo::db

@@ -10,10 +10,9 @@
 #include "absl/strings/str_cat.h"
 
 namespace mnemo::index {
-namespace {
 
-// Best k of `scores` by descending score, ties by ascending id.
-std::vector<ScoredId> TopK(const absl::flat_hash_map<int64_t, double>& scores, int k) {
+std::vector<ScoredId> TopKByScore(const absl::flat_hash_map<int64_t, double>& scores, int k) {
+  if (k < 1) return {};
   std::vector<std::pair<int64_t, double>> ranked(scores.begin(), scores.end());
   auto better = [](const std::pair<int64_t, double>& a, const std::pair<int64_t, double>& b) {
     if (a.second != b.second) return a.second > b.second;
@@ -28,8 +27,6 @@ std::vector<ScoredId> TopK(const absl::flat_hash_map<int64_t, double>& scores, i
   }
   return out;
 }
-
-}  // namespace
 
 absl::StatusOr<std::vector<ScoredId>> ReciprocalRankFusion(
     const std::vector<std::vector<int64_t>>& ranked_lists, int k, int rrf_k) {
@@ -49,7 +46,7 @@ absl::StatusOr<std::vector<ScoredId>> ReciprocalRankFusion(
       scores[id] += 1.0 / (static_cast<double>(rrf_k) + static_cast<double>(pos + 1));
     }
   }
-  return TopK(scores, k);
+  return TopKByScore(scores, k);
 }
 
 absl::StatusOr<std::vector<ScoredId>> WeightedFusion(absl::Span<const WeightedList> lists,
@@ -95,7 +92,7 @@ absl::StatusOr<std::vector<ScoredId>> WeightedFusion(absl::Span<const WeightedLi
       scores[id] += list.weight * norm;
     }
   }
-  return TopK(scores, k);
+  return TopKByScore(scores, k);
 }
 
 }  // namespace mnemo::index

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 
@@ -23,6 +24,11 @@ namespace mnemo::index {
 
 // (id, score) as returned by the indexes and by fusion.
 using ScoredId = std::pair<int64_t, float>;
+
+// The best k of `scores` by descending score, ties by ascending id (the
+// order every ranked list of mnemo uses). Empty for k < 1.
+[[nodiscard]] std::vector<ScoredId> TopKByScore(
+    const absl::flat_hash_map<int64_t, double>& scores, int k);
 
 // Reciprocal rank fusion (Cormack et al. 2009):
 //   fused(d) = sum over lists L containing d of 1 / (rrf_k + rank_L(d)),
