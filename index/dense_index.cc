@@ -65,6 +65,7 @@
 #include "faiss/index_factory.h"
 #include "faiss/index_io.h"
 #include "faiss/utils/distances.h"
+#include "index/ef_search_gate.h"
 #include "index/exact_search.h"
 
 namespace mnemo::index {
@@ -102,6 +103,14 @@ float PadScore(Metric metric) {
 
 faiss::MetricType FaissMetric(Metric metric) {
   return metric == Metric::kL2 ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT;
+}
+
+// The HNSW graph under any pre-transforms, or null.
+faiss::IndexHNSW* FindHnsw(faiss::Index* index) {
+  while (auto* pre = dynamic_cast<faiss::IndexPreTransform*>(index)) {
+    index = pre->index;
+  }
+  return dynamic_cast<faiss::IndexHNSW*>(index);
 }
 
 faiss::IndexIVF* FindIvf(faiss::Index* index) {
@@ -463,6 +472,12 @@ class Impl final : public DenseIndex {
     const bool use_sel = filter != nullptr || has_dead;
     const bool has_knobs = FindIvf(index_.get()) != nullptr ||
                            dynamic_cast<const faiss::IndexHNSW*>(index_.get());
+    // FAISS 1.7.3 reads efSearch from the graph, not from the parameters:
+    // the gate puts this call's value there for as long as the search runs.
+    std::optional<EfSearchGate::Pass> ef_pass;
+    if (faiss::IndexHNSW* hnsw = FindHnsw(index_.get())) {
+      ef_pass.emplace(ef_gate_.Enter(&hnsw->hnsw.efSearch, ef));
+    }
     ParamChain chain;
     if ((use_sel && HonoursSelector(index_.get())) || has_knobs) {
       BuildParams(index_.get(), use_sel ? &selector : nullptr, ef, nprobe,
@@ -539,6 +554,13 @@ class Impl final : public DenseIndex {
   }
 
   absl::StatusOr<std::vector<uint8_t>> Serialize() const override {
+    // FAISS writes the graph's efSearch too: hold it at the default so the
+    // bytes do not depend on the last search, and no search writes it while
+    // it is read.
+    std::optional<EfSearchGate::Pass> ef_pass;
+    if (faiss::IndexHNSW* hnsw = FindHnsw(index_.get())) {
+      ef_pass.emplace(ef_gate_.Enter(&hnsw->hnsw.efSearch, kDefaultEfSearch));
+    }
     std::vector<uint8_t> out;
     Put(&out, kMagic);
     Put(&out, kVersion);
@@ -690,6 +712,10 @@ class Impl final : public DenseIndex {
 
  private:
   explicit Impl(DenseIndexOptions options) : options_(std::move(options)) {}
+
+  // Serialises writes of the graph's efSearch against the searches reading
+  // it (see ef_search_gate.h).
+  mutable EfSearchGate ef_gate_;
 
   // Until trained, vectors live in an exact flat index.
   void StartStaging() {
