@@ -31,7 +31,7 @@ absl::StatusOr<KvCodec> ParseKvCodec(absl::string_view name) {
       absl::StrCat("unknown KV codec \"", name, "\" (expected fp32, fp16, bf16, int8 or int4)"));
 }
 
-const char* KvDtypeName(KvDtype dtype) {
+absl::string_view KvDtypeName(KvDtype dtype) {
   switch (dtype) {
     case KvDtype::kFp32:
       return "fp32";
@@ -43,7 +43,7 @@ const char* KvDtypeName(KvDtype dtype) {
   return "unknown";
 }
 
-const char* KvCodecName(KvCodec codec) {
+absl::string_view KvCodecName(KvCodec codec) {
   switch (codec) {
     case KvCodec::kFp32:
       return "fp32";

@@ -283,25 +283,6 @@ T Element(const OpenedBlock& b, uint64_t n, uint64_t i) {
 
 }  // namespace
 
-// The names are mnemo/kv_names.h's; db's enums mirror its values.
-static_assert(static_cast<int>(KvCodecKind::kFp32) == static_cast<int>(mnemo::KvCodec::kFp32) &&
-              static_cast<int>(KvCodecKind::kFp16) == static_cast<int>(mnemo::KvCodec::kFp16) &&
-              static_cast<int>(KvCodecKind::kBf16) == static_cast<int>(mnemo::KvCodec::kBf16) &&
-              static_cast<int>(KvCodecKind::kInt8) == static_cast<int>(mnemo::KvCodec::kInt8) &&
-              static_cast<int>(KvCodecKind::kInt4) == static_cast<int>(mnemo::KvCodec::kInt4));
-static_assert(static_cast<int>(KvDtype::kFp32) == static_cast<int>(mnemo::KvDtype::kFp32) &&
-              static_cast<int>(KvDtype::kFp16) == static_cast<int>(mnemo::KvDtype::kFp16) &&
-              static_cast<int>(KvDtype::kBf16) == static_cast<int>(mnemo::KvDtype::kBf16));
-
-absl::StatusOr<KvCodecKind> ParseKvCodec(absl::string_view name) {
-  ASSIGN_OR_RETURN(mnemo::KvCodec codec, mnemo::ParseKvCodec(name));
-  return static_cast<KvCodecKind>(codec);
-}
-
-absl::string_view KvCodecName(KvCodecKind kind) {
-  return mnemo::KvCodecName(static_cast<mnemo::KvCodec>(kind));
-}
-
 absl::Status ValidateKvCodecOptions(const KvCodecOptions& o) {
   if (KvCodecName(o.kind) == "unknown") {
     return absl::InvalidArgumentError(
@@ -571,17 +552,6 @@ void ResealKvTensorForTesting(std::string* bytes) {
 uint16_t FloatToBf16(float f) { return ::mnemo::FloatToBf16(f); }
 
 float Bf16ToFloat(uint16_t b) { return ::mnemo::Bf16ToFloat(b); }
-
-absl::StatusOr<KvDtype> ParseKvDtype(absl::string_view name) {
-  ASSIGN_OR_RETURN(mnemo::KvDtype dtype, mnemo::ParseKvDtype(name));
-  return static_cast<KvDtype>(dtype);
-}
-
-absl::string_view KvDtypeName(KvDtype dtype) {
-  return mnemo::KvDtypeName(static_cast<mnemo::KvDtype>(dtype));
-}
-
-size_t KvDtypeBytes(KvDtype dtype) { return mnemo::KvDtypeBytes(static_cast<mnemo::KvDtype>(dtype)); }
 
 std::string FloatsToDtype(absl::Span<const float> x, KvDtype dtype) {
   std::string out;

@@ -55,15 +55,19 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "mnemo/kv_names.h"
 
 namespace mnemo::db {
 
-enum class KvCodecKind : uint8_t { kFp32 = 0, kFp16 = 1, kBf16 = 2, kInt8 = 3, kInt4 = 4 };
-
-// "fp32", "fp16", "bf16", "int8", "int4"; INVALID_ARGUMENT otherwise.
-absl::StatusOr<KvCodecKind> ParseKvCodec(absl::string_view name);
-// The name ParseKvCodec accepts; "unknown" for a value outside the enum.
-absl::string_view KvCodecName(KvCodecKind kind);
+// The codec kinds and wire element types are the shared ones of
+// mnemo/kv_names.h (names, parsing and element sizes live there too).
+using KvCodecKind = ::mnemo::KvCodec;
+using KvDtype = ::mnemo::KvDtype;
+using ::mnemo::KvCodecName;
+using ::mnemo::KvDtypeBytes;
+using ::mnemo::KvDtypeName;
+using ::mnemo::ParseKvCodec;
+using ::mnemo::ParseKvDtype;
 
 // Which tensor of the pair a block holds; selects the int4 grouping.
 enum class KvTensorRole : uint8_t { kKeys = 0, kValues = 1 };
@@ -179,17 +183,6 @@ void ResealKvTensorForTesting(std::string* bytes);
 // even (overflow to infinity, NaN stays a quiet NaN); Bf16ToFloat is exact.
 uint16_t FloatToBf16(float f);
 float Bf16ToFloat(uint16_t b);
-
-// Element type of K/V on the wire (proto KvDtype).
-enum class KvDtype : uint8_t { kFp32 = 0, kFp16 = 1, kBf16 = 2 };
-
-// "fp32" / "float32", "fp16" / "float16", "bf16" / "bfloat16";
-// INVALID_ARGUMENT otherwise.
-absl::StatusOr<KvDtype> ParseKvDtype(absl::string_view name);
-// "fp32", "fp16", "bf16"; "unknown" outside the enum.
-absl::string_view KvDtypeName(KvDtype dtype);
-// Bytes per element: 4, 2, 2 (0 outside the enum).
-size_t KvDtypeBytes(KvDtype dtype);
 
 // x as little-endian elements of `dtype` (fp16 / bf16 round to nearest
 // even; a value beyond the type's range becomes infinity: validate first

@@ -136,10 +136,8 @@ class GetKvReactor final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
           "this mnemod serves GetKv without shared memory (--kv-shared-memory false)");
     }
     if (!request.shm_name().empty()) {
-      // db::KvDtype mirrors mnemo::KvDtype value for value (db/kv_codec.cc).
       ASSIGN_OR_RETURN(shm_, KvShmWriter::Open(request.shm_name(),
-                                               KvShmRegionBytes(reader_->total_values(),
-                                                                static_cast<KvDtype>(dtype_))));
+                                               KvShmRegionBytes(reader_->total_values(), dtype_)));
     }
     return absl::OkStatus();
   }

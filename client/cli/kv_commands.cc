@@ -54,7 +54,7 @@ json KvStatsToJson(const std::string& ns, const KvStats& s) {
   return json{
       {"namespace", ns},
       {"model", FingerprintToJson(s.config.model)},
-      {"codec", KvCodecName(s.config.codec)},
+      {"codec", std::string(KvCodecName(s.config.codec))},
       {"entropy", s.config.entropy.value_or(true)},
       {"int4_group_size", s.config.int4_group_size},
       {"capacity_bytes", s.config.capacity_bytes},
@@ -84,7 +84,7 @@ std::string KvStatsText(const std::string& ns, const KvStats& s) {
                         m.rope_style, m.rope_theta, m.dtype);
   absl::StrAppendFormat(&t, "fingerprint hash:  %s\n", m.HashHex());
   absl::StrAppendFormat(&t, "tokenizer sha256:  %s\n", m.tokenizer_sha256);
-  std::string codec = KvCodecName(s.config.codec);
+  std::string codec(KvCodecName(s.config.codec));
   if (s.config.codec == KvCodec::kInt4) {
     absl::StrAppend(&codec, " (groups of ", s.config.int4_group_size, ")");
   }
@@ -491,7 +491,7 @@ absl::Status KvGet(Client& client, const GlobalOptions& g, const KvGetOptions& o
            {"chunk_index", block.chunk_index},
            {"layer", block.layer},
            {"shape", {block.shape.n_kv_heads, block.shape.tokens, block.shape.head_dim}},
-           {"dtype", KvDtypeName(block.dtype)},
+           {"dtype", std::string(KvDtypeName(block.dtype))},
            {"position", block.position},
            {"key_error", block.key_error},
            {"value_error", block.value_error}};
@@ -511,7 +511,7 @@ absl::Status KvGet(Client& client, const GlobalOptions& g, const KvGetOptions& o
     w.SetMetadata("fingerprint", request.model.Canonical());
     w.SetMetadata("fingerprint_hash", request.model.HashHex());
     w.SetMetadata("layout", "[n_kv_heads, tokens, head_dim]");
-    w.SetMetadata("wire_dtype", KvDtypeName(request.dtype));
+    w.SetMetadata("wire_dtype", std::string(KvDtypeName(request.dtype)));
     w.SetMetadata("chunk_ids", json(o.ids).dump());
     w.SetMetadata("positions", json(request.positions).dump());
     RETURN_IF_ERROR(w.Write(o.out));

@@ -268,7 +268,7 @@ TEST_P(KvDecoderTest, AnswersFromStoredChunksAsFromChunksEncodedAfresh) {
   std::printf("[ kv-decoder ] codec %s: %zu chunks, %lld context tokens; logits after the "
               "question vs chunks encoded afresh: max abs diff %.3g; greedy tokens equal to "
               "afresh %zu/%d, to a full sequential prefill %zu/%d (afresh vs full %zu/%d)\n",
-              KvCodecName(GetParam()), order.size(), static_cast<long long>(pos), max_diff,
+              std::string(KvCodecName(GetParam())).c_str(), order.size(), static_cast<long long>(pos), max_diff,
               Agreement(from_store, from_fresh), kGreedy, Agreement(from_store, from_full),
               kGreedy, Agreement(from_fresh, from_full), kGreedy);
   if (GetParam() == KvCodec::kFp16 || GetParam() == KvCodec::kFp32) {
