@@ -61,16 +61,15 @@ function(mnemo_apply_warnings target)
 endfunction()
 
 # mnemo_cc_library(NAME name SRCS ... DEPS ... [PRIVATE_DEPS ...]
-#                  [PUBLIC_INCLUDES dir...] [EXPORT_NAME name])
+#                  [EXPORT_NAME name])
 # DEPS are linked PUBLIC (their headers reach this library's users),
 # PRIVATE_DEPS privately (a static library still passes them to the final
 # link, but not their include directories). The folder's include/ directory,
 # when present, holds installed public headers: exposed PUBLIC in the build
-# tree (whether or not PUBLIC_INCLUDES names it) and as <prefix>/include
-# once installed. PUBLIC_INCLUDES adds other build-tree include directories.
+# tree and as <prefix>/include once installed.
 # EXPORT_NAME names the target in the installed package (mnemo::<name>).
 function(mnemo_cc_library)
-  cmake_parse_arguments(ARG "" "NAME;EXPORT_NAME" "SRCS;DEPS;PRIVATE_DEPS;PUBLIC_INCLUDES" ${ARGN})
+  cmake_parse_arguments(ARG "" "NAME;EXPORT_NAME" "SRCS;DEPS;PRIVATE_DEPS" ${ARGN})
   if(ARG_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "mnemo_cc_library(${ARG_NAME}): unknown arguments ${ARG_UNPARSED_ARGUMENTS}")
   endif()
@@ -84,12 +83,6 @@ function(mnemo_cc_library)
       "$<BUILD_INTERFACE:${public_include}>"
       "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>")
   endif()
-  foreach(dir IN LISTS ARG_PUBLIC_INCLUDES)
-    get_filename_component(dir "${dir}" ABSOLUTE)
-    if(NOT dir STREQUAL public_include)
-      target_include_directories(${ARG_NAME} PUBLIC "$<BUILD_INTERFACE:${dir}>")
-    endif()
-  endforeach()
   target_link_libraries(${ARG_NAME} PUBLIC ${ARG_DEPS})
   if(ARG_PRIVATE_DEPS)
     target_link_libraries(${ARG_NAME} PRIVATE ${ARG_PRIVATE_DEPS})
@@ -99,23 +92,6 @@ function(mnemo_cc_library)
     set_target_properties(${ARG_NAME} PROPERTIES EXPORT_NAME ${ARG_EXPORT_NAME})
   endif()
   mnemo_apply_warnings(${ARG_NAME})
-endfunction()
-
-# mnemo_cc_headers(NAME name HDRS ... [DEPS ...])
-# A header-only library exposing exactly HDRS (files of the current folder)
-# under their usual "<folder>/<header>" spelling, not the whole folder.
-function(mnemo_cc_headers)
-  cmake_parse_arguments(ARG "" "NAME" "HDRS;DEPS" ${ARGN})
-  mnemo_current_folder(folder)
-  set(root "${MNEMO_INCLUDE_ROOTS}/${ARG_NAME}")
-  file(MAKE_DIRECTORY "${root}/${folder}")
-  foreach(hdr IN LISTS ARG_HDRS)
-    file(REMOVE "${root}/${folder}/${hdr}")
-    file(CREATE_LINK "${CMAKE_CURRENT_SOURCE_DIR}/${hdr}" "${root}/${folder}/${hdr}" SYMBOLIC)
-  endforeach()
-  add_library(${ARG_NAME} INTERFACE)
-  target_include_directories(${ARG_NAME} INTERFACE "$<BUILD_INTERFACE:${root}>")
-  target_link_libraries(${ARG_NAME} INTERFACE ${ARG_DEPS})
 endfunction()
 
 # mnemo_cc_binary(NAME name SRCS ... DEPS ...)
