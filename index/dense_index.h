@@ -1,19 +1,22 @@
-// Dense vector index over FAISS, one per namespace.
+// Dense vector index, one per namespace.
 //
-// Built from a FAISS factory string ("Flat", "HNSW32", "IVF1024,PQ16", ...).
-// Vectors are addressed by 64-bit internal ids chosen by the caller. A
-// trainable index (IVF, PQ, ...) serves exact search from a flat index until
-// `train_threshold` vectors exist; the next Add then trains on all vectors and
-// moves them over. PQ-style indexes (lossy codes) keep the raw vectors and
-// re-rank `refine_factor * k` candidates exactly.
+// Built from a factory string (index/dense_factory.h): "HNSW<M>" runs on
+// mnemo's HNSW engine (index/hnsw_index.h, hnswlib's graph with run-time
+// dispatched SIMD distances); every other string is a FAISS index_factory
+// description ("Flat", "IVF1024,PQ16", "HNSW32,SQ8", ...) run on FAISS
+// (index/faiss_dense_index.h). Vectors are addressed by 64-bit ids chosen by
+// the caller. A trainable index (IVF, PQ, ...) serves exact search from a
+// flat index until `train_threshold` vectors exist; the next Add then
+// trains on all vectors and moves them over. PQ-style indexes (lossy codes)
+// keep the raw vectors and re-rank `refine_factor * k` candidates exactly.
 //
 // Deletion: indexes that support removal (Flat, IVF) remove the id; graph
-// indexes (HNSW) mark it dead and skip it during search; dead entries are
-// dropped when the index is rebuilt.
+// indexes (HNSW) mark it dead: it is never served, and it is dropped when
+// the index is rebuilt (the store's compaction).
 //
 // Thread safety: const methods may run concurrently with each other; every
 // non-const method needs exclusive access (the owner holds a writer lock).
-// FAISS exceptions never escape: they become INTERNAL / INVALID_ARGUMENT.
+// Engine exceptions never escape: they become INTERNAL / INVALID_ARGUMENT.
 #ifndef MNEMO_INDEX_DENSE_INDEX_H_
 #define MNEMO_INDEX_DENSE_INDEX_H_
 
@@ -34,16 +37,19 @@ struct DenseIndexOptions {
   // Vector dimension, 1..65536.
   uint32_t dim = 0;
   Metric metric = Metric::kInnerProduct;
-  // FAISS index factory description. Empty means "Flat".
+  // Factory string (index/dense_factory.h). Empty means "Flat".
   std::string factory = "Flat";
   // Vectors required before a trainable index is trained. 0 = automatic
   // (39 * nlist for IVF, 256 * 39 for PQ-only, ...).
   uint64_t train_threshold = 0;
 };
 
-// Per-call search knobs; zero means "index default".
+// Per-call search knobs; zero means "index default". Each call's values
+// apply to that call only, also under concurrent calls with other values.
 struct DenseSearchParams {
-  uint32_t hnsw_ef_search = 0;  // default 64; higher = better recall, slower
+  // Default: the factory's ef= (64 unless set); higher = better recall,
+  // slower. Never below k.
+  uint32_t hnsw_ef_search = 0;
   uint32_t ivf_nprobe = 0;      // default 16
   float refine_factor = 0;      // default 4 for PQ-coded indexes
 };
@@ -59,7 +65,7 @@ struct DenseSearchResult {
 class DenseIndex {
  public:
   // Validates the options and the factory string (INVALID_ARGUMENT when
-  // FAISS rejects it).
+  // it is malformed or FAISS rejects it).
   static absl::StatusOr<std::unique_ptr<DenseIndex>> Create(
       const DenseIndexOptions& options);
 
@@ -85,8 +91,8 @@ class DenseIndex {
       absl::Span<const float> queries, int k, const IdPredicate* filter,
       const DenseSearchParams& params) const = 0;
 
-  // Serialised form of the whole index (FAISS index_io plus mnemo's own
-  // header and dead-id set).
+  // Serialised form of the whole index (the engine's own format behind a
+  // header naming dim, metric and factory, and a checksum trailer).
   virtual absl::StatusOr<std::vector<uint8_t>> Serialize() const = 0;
 
   virtual size_t size() const = 0;  // live vectors
