@@ -1,7 +1,8 @@
-// mnemo_crash_writer DIR TRIAL SEED
+// mnemo_crash_writer DIR TRIAL SEED [FACTORY]
 //
 // Writer process for the kill -9 test (crash_test.cc). Opens the store in
-// DIR, creates namespace "crash" (dim 8, L2, Flat) when missing, prints
+// DIR, creates namespace "crash" (dim 8, L2, index FACTORY, default Flat)
+// when missing, prints
 // "READY", then writes until killed. Protocol on stdout, one line each,
 // written with a single write(2) per group so the reader never sees a torn
 // group:
@@ -52,8 +53,8 @@ void Emit(const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: %s DIR TRIAL SEED\n", argv[0]);
+  if (argc != 4 && argc != 5) {
+    std::fprintf(stderr, "usage: %s DIR TRIAL SEED [FACTORY]\n", argv[0]);
     return 2;
   }
   // stdout carries the protocol; logs go to stderr.
@@ -62,6 +63,7 @@ int main(int argc, char** argv) {
 
   const std::string dir = argv[1];
   const std::string trial = argv[2];
+  const std::string factory = argc == 5 ? argv[4] : "Flat";
   std::mt19937_64 rng(std::strtoull(argv[3], nullptr, 10));
 
   mnemo::db::StoreOptions options;
@@ -80,7 +82,7 @@ int main(int argc, char** argv) {
     config.name = "crash";
     config.dim = kDim;
     config.metric = mnemo::db::Metric::kL2;
-    config.index_factory = "Flat";
+    config.index_factory = factory;
     auto created = db.CreateNamespace(config);
     if (!created.ok()) Fail("create namespace", created.status());
   }
