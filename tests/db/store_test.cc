@@ -806,8 +806,15 @@ TEST_F(StoreTest, CompactRebuildsGraphIndexWithoutDeadEntries) {
   std::vector<std::string> del;
   for (int i = 0; i < 25; ++i) del.push_back(absl::StrCat("c", i));
   ASSERT_TRUE(store_->Delete("g", del, {}).ok());
+  auto before = store_->GetNamespace("g");
+  ASSERT_TRUE(before.ok());
+  EXPECT_THAT(before->index_description, ::testing::HasSubstr("25 dead"));
   ASSERT_TRUE(store_->Compact("g").ok());
   ASSERT_TRUE(store_->Compact("").ok());
+  auto after = store_->GetNamespace("g");
+  ASSERT_TRUE(after.ok());
+  EXPECT_THAT(after->index_description, ::testing::HasSubstr("25 live"));
+  EXPECT_THAT(after->index_description, ::testing::Not(::testing::HasSubstr("dead")));
   EXPECT_EQ(ChunkCount("g"), 25u);
   EXPECT_EQ(SearchFor("g", test::VectorFor("c30", kDim), 1), std::vector<std::string>{"c30"});
   EXPECT_EQ(SearchFor("g", test::VectorFor("c3", kDim), 30).size(), 25u);
