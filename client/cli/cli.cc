@@ -89,7 +89,8 @@ void AddNamespaceVerbs(CLI::App& app, Invocation& inv) {
                      "--encoder)")
       ->check(CLI::IsMember({"ip", "l2", "cosine"}));
   create->add_option("--index", create_opts->index_factory,
-                     "FAISS index factory string, e.g. Flat, HNSW32, IVF1024,PQ16")
+                     "index factory: Flat, HNSW32 (mnemo's HNSW; options ,efC=N ,ef=N), or a FAISS "
+                     "factory such as IVF1024,PQ16")
       ->capture_default_str();
   create->add_option("--train-threshold", create_opts->train_threshold,
                      "Vectors to collect before training a trainable index (0 = server default)")
@@ -262,7 +263,7 @@ void AddDataVerbs(CLI::App& app, Invocation& inv) {
                      "{\"f\": {\"gte\": 1, \"lt\": 5}}; fields are ANDed")
       ->type_name("JSON");
   search->add_flag("--payload", so->payload, "Return text and metadata with each hit");
-  search->add_option("--ef", so->ef, "HNSW efSearch for this query (0 = index default)");
+  search->add_option("--ef", so->ef, "HNSW efSearch for this query (0 = the index's ef=, default 64)");
   search->add_option("--nprobe", so->nprobe,
                      "IVF lists to probe; with --mode late, centroids probed per query token "
                      "(0 = index default)");
