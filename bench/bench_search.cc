@@ -287,11 +287,11 @@ double RecallAtK(const Dataset& ds, const std::vector<int64_t>& ids, size_t num_
 }
 
 // Runs the first num_queries queries of `ds` through `backend` in calls of
-// `batch` queries, shared out to `clients` threads. No call starts after
-// max_seconds (when > 0); the queries of the calls made by then are the ones
-// reported. Each thread sets its own OpenMP team size (a per-thread setting).
+// `batch` queries at HNSW efSearch `ef` (passed per call), shared out to
+// `clients` threads. No call starts after max_seconds (when > 0); the queries
+// of the calls made by then are the ones reported. Each thread sets its own OpenMP team size (a per-thread setting).
 ModeResult RunMode(const std::string& mode, Backend* backend, const Dataset& ds,
-                   size_t num_queries, size_t batch, int clients, int k, int threads,
+                   size_t num_queries, size_t batch, int clients, int k, int ef, int threads,
                    double max_seconds) {
   ModeResult r;
   r.mode = mode;
@@ -315,7 +315,7 @@ ModeResult RunMode(const std::string& mode, Backend* backend, const Dataset& ds,
     std::vector<int64_t> scratch(batch * static_cast<size_t>(k));
     const size_t n = std::min(batch, num_queries);
     for (int c = 0; c < clients; ++c) {
-      if (absl::Status s = backend->Search(c, ds.queries.data(), n, k, scratch.data());
+      if (absl::Status s = backend->Search(c, ds.queries.data(), n, k, ef, scratch.data());
           !s.ok()) {
         r.error = absl::StrCat("warm-up: ", s.ToString());
         return r;
@@ -336,7 +336,7 @@ ModeResult RunMode(const std::string& mode, Backend* backend, const Dataset& ds,
       const size_t first = call * batch;
       const size_t n = std::min(batch, num_queries - first);
       const auto t0 = std::chrono::steady_clock::now();
-      absl::Status s = backend->Search(client, ds.queries.data() + first * ds.dim, n, k,
+      absl::Status s = backend->Search(client, ds.queries.data() + first * ds.dim, n, k, ef,
                                        ids.data() + first * static_cast<size_t>(k));
       latency_ms[call] =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
@@ -462,7 +462,7 @@ CaseResult RunCase(const Dataset& ds, const std::string& factory, const Flags& f
 
   BackendConfig config;
   config.factory = factory;
-  config.ef_search = flags.ef;
+  config.mnemo_factory = factory;
   config.threads = flags.threads;
   config.namespace_name = absl::StrCat(ds.name == "fashion-mnist" ? "fashion" : ds.name, "_",
                                        IndexSlug(factory));
@@ -479,8 +479,8 @@ CaseResult RunCase(const Dataset& ds, const std::string& factory, const Flags& f
   auto run_both = [&](const std::string& mode, Backend* backend, int clients) {
     for (size_t batch : {flags.batch, size_t{1}}) {
       const size_t n = batch == 1 ? latency_queries : ds.num_queries;
-      ModeResult m = RunMode(mode, backend, ds, n, batch, clients, flags.k, flags.threads,
-                             flags.mode_seconds);
+      ModeResult m = RunMode(mode, backend, ds, n, batch, clients, flags.k, flags.ef,
+                             flags.threads, flags.mode_seconds);
       if (m.error.empty()) {
         double& base = batch == 1 ? faiss_single_qps : faiss_batched_qps;
         if (mode == "faiss" && clients == 1) base = m.qps;
