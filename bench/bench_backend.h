@@ -1,6 +1,6 @@
 // Pieces shared by the search benchmark: datasets and the search backends it
-// compares (raw FAISS in-process, the mnemo engine in-process, mnemod over
-// gRPC). Every backend answers the same
+// compares (hnswlib, raw FAISS and an OpenBLAS sgemm + top-k in-process, the
+// mnemo engine in-process, mnemod over gRPC). Every backend answers the same
 // batch-search call so that one driver times all of them the same way.
 #ifndef MNEMO_BENCH_BENCH_BACKEND_H_
 #define MNEMO_BENCH_BENCH_BACKEND_H_
@@ -62,7 +62,7 @@ struct BackendConfig {
   // empty, the fallback is used instead and the stats' note says so.
   std::string mnemo_factory = "Flat";
   std::string mnemo_fallback_factory;
-  // Graph parameters of the HNSW engines (raw FAISS HNSW).
+  // Graph parameters of the HNSW engines (hnswlib, raw FAISS HNSW).
   int hnsw_m = 16;
   int ef_construction = 200;
   int threads = 2;               // OpenMP threads of FAISS (and of mnemod)
@@ -100,6 +100,20 @@ class Backend {
   virtual absl::Status Search(int client, const float* queries, size_t n, int k, int ef,
                               int64_t* ids) = 0;
 };
+
+// hnswlib's HierarchicalNSW<float> (M = hnsw_m, efConstruction =
+// ef_construction), built and searched with `threads` threads as hnswlib's
+// Python binding does. Flat factories are not its business: any factory is
+// taken to mean the graph.
+absl::StatusOr<std::unique_ptr<Backend>> MakeHnswlibBackend(const Dataset& dataset,
+                                                            const BackendConfig& config,
+                                                            IngestStats* stats);
+
+// Exact search as a BLAS user writes it: cblas_sgemm of query blocks against
+// base blocks, then a top-k per query row, on `threads` OpenMP threads.
+absl::StatusOr<std::unique_ptr<Backend>> MakeSgemmFlatBackend(const Dataset& dataset,
+                                                              const BackendConfig& config,
+                                                              IngestStats* stats);
 
 // FAISS index_factory(config.factory); an HNSW index gets efConstruction =
 // config.ef_construction before the add, and each call's ef as efSearch.
