@@ -46,8 +46,18 @@ absl::StatusOr<Dataset> LoadFashionMnist(const std::string& dir, size_t max_base
 // A seeded synthetic set shaped like text embeddings: points of a Gaussian
 // mixture in a 16-d latent space mixed into `dim` dimensions by a random
 // matrix, plus isotropic noise, then normalised; inner-product metric.
+// Easy for graph indexes: recall@10 is high already at efSearch 16.
 Dataset MakeSyntheticEmbeddings(size_t num_base, size_t num_queries, size_t dim,
                                 uint64_t seed);
+
+// The harder seeded set ("aniso"), where efSearch matters: a Gaussian mixture
+// in `dim` dimensions with Zipf-skewed cluster sizes, each cluster with its own
+// random orientation and a power-law eigen-spectrum (high intrinsic
+// dimension), normalised; inner-product metric (cosine). Queries are fresh
+// draws from the same mixture, never base points. See bench_data.cc for the
+// constants and how they were chosen.
+Dataset MakeAnisotropicMixture(size_t num_base, size_t num_queries, size_t dim,
+                               uint64_t seed);
 
 // Fills dataset->ground_truth with the exact top-k using a FAISS flat index
 // running on the calling thread's OpenMP team.
