@@ -29,6 +29,16 @@ std::string Fmt(double v) { return absl::StrFormat("%.4g", v); }
 // The recalls of the goals, at which every curve is summarised.
 constexpr double kKeyRecalls[] = {0.90, 0.95};
 
+// The (engine, clients) pairs of a graph case's curves, in run order.
+std::vector<std::pair<std::string, int>> Curves(const CaseResult& c) {
+  std::vector<std::pair<std::string, int>> out;
+  for (const auto& m : c.modes) {
+    const std::pair<std::string, int> key{m.mode, m.clients};
+    if (std::find(out.begin(), out.end(), key) == out.end()) out.push_back(key);
+  }
+  return out;
+}
+
 double Rate(const CaseResult& c, const IngestResult& in) {
   if (!in.error.empty() || in.stats.reused || in.stats.load_seconds <= 0) return 0;
   return static_cast<double>(c.num_base) / in.stats.load_seconds;
@@ -72,20 +82,6 @@ std::vector<ModeResult> Curve(const CaseResult& c, const std::string& mode, int 
   }
   return out;
 }
-
-namespace {
-
-// The (engine, clients) pairs of a graph case's curves, in run order.
-std::vector<std::pair<std::string, int>> Curves(const CaseResult& c) {
-  std::vector<std::pair<std::string, int>> out;
-  for (const auto& m : c.modes) {
-    const std::pair<std::string, int> key{m.mode, m.clients};
-    if (std::find(out.begin(), out.end(), key) == out.end()) out.push_back(key);
-  }
-  return out;
-}
-
-}  // namespace
 
 nlohmann::json KeyPointsJson(const CaseResult& c) {
   nlohmann::json j = nlohmann::json::array();
