@@ -1,7 +1,7 @@
 // Pieces shared by the search benchmark: datasets and the search backends it
-// compares (raw FAISS in-process, the mnemo engine in-process, mnemod over
-// gRPC). Every backend answers the same batch-search call so that one driver
-// times all of them the same way.
+// compares (hnswlib, raw FAISS and an OpenBLAS sgemm + top-k in-process, the
+// mnemo engine in-process, mnemod over gRPC). Every backend answers the same
+// batch-search call so that one driver times all of them the same way.
 #ifndef MNEMO_BENCH_BENCH_BACKEND_H_
 #define MNEMO_BENCH_BENCH_BACKEND_H_
 
@@ -46,8 +46,18 @@ absl::StatusOr<Dataset> LoadFashionMnist(const std::string& dir, size_t max_base
 // A seeded synthetic set shaped like text embeddings: points of a Gaussian
 // mixture in a 16-d latent space mixed into `dim` dimensions by a random
 // matrix, plus isotropic noise, then normalised; inner-product metric.
+// Easy for graph indexes: recall@10 is high already at efSearch 16.
 Dataset MakeSyntheticEmbeddings(size_t num_base, size_t num_queries, size_t dim,
                                 uint64_t seed);
+
+// The harder seeded set ("aniso"), where efSearch matters: a Gaussian mixture
+// in `dim` dimensions with Zipf-skewed cluster sizes, each cluster with its own
+// random orientation and a power-law eigen-spectrum (high intrinsic
+// dimension), normalised; inner-product metric (cosine). Queries are fresh
+// draws from the same mixture, never base points. See bench_data.cc for the
+// constants and how they were chosen.
+Dataset MakeAnisotropicMixture(size_t num_base, size_t num_queries, size_t dim,
+                               uint64_t seed);
 
 // Fills dataset->ground_truth with the exact top-k using a FAISS flat index
 // running on the calling thread's OpenMP team.
@@ -55,8 +65,16 @@ absl::Status ComputeGroundTruth(Dataset* dataset, size_t k);
 
 // How every backend builds its index and searches it.
 struct BackendConfig {
-  std::string factory = "Flat";  // FAISS factory string
-  int ef_search = 64;            // HNSW efSearch, passed per call
+  // FAISS factory string of the raw FAISS backend ("Flat", "HNSW16").
+  std::string factory = "Flat";
+  // Namespace factory string of the mnemo engines (store, gRPC). When the
+  // engine rejects it as INVALID_ARGUMENT and mnemo_fallback_factory is not
+  // empty, the fallback is used instead and the stats' note says so.
+  std::string mnemo_factory = "Flat";
+  std::string mnemo_fallback_factory;
+  // Graph parameters of the HNSW engines (hnswlib, raw FAISS HNSW).
+  int hnsw_m = 16;
+  int ef_construction = 200;
   int threads = 2;               // OpenMP threads of FAISS (and of mnemod)
   size_t upsert_batch = 1000;    // chunks per Upsert for the engines
   std::string namespace_name;    // engine namespace
@@ -74,6 +92,7 @@ struct IngestStats {
   double close_seconds = 0;  // store Close, when relevant
   double start_seconds = 0;  // process start until it serves (gRPC)
   bool reused = false;       // served data loaded by an earlier backend
+  std::string factory;       // the index description actually built
   std::string note;
 };
 
@@ -84,17 +103,36 @@ class Backend {
   // Readies `clients` independent callers (connections, handles).
   virtual absl::Status PrepareClients(int clients) { return absl::OkStatus(); }
   // Searches n queries (n * dim floats) as caller `client` and writes n * k
-  // ids, best first, padded with -1. Safe to call concurrently with distinct
-  // `client` values.
-  virtual absl::Status Search(int client, const float* queries, size_t n, int k,
+  // ids, best first, padded with -1. `ef` is the HNSW efSearch of this call;
+  // 0 = the engine's default (exact backends ignore it). Safe to call
+  // concurrently with distinct `client` values where the backend says so
+  // (mnemo-store, gRPC); the in-process peers are driven by one caller.
+  virtual absl::Status Search(int client, const float* queries, size_t n, int k, int ef,
                               int64_t* ids) = 0;
 };
 
+// hnswlib's HierarchicalNSW<float> (M = hnsw_m, efConstruction =
+// ef_construction), built and searched with `threads` threads as hnswlib's
+// Python binding does. Flat factories are not its business: any factory is
+// taken to mean the graph.
+absl::StatusOr<std::unique_ptr<Backend>> MakeHnswlibBackend(const Dataset& dataset,
+                                                            const BackendConfig& config,
+                                                            IngestStats* stats);
+
+// Exact search as a BLAS user writes it: cblas_sgemm of query blocks against
+// base blocks, then a top-k per query row, on `threads` OpenMP threads.
+absl::StatusOr<std::unique_ptr<Backend>> MakeSgemmFlatBackend(const Dataset& dataset,
+                                                              const BackendConfig& config,
+                                                              IngestStats* stats);
+
+// FAISS index_factory(config.factory); an HNSW index gets efConstruction =
+// config.ef_construction before the add, and each call's ef as efSearch.
 absl::StatusOr<std::unique_ptr<Backend>> MakeRawFaissBackend(const Dataset& dataset,
                                                              const BackendConfig& config,
                                                              IngestStats* stats);
 
-// The mnemo engine in-process: a db::Store opened in data_dir. Closing the
+// The mnemo engine in-process: a db::Store opened in data_dir, one namespace
+// (config.mnemo_factory) loaded by Upsert. Closing the
 // backend (destruction) closes the store so that mnemod may open data_dir.
 // UNIMPLEMENTED when the engine library was not built.
 absl::StatusOr<std::unique_ptr<Backend>> MakeStoreBackend(const Dataset& dataset,

@@ -166,14 +166,14 @@ class GrpcBackend final : public Backend {
     return absl::OkStatus();
   }
 
-  absl::Status Search(int client, const float* queries, size_t n, int k,
+  absl::Status Search(int client, const float* queries, size_t n, int k, int ef,
                       int64_t* ids) override {
     SearchRequest request;
     request.ns = ns_;
     request.dim = static_cast<uint32_t>(dim_);
     request.queries.assign(queries, queries + n * dim_);
     request.k = k;
-    request.hnsw_ef_search = static_cast<uint32_t>(config_.ef_search);
+    request.hnsw_ef_search = static_cast<uint32_t>(ef);  // 0 = the server's default
     ASSIGN_OR_RETURN(auto hits, clients_[client]->Search(request));
     if (hits.size() != n) {
       return absl::InternalError(absl::StrCat("server returned ", hits.size(), " lists for ",
@@ -208,6 +208,7 @@ absl::Status EnsureLoaded(Client& client, const Dataset& dataset, const BackendC
   auto info = client.GetNamespace(config.namespace_name);
   if (info.ok() && info->chunk_count == dataset.num_base) {
     stats->reused = true;
+    stats->factory = info->config.index_factory;
     stats->note = "namespace left by mnemo-store, index loaded from its snapshot";
     return absl::OkStatus();
   }
@@ -218,9 +219,17 @@ absl::Status EnsureLoaded(Client& client, const Dataset& dataset, const BackendC
   ns.name = config.namespace_name;
   ns.dim = static_cast<uint32_t>(dataset.dim);
   ns.metric = dataset.distance == Distance::kL2 ? Metric::kL2 : Metric::kInnerProduct;
-  ns.index_factory = config.factory;
+  ns.index_factory = config.mnemo_factory;
   ns.description = absl::StrCat("bench_search ", dataset.name);
-  RETURN_IF_ERROR(client.CreateNamespace(ns).status());
+  absl::Status created = client.CreateNamespace(ns).status();
+  if (absl::IsInvalidArgument(created) && !config.mnemo_fallback_factory.empty()) {
+    stats->note = absl::StrCat("server rejected \"", config.mnemo_factory, "\", built \"",
+                               config.mnemo_fallback_factory, "\" (its own efConstruction); ");
+    ns.index_factory = config.mnemo_fallback_factory;
+    created = client.CreateNamespace(ns).status();
+  }
+  RETURN_IF_ERROR(created);
+  stats->factory = ns.index_factory;
 
   const auto start = Clock::now();
   std::vector<Chunk> chunks;
@@ -236,7 +245,7 @@ absl::Status EnsureLoaded(Client& client, const Dataset& dataset, const BackendC
     if (!written.ok()) return Annotate(written.status(), absl::StrCat("upsert at ", first));
   }
   stats->load_seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  stats->note = "ingested through the SDK";
+  stats->note += "ingested through the SDK";
   return absl::OkStatus();
 }
 

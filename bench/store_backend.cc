@@ -16,20 +16,19 @@ namespace {
 
 class StoreBackend final : public Backend {
  public:
-  StoreBackend(std::unique_ptr<db::Store> store, std::string ns, size_t dim, int ef_search)
-      : store_(std::move(store)), ns_(std::move(ns)), dim_(dim) {
-    options_.params.hnsw_ef_search = static_cast<uint32_t>(ef_search);
-  }
+  StoreBackend(std::unique_ptr<db::Store> store, std::string ns, size_t dim)
+      : store_(std::move(store)), ns_(std::move(ns)), dim_(dim) {}
 
   ~StoreBackend() override {
     // Close saves the index snapshot that mnemod loads from the same dir.
     IgnoreError(store_->Close());
   }
 
-  absl::Status Search(int client, const float* queries, size_t n, int k,
+  absl::Status Search(int client, const float* queries, size_t n, int k, int ef,
                       int64_t* ids) override {
-    db::SearchOptions options = options_;
+    db::SearchOptions options;
     options.k = k;
+    options.params.hnsw_ef_search = static_cast<uint32_t>(ef);  // 0 = engine default
     ASSIGN_OR_RETURN(auto hits,
                      store_->Search(ns_, absl::MakeConstSpan(queries, n * dim_), options));
     if (hits.size() != n) {
@@ -54,7 +53,6 @@ class StoreBackend final : public Backend {
   std::unique_ptr<db::Store> store_;
   std::string ns_;
   size_t dim_;
-  db::SearchOptions options_;
 };
 
 }  // namespace
@@ -71,9 +69,17 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeStoreBackend(const Dataset& dataset
   ns.name = config.namespace_name;
   ns.dim = static_cast<uint32_t>(dataset.dim);
   ns.metric = dataset.distance == Distance::kL2 ? db::Metric::kL2 : db::Metric::kInnerProduct;
-  ns.index_factory = config.factory;
+  ns.index_factory = config.mnemo_factory;
   ns.description = absl::StrCat("bench_search ", dataset.name);
-  RETURN_IF_ERROR(store->CreateNamespace(ns).status());
+  absl::Status created = store->CreateNamespace(ns).status();
+  if (absl::IsInvalidArgument(created) && !config.mnemo_fallback_factory.empty()) {
+    stats->note = absl::StrCat("engine rejected \"", config.mnemo_factory, "\", built \"",
+                               config.mnemo_fallback_factory, "\" (its own efConstruction)");
+    ns.index_factory = config.mnemo_fallback_factory;
+    created = store->CreateNamespace(ns).status();
+  }
+  RETURN_IF_ERROR(created);
+  stats->factory = ns.index_factory;
 
   const auto start = std::chrono::steady_clock::now();
   std::vector<db::Chunk> chunks;
@@ -100,8 +106,7 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeStoreBackend(const Dataset& dataset
   stats->checkpoint_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - checkpoint_start)
           .count();
-  return std::make_unique<StoreBackend>(std::move(store), ns.name, dataset.dim,
-                                        config.ef_search);
+  return std::make_unique<StoreBackend>(std::move(store), ns.name, dataset.dim);
 }
 
 }  // namespace mnemo::bench
