@@ -104,9 +104,13 @@ double RecallAtK(const Dataset& ds, const std::vector<int64_t>& ids, size_t num_
 // `batch` queries at `ef`, shared out to `clients` threads, after one untimed
 // warm-up call per client. No call starts after max_seconds (when > 0); the
 // queries of the calls made by then (always a prefix of the queries) are the
-// ones reported. Each thread sets its own OpenMP team size to `threads`.
+// ones reported. A mode that finishes its queries before min_seconds keeps
+// repeating them until then (QPS counts every call made; recall and
+// latencies come from the first pass). Each thread sets its own OpenMP team
+// size to `threads`.
 ModeResult RunMode(const std::string& mode, Backend* backend, const Dataset& ds, size_t num_queries,
-                   size_t batch, int clients, int k, int ef, int threads, double max_seconds);
+                   size_t batch, int clients, int k, int ef, int threads, double max_seconds,
+                   double min_seconds = 2.0);
 
 // A factory string as a name part: "HNSW16,efC=200" -> "HNSW16_efC_200".
 std::string IndexSlug(const std::string& factory);
