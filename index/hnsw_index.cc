@@ -385,12 +385,16 @@ class HnswIndex final : public DenseIndex {
         const tableint node = neighbours[j];
         if (visited[node] == tag) continue;
         visited[node] = tag;
-        __builtin_prefetch(Vector(node));
         fresh[n_fresh++] = node;
+      }
+      // Every neighbour's vector is fetched ahead (its first lines; the
+      // hardware prefetcher follows a long vector's sequential rest).
+      for (size_t j = 0; j < n_fresh; ++j) {
+        const char* v = reinterpret_cast<const char*>(Vector(fresh[j]));
+        for (size_t line = 0; line < prefetch_lines_; ++line) __builtin_prefetch(v + 64 * line);
       }
       for (size_t j = 0; j < n_fresh; ++j) {
         const tableint node = fresh[j];
-        if (j + 1 < n_fresh) __builtin_prefetch(Vector(fresh[j + 1]) + 16);
         const float d = space_.Distance(query, Vector(node));
         if (results.size() >= ef && d >= bound) continue;
         frontier.emplace(d, node);
@@ -487,6 +491,8 @@ class HnswIndex final : public DenseIndex {
   const DenseIndexOptions options_;
   const DenseFactory factory_;
   GraphSpace space_;
+  // Cache lines of a vector prefetched ahead of its distance, up to 8.
+  const size_t prefetch_lines_ = std::min<size_t>(8, (options_.dim * sizeof(float) + 63) / 64);
   std::unique_ptr<Graph> graph_;
 };
 
