@@ -21,13 +21,15 @@
 // * Lossy codes (PQ, SQ, ...): raw vectors are kept by label and
 //   refine_factor * k candidates are re-scored exactly.
 // * Flat exact search may run on the process-wide accelerated backend
-//   (MNEMO_DEVICE=cuda, see index/exact_search.h) when unfiltered.
+//   (MNEMO_DEVICE=cuda, see index/exact_search.h) when unfiltered, and
+//   otherwise on BlasTopK (index/blas_topk.h) when unfiltered.
 // * Known costs: IVF labels are never reused, so removed/replaced entries
 //   leave holes in the label table (8 bytes, plus dim floats for lossy
 //   codes) until the index is rebuilt; HNSW dead entries likewise stay in
 //   the graph. Neither is reclaimed by this class today.
 #include "index/faiss_dense_index.h"
 
+#include "index/blas_topk.h"
 #include "index/byte_io.h"
 #include "index/dense_rows.h"
 
@@ -47,6 +49,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/checksum_frame.h"
 #include "common/status_macros.h"
 #include "faiss/Index.h"
@@ -80,6 +83,9 @@ constexpr uint32_t kVersion = 1;
 constexpr uint32_t kMaxDim = 65536;
 constexpr uint32_t kDefaultNprobe = 16;
 constexpr float kDefaultRefineFactor = 4.0f;
+// Unfiltered Flat searches of at least this many queries run on BlasTopK
+// (index/blas_topk.h); filtered ones scan in FAISS with the selector.
+constexpr size_t kBlasMinQueries = 1;
 // FAISS k-means wants ~39 points per centroid.
 constexpr uint64_t kPointsPerCentroid = 39;
 
@@ -363,6 +369,7 @@ class Impl final : public DenseIndex {
   }
 
   absl::StatusOr<size_t> Remove(absl::Span<const int64_t> ids) override {
+    InvalidateNorms();
     std::vector<FaissIdx> labels;
     for (int64_t id : ids) {
       auto it = id_to_label_.find(id);
@@ -422,6 +429,19 @@ class Impl final : public DenseIndex {
                                     labels.data(), result.scores.data()));
       for (size_t i = 0; i < total; ++i) {
         result.ids[i] = labels[i] < 0 ? -1 : label_to_id_[labels[i]];
+      }
+      return result;
+    }
+
+    if (flat != nullptr && filter == nullptr && result.n >= kBlasMinQueries) {
+      const std::shared_ptr<const std::vector<float>> norms =
+          options_.metric == Metric::kL2 ? HalfNorms(*flat) : nullptr;
+      std::vector<int64_t> rows(total);
+      BlasTopK(flat->get_xb(), static_cast<size_t>(flat->ntotal),
+               norms ? norms->data() : nullptr, q.data(), result.n, dim, options_.metric,
+               result.k, rows.data(), result.scores.data());
+      for (size_t i = 0; i < total; ++i) {
+        result.ids[i] = rows[i] < 0 ? -1 : label_to_id_[rows[i]];
       }
       return result;
     }
@@ -565,6 +585,7 @@ class Impl final : public DenseIndex {
 
   // Restores the state written by Serialize into this freshly made index.
   absl::Status Load(absl::Span<const uint8_t> bytes) {
+    InvalidateNorms();
     if (bytes.size() < kChecksumTrailerBytes + 4 * sizeof(uint32_t)) {
       return DataLoss("too short");
     }
@@ -694,6 +715,22 @@ class Impl final : public DenseIndex {
   // it (see ef_search_gate.h).
   mutable EfSearchGate ef_gate_;
 
+  // ||x||^2 / 2 of the flat index's rows for BlasTopK's L2, computed by the
+  // first search after a change (searches share it; writers, which are
+  // exclusive, drop it).
+  std::shared_ptr<const std::vector<float>> HalfNorms(const faiss::IndexFlat& flat) const {
+    absl::MutexLock l(&norms_mu_);
+    if (half_norms_ == nullptr) {
+      half_norms_ = std::make_shared<const std::vector<float>>(HalfSquaredNorms(
+          flat.get_xb(), static_cast<size_t>(flat.ntotal), options_.dim));
+    }
+    return half_norms_;
+  }
+  void InvalidateNorms() {
+    absl::MutexLock l(&norms_mu_);
+    half_norms_.reset();
+  }
+
   // Until trained, vectors live in an exact flat index.
   void StartStaging() {
     trained_ = false;
@@ -801,6 +838,7 @@ class Impl final : public DenseIndex {
   // Appends vectors (ids not present) to the serving index.
   absl::Status Append(const std::vector<int64_t>& ids,
                       const std::vector<float>& rows) {
+    InvalidateNorms();
     const size_t n = ids.size();
     const int64_t first = static_cast<int64_t>(label_to_id_.size());
     try {
@@ -829,6 +867,7 @@ class Impl final : public DenseIndex {
   // Trains the real index on every staged vector and moves them over. On
   // failure the staging index keeps serving and the next Add retries.
   absl::Status Train() {
+    InvalidateNorms();
     auto* staging = dynamic_cast<faiss::IndexFlat*>(index_.get());
     if (staging == nullptr) return absl::InternalError("no staging index");
     const size_t n = static_cast<size_t>(staging->ntotal);
@@ -872,6 +911,8 @@ class Impl final : public DenseIndex {
   absl::flat_hash_map<int64_t, int64_t> id_to_label_;
   // Raw vectors by label (only when trained_ && lossy_).
   std::vector<float> raw_;
+  mutable absl::Mutex norms_mu_;
+  mutable std::shared_ptr<const std::vector<float>> half_norms_ ABSL_GUARDED_BY(norms_mu_);
 };
 
 }  // namespace
