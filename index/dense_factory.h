@@ -21,7 +21,7 @@ namespace mnemo::index {
 
 // Defaults of the graph options.
 inline constexpr uint32_t kDefaultHnswEfConstruction = 200;
-inline constexpr uint32_t kDefaultHnswEfSearch = 64;
+inline constexpr uint32_t kDefaultHnswEfSearch = 128;
 // Bounds accepted for M, efC and ef.
 inline constexpr uint32_t kMaxHnswM = 512;
 inline constexpr uint32_t kMaxHnswEf = 65536;

@@ -263,7 +263,7 @@ void AddDataVerbs(CLI::App& app, Invocation& inv) {
                      "{\"f\": {\"gte\": 1, \"lt\": 5}}; fields are ANDed")
       ->type_name("JSON");
   search->add_flag("--payload", so->payload, "Return text and metadata with each hit");
-  search->add_option("--ef", so->ef, "HNSW efSearch for this query (0 = the index's ef=, default 64)");
+  search->add_option("--ef", so->ef, "HNSW efSearch for this query (0 = the index's ef=, default 128)");
   search->add_option("--nprobe", so->nprobe,
                      "IVF lists to probe; with --mode late, centroids probed per query token "
                      "(0 = index default)");

@@ -1,5 +1,7 @@
 #include "index/dense_index.h"
 
+#include "index/dense_factory.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -572,11 +574,13 @@ TEST_F(EfSearchTest, RecallRisesWithEfSearch) {
   EXPECT_GE(r256, 0.9);
 }
 
-// README: "efSearch 64" is the default; a zero parameter must run it.
-TEST_F(EfSearchTest, DefaultEfSearchIs64) {
+// The README documents efSearch 128 as the default of an HNSW factory
+// without ef=; a zero parameter must run exactly that.
+TEST_F(EfSearchTest, DefaultEfSearchIs128) {
+  ASSERT_EQ(kDefaultHnswEfSearch, 128u);
   const DenseSearchResult by_default = Run(0);
-  EXPECT_EQ(by_default.ids, Run(64).ids);
-  EXPECT_NE(by_default.ids, Run(16).ids);
+  EXPECT_EQ(by_default.ids, Run(128).ids);
+  EXPECT_NE(by_default.ids, Run(64).ids);
 }
 
 // Searches with different efSearch at once each get their own value's
