@@ -143,6 +143,11 @@ class HnswIndex final : public DenseIndex {
         if (error.empty()) error = e.what();
       }
     };
+    // hnswlib draws each node's level from one shared generator without a
+    // lock, as its own parallel insert does: concurrent inserts may draw
+    // the same level, which changes which levels appear, never memory
+    // safety. A batch on one thread (or OMP_NUM_THREADS=1) is
+    // deterministic.
     size_t start = 0;
     if (g.cur_element_count == 0) insert(start++);  // sets the entry point
     const int64_t end = static_cast<int64_t>(n);
