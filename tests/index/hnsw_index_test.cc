@@ -296,3 +296,41 @@ TEST(HnswIndexOptionsTest, BadFactoryOptionsAreRejected) {
 
 }  // namespace
 }  // namespace mnemo::index
+
+namespace mnemo::index {
+namespace {
+
+// Small graphs: replacing the only node, deleting every node, reviving one.
+TEST(HnswIndexEdgeTest, TinyGraphsReplaceDeleteAndRevive) {
+  auto index = MakeIndex("HNSW4,efC=16");
+  ASSERT_NE(index, nullptr);
+  const std::vector<float> a(kDim, 1.0f), b(kDim, -1.0f);
+  DenseSearchParams params;
+  ASSERT_TRUE(index->Add({7}, a).ok());
+  ASSERT_TRUE(index->Add({7}, b).ok());  // replace the only node
+  auto r = index->Search(b, 1, nullptr, params);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->ids[0], 7);
+  EXPECT_FLOAT_EQ(r->scores[0], 0.0f);
+  ASSERT_TRUE(index->Add({8}, a).ok());
+  EXPECT_EQ(*index->Remove({7, 8, 9}), 2u);
+  EXPECT_EQ(index->size(), 0u);
+  r = index->Search(a, 3, nullptr, params);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->ids, std::vector<int64_t>({-1, -1, -1}));
+  ASSERT_TRUE(index->Add({8}, b).ok());  // revive with a new vector
+  r = index->Search(b, 2, nullptr, params);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->ids, std::vector<int64_t>({8, -1}));
+  // The serial form of a graph whose nodes were all deleted once loads.
+  auto bytes = index->Serialize();
+  ASSERT_TRUE(bytes.ok());
+  auto back = DenseIndex::Deserialize(index->options(), *bytes);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ((*back)->size(), 1u);
+  EXPECT_TRUE((*back)->Contains(8));
+  EXPECT_FALSE((*back)->Contains(7));
+}
+
+}  // namespace
+}  // namespace mnemo::index
