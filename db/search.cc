@@ -24,6 +24,9 @@ namespace {
 
 // Candidates each list contributes to a hybrid search (at least k).
 constexpr int kHybridDepth = 50;
+// Exact scans of at least this many floats use the whole OpenMP team even
+// for a single query (store.h, CPU scheduling).
+constexpr size_t kWholeTeamScanFloats = size_t{1} << 20;
 
 // Sets the calling thread's OpenMP team size for its lifetime, then restores
 // it. Team size is a per-thread setting, so concurrent callers do not
@@ -47,7 +50,11 @@ absl::StatusOr<std::vector<std::vector<index::ScoredId>>> StoreImpl::DenseSearch
   const size_t n = queries.size() / ns->config.dim;
   std::vector<std::vector<index::ScoredId>> lists(n);
   if (ns->index->size() == 0) return lists;
-  const bool whole_team = search_threads_ > 1 && n >= 2 * static_cast<size_t>(search_threads_);
+  // A full scan big enough to split pays for the team even for one query.
+  const bool big_scan = ns->index->scans_all() &&
+                        ns->index->size() * ns->config.dim >= kWholeTeamScanFloats;
+  const bool whole_team =
+      search_threads_ > 1 && (n >= 2 * static_cast<size_t>(search_threads_) || big_scan);
   std::optional<absl::MutexLock> team_lock;
   if (whole_team) team_lock.emplace(&parallel_search_mu_);
   std::optional<ScopedOmpThreads> single_thread;

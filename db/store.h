@@ -13,11 +13,13 @@
 // namespace run in parallel; writes to a namespace are serialised and exclude
 // its searches while they update the index.
 //
-// CPU scheduling of searches: FAISS spreads a query batch over an OpenMP
-// team. Concurrent large batches would each start a full team and
+// CPU scheduling of searches: the index spreads a query batch over an
+// OpenMP team. Concurrent large batches would each start a full team and
 // oversubscribe the cores, so a batch of at least 2 queries per OpenMP thread
 // runs alone with the whole team, while smaller batches run single-threaded
-// side by side (concurrency comes from the callers).
+// side by side (concurrency comes from the callers). A search that scores
+// every vector (Flat) of at least 2^20 floats also takes the whole team,
+// whatever its batch: one query then splits its scan over the threads.
 #ifndef MNEMO_DB_STORE_H_
 #define MNEMO_DB_STORE_H_
 

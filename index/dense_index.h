@@ -97,6 +97,9 @@ class DenseIndex {
 
   virtual size_t size() const = 0;  // live vectors
   virtual bool is_trained() const = 0;
+  // True when a search scores every vector (Flat, or a trainable index
+  // before training): one query then splits over the OpenMP team.
+  virtual bool scans_all() const = 0;
   virtual bool Contains(int64_t id) const = 0;
   virtual std::string Describe() const = 0;  // e.g. "HNSW32 (1234 live)"
   virtual const DenseIndexOptions& options() const = 0;

@@ -686,6 +686,9 @@ class Impl final : public DenseIndex {
 
   size_t size() const override { return id_to_label_.size(); }
   bool is_trained() const override { return trained_; }
+  bool scans_all() const override {
+    return dynamic_cast<const faiss::IndexFlat*>(index_.get()) != nullptr;
+  }
   bool Contains(int64_t id) const override {
     return id_to_label_.contains(id);
   }

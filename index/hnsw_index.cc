@@ -296,6 +296,7 @@ class HnswIndex final : public DenseIndex {
 
   size_t size() const override { return graph_->cur_element_count - graph_->num_deleted_; }
   bool is_trained() const override { return true; }
+  bool scans_all() const override { return false; }
   bool Contains(int64_t id) const override {
     if (id < 0) return false;
     auto it = graph_->label_lookup_.find(static_cast<hnswlib::labeltype>(id));
