@@ -31,6 +31,7 @@
 
 #include "index/blas_topk.h"
 #include "index/byte_io.h"
+#include "index/dense_header.h"
 #include "index/dense_rows.h"
 
 #include <algorithm>
@@ -320,6 +321,8 @@ using internal::PreparedRows;
 using internal::PrepareRows;
 using internal::Put;
 using internal::PutBytes;
+using internal::PutDenseHeader;
+using internal::ReadDenseHeader;
 
 absl::Status DataLoss(absl::string_view why) {
   return absl::DataLossError(absl::StrCat("corrupt dense index: ", why));
@@ -558,12 +561,7 @@ class Impl final : public DenseIndex {
                                       static_cast<int>(factory_.ef_search)));
     }
     std::vector<uint8_t> out;
-    Put(&out, kMagic);
-    Put(&out, kVersion);
-    Put(&out, options_.dim);
-    Put(&out, static_cast<uint32_t>(options_.metric));
-    Put(&out, static_cast<uint32_t>(options_.factory.size()));
-    PutBytes(&out, options_.factory.data(), options_.factory.size());
+    PutDenseHeader(&out, kMagic, kVersion, options_);
     Put(&out, static_cast<uint8_t>(trained_));
     Put(&out, static_cast<uint8_t>(layout_));
     // label -> id; -1 marks dead / removed labels (the dead-id set).
@@ -592,24 +590,7 @@ class Impl final : public DenseIndex {
     const std::optional<absl::Span<const uint8_t>> body = StripChecksumTrailer(bytes);
     if (!body.has_value()) return DataLoss("checksum mismatch");
     ByteReader r(*body);
-    uint32_t magic, version, dim, metric, factory_len;
-    if (!r.Get(&magic) || magic != kMagic) return DataLoss("bad magic");
-    if (!r.Get(&version) || version != kVersion) {
-      return DataLoss("unsupported version");
-    }
-    if (!r.Get(&dim) || !r.Get(&metric) || !r.Get(&factory_len) ||
-        factory_len > r.remaining()) {
-      return DataLoss("truncated header");
-    }
-    std::string factory(factory_len, '\0');
-    r.GetBytes(factory.data(), factory_len);
-    if (dim != options_.dim || metric != static_cast<uint32_t>(options_.metric) ||
-        factory != options_.factory) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "serialized index is ", factory, " dim ", dim, " metric ", metric,
-          "; options ask for ", options_.factory, " dim ", options_.dim,
-          " metric ", static_cast<uint32_t>(options_.metric)));
-    }
+    RETURN_IF_ERROR(ReadDenseHeader(&r, kMagic, kVersion, options_, "dense index"));
     uint8_t trained, layout;
     uint64_t n_labels, n_raw, n_faiss;
     if (!r.Get(&trained) || !r.Get(&layout) || trained > 1 || layout > 2) {
@@ -638,7 +619,7 @@ class Impl final : public DenseIndex {
     } catch (const std::exception& e) {
       return DataLoss(absl::StrCat("FAISS read_index: ", e.what()));
     }
-    if (index == nullptr || index->d != static_cast<FaissIdx>(dim) ||
+    if (index == nullptr || index->d != static_cast<FaissIdx>(options_.dim) ||
         index->metric_type != FaissMetric(options_.metric)) {
       return DataLoss("FAISS index does not match the header");
     }
@@ -671,7 +652,7 @@ class Impl final : public DenseIndex {
       return DataLoss("vector count does not match the id map");
     }
     const bool lossy = trained && IsLossy(index.get());
-    if (raw.size() != (lossy ? label_to_id.size() * dim : 0)) {
+    if (raw.size() != (lossy ? label_to_id.size() * options_.dim : 0)) {
       return DataLoss("raw vector table has the wrong size");
     }
     index_ = std::move(index);

@@ -37,6 +37,7 @@
 #include "common/checksum_frame.h"
 #include "common/status_macros.h"
 #include "index/byte_io.h"
+#include "index/dense_header.h"
 #include "index/dense_rows.h"
 #include "index/distance_kernels.h"
 
@@ -218,12 +219,7 @@ class HnswIndex final : public DenseIndex {
     const size_t count = g.cur_element_count;
     std::vector<uint8_t> out;
     out.reserve(64 + options_.factory.size() + count * (g.size_data_per_element_ + 4));
-    Put(&out, kMagic);
-    Put(&out, kVersion);
-    Put(&out, options_.dim);
-    Put(&out, static_cast<uint32_t>(options_.metric));
-    Put(&out, static_cast<uint32_t>(options_.factory.size()));
-    PutBytes(&out, options_.factory.data(), options_.factory.size());
+    PutDenseHeader(&out, kMagic, kVersion, options_);
     Put(&out, static_cast<uint64_t>(count));
     Put(&out, static_cast<uint64_t>(g.size_data_per_element_));
     Put(&out, static_cast<int32_t>(g.maxlevel_));
@@ -244,22 +240,7 @@ class HnswIndex final : public DenseIndex {
     const std::optional<absl::Span<const uint8_t>> body = StripChecksumTrailer(bytes);
     if (!body.has_value()) return DataLoss("checksum mismatch or truncated");
     ByteReader r(*body);
-    uint32_t magic = 0, version = 0, dim = 0, metric = 0, factory_len = 0;
-    if (!r.Get(&magic) || magic != kMagic) return DataLoss("not an HNSW index");
-    if (!r.Get(&version) || version != kVersion) return DataLoss("unsupported version");
-    if (!r.Get(&dim) || !r.Get(&metric) || !r.Get(&factory_len) ||
-        factory_len > r.remaining()) {
-      return DataLoss("truncated header");
-    }
-    std::string factory(factory_len, '\0');
-    r.GetBytes(factory.data(), factory_len);
-    if (dim != options_.dim || metric != static_cast<uint32_t>(options_.metric) ||
-        factory != options_.factory) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "serialized index is ", factory, " dim ", dim, " metric ", metric, "; options ask for ",
-          options_.factory, " dim ", options_.dim, " metric ",
-          static_cast<uint32_t>(options_.metric)));
-    }
+    RETURN_IF_ERROR(ReadDenseHeader(&r, kMagic, kVersion, options_, "HNSW index"));
     uint64_t count = 0, element_bytes = 0;
     int32_t max_level = 0;
     uint32_t entry = 0;
