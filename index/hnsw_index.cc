@@ -20,7 +20,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -58,21 +57,6 @@ constexpr size_t kMaxLevels = 64;
 constexpr uint64_t kRandomSeed = 100;
 // Batches smaller than this insert on the calling thread.
 constexpr size_t kParallelAddMin = 64;
-
-// Batch searches running in this process right now, over all indexes.
-std::atomic<int> g_running_batches{0};
-
-class RunningBatch {
- public:
-  RunningBatch() : others_(g_running_batches.fetch_add(1, std::memory_order_relaxed)) {}
-  ~RunningBatch() { g_running_batches.fetch_sub(1, std::memory_order_relaxed); }
-  RunningBatch(const RunningBatch&) = delete;
-  RunningBatch& operator=(const RunningBatch&) = delete;
-  int others() const { return others_; }
-
- private:
-  const int others_;
-};
 
 // hnswlib's view of a vector space: the data size and one distance
 // function, here the run-time-chosen kernel.
@@ -194,9 +178,10 @@ class HnswIndex final : public DenseIndex {
     const size_t ef = std::max<size_t>(
         params.hnsw_ef_search > 0 ? params.hnsw_ef_search : factory_.ef_search, result.k);
 
-    const RunningBatch running;
+    // The caller's OpenMP team size decides (the store gives a batch the
+    // whole team only when no other batch has it, see db/store.h).
     const int64_t n = static_cast<int64_t>(result.n);
-    const bool parallel = n > 1 && running.others() == 0 && omp_get_max_threads() > 1;
+    const bool parallel = n > 1 && omp_get_max_threads() > 1;
 #pragma omp parallel if (parallel)
     {
       std::vector<Scored> hits;

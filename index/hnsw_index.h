@@ -21,8 +21,8 @@
 // neighbours). Remove marks the node deleted: it stays a route, is never a
 // result, and is reclaimed when the owner rebuilds the index (compaction).
 // A batch Add inserts on the OpenMP threads; a batch Search spreads its
-// queries over them unless other batches are already running (then each
-// runs on its caller's thread, so concurrent callers do not oversubscribe).
+// queries over the calling thread's OpenMP team (the store decides its
+// size, so that concurrent batches do not oversubscribe the cores).
 #ifndef MNEMO_INDEX_HNSW_INDEX_H_
 #define MNEMO_INDEX_HNSW_INDEX_H_
 
