@@ -1,27 +1,43 @@
-// Attention of query heads over one chunk's keys of one KV head through the
-// chunk's key clusters (attention/key_clusters.h), RetroInfer's tiers
-// without the steady zone (the decoder keeps its sink and recent tokens and
-// merges): the clusters whose centroids score highest for the query group
-// are attended exactly, the next ones are estimated from their summaries,
-// the rest are left out.
+// Attention of one KV head's query group through key clusters
+// (attention/key_clusters.h), RetroInfer's tiers without the steady zone
+// (the decoder keeps its sink and recent tokens and merges): over the
+// clusters of one or several chunks, the clusters whose centroids score
+// highest for the group are attended exactly, the next ones are estimated
+// from their summaries, the rest are left out.
 //
 // An estimated cluster of n keys with centroid c and value sum V adds
 // n * exp(s) to the softmax denominator and exp(s) * V to its numerator,
 // s = scale * <q, c>: exact when the cluster's keys all score alike.
+//
+// Clusters are ranked by the group's summed score sum_g <q_g, c> =
+// <sum_g q_g, c>, so ranking needs one vector per chunk (the summed query
+// in the chunk's frame), and only the chunks that hold a selected cluster
+// need the group's own queries in their frame (attention/
+// context_attention.h rotates them lazily).
 #ifndef MNEMO_ATTENTION_CLUSTER_ATTENTION_H_
 #define MNEMO_ATTENTION_CLUSTER_ATTENTION_H_
 
+#include <vector>
+
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "attention/key_clusters.h"
 
 namespace mnemo::attention {
 
-// Fractions of a chunk's clusters, in [0, 1], their sum at most 1. A
+// Fractions of a context's clusters, in [0, 1], their sum at most 1. A
 // non-zero fraction selects at least one cluster.
 struct ClusterBudget {
   double exact_fraction = 0.02;
   double estimated_fraction = 0.25;
 };
+
+// INVALID_ARGUMENT naming the rule a budget breaks.
+absl::Status ValidateBudget(const ClusterBudget& budget);
+
+// Clusters a fraction selects out of n: ceil(fraction * n), at least 1 when
+// the fraction is positive, at most n.
+int ClustersFor(double fraction, int n);
 
 struct ClusterAttentionStats {
   int exact_clusters = 0;
@@ -29,20 +45,48 @@ struct ClusterAttentionStats {
   int exact_keys = 0;  // keys whose score was computed exactly
 };
 
-// `queries` [group, head_dim]: the query heads that read this KV head,
-// already rotated for the chunk (RotateQueryForChunk); `keys` and `values`
-// [n_keys, head_dim] as given to BuildKeyClusters. Clusters are ranked by
-// the sum over the group of <q, centroid>. Writes per query head g a
-// partial over the chunk, mergeable with MergePartial (attention/partial.h):
-// out[g * head_dim ...], lse[g] (over the exact keys and the estimated
-// mass), max[g] (the largest exact score or estimated centroid score); with
-// nothing selected out is 0 and lse, max are -inf. INVALID_ARGUMENT for a
-// bad budget, group < 1, a non-finite or non-positive scale, or null
-// pointers.
-absl::Status AttendClusters(const float* queries, int group, const float* keys,
-                            const float* values, const KeyClusters& clusters, float scale,
-                            const ClusterBudget& budget, float* out, float* lse, float* max,
-                            ClusterAttentionStats* stats);
+// One chunk's part of one KV head's context.
+struct ClusterSource {
+  const KeyClusters* clusters = nullptr;
+  const float* keys = nullptr;    // [clusters->n_keys, head_dim], chunk-local post-RoPE
+  const float* values = nullptr;  // [clusters->n_keys, head_dim]
+  // The group's summed query in this chunk's frame [head_dim] (ranking).
+  const float* query_sum = nullptr;
+  // The group's queries in this chunk's frame [group, head_dim]; needed
+  // only when one of the chunk's clusters is selected.
+  const float* queries = nullptr;
+};
+
+// A cluster of a source and its ranking score.
+struct ClusterRef {
+  int source = 0;
+  int cluster = 0;
+  float score = 0;
+};
+
+// The `n` best clusters over all sources by <query_sum, centroid>, best
+// first (ties: lower source, then lower cluster first). `n` is clamped to
+// the number of clusters.
+std::vector<ClusterRef> RankClusters(absl::Span<const ClusterSource> sources, int head_dim, int n);
+
+// Attention of the `group` query heads over `ranked[0, n_exact)` exactly
+// and `ranked[n_exact, ranked.size())` estimated. Writes per query head g
+// a partial mergeable with MergePartial (attention/partial.h): out[g *
+// head_dim ...], lse[g] (over the exact keys and the estimated mass),
+// max[g] (the largest exact score or estimated centroid score); with
+// nothing selected out is 0 and lse, max are -inf. Unchecked: the caller
+// validated the sizes, and every source named in `ranked` has `queries`.
+void AttendRanked(absl::Span<const ClusterSource> sources, absl::Span<const ClusterRef> ranked,
+                  int n_exact, int group, int head_dim, float scale, float* out, float* lse,
+                  float* max, ClusterAttentionStats* stats);
+
+// RankClusters then AttendRanked with the budget's shares of every
+// source's clusters; every source needs `query_sum` and `queries`.
+// INVALID_ARGUMENT for a bad budget, group < 1, a non-finite or
+// non-positive scale, null pointers, or sources of another head_dim.
+absl::Status AttendClusters(absl::Span<const ClusterSource> sources, int group, int head_dim,
+                            float scale, const ClusterBudget& budget, float* out, float* lse,
+                            float* max, ClusterAttentionStats* stats);
 
 }  // namespace mnemo::attention
 

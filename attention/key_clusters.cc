@@ -1,5 +1,7 @@
 #include "attention/key_clusters.h"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -9,15 +11,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "attention/rope.h"
+#include "attention/vector_ops.h"
 
 namespace mnemo::attention {
 namespace {
-
-float Dot(const float* a, const float* b, int d) {
-  float s = 0;
-  for (int i = 0; i < d; ++i) s += a[i] * b[i];
-  return s;
-}
 
 // Unit-length copy of `x` (a zero vector stays zero).
 void Normalized(const float* x, int d, float* out) {
@@ -54,6 +51,10 @@ absl::StatusOr<KeyClusters> BuildKeyClusters(const float* keys, const float* val
   out.n_clusters =
       n_keys == 0 ? 0 : (n_keys + options.keys_per_cluster - 1) / options.keys_per_cluster;
   const int k = out.n_clusters;
+  if (n_keys == 0) {
+    out.offsets.assign(1, 0);
+    return out;
+  }
 
   // Directions of the keys and of the centroids (spherical assignment).
   std::vector<float> unit_keys(total);
@@ -73,22 +74,18 @@ absl::StatusOr<KeyClusters> BuildKeyClusters(const float* keys, const float* val
   std::vector<float> similarity(n_keys, 0);
   std::vector<float> sums(size_t(k) * d);
   std::vector<int> counts(k);
+  std::vector<float> sims(size_t(n_keys) * k);
   for (int round = 0; round < options.iterations; ++round) {
     bool moved = false;
+    // Every key against every centroid direction in one sgemm.
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_keys, k, d, 1.0f, unit_keys.data(), d,
+                directions.data(), d, 0.0f, sims.data(), k);
     for (int i = 0; i < n_keys; ++i) {
-      const float* u = &unit_keys[size_t(i) * d];
-      int best = 0;
-      float best_sim = -std::numeric_limits<float>::infinity();
-      for (int c = 0; c < k; ++c) {
-        const float s = Dot(u, &directions[size_t(c) * d], d);
-        if (s > best_sim) {
-          best_sim = s;
-          best = c;
-        }
-      }
+      const float* row = &sims[size_t(i) * k];
+      const int best = static_cast<int>(std::max_element(row, row + k) - row);
       moved = moved || assign[i] != best;
       assign[i] = best;
-      similarity[i] = best_sim;
+      similarity[i] = row[best];
     }
     std::fill(sums.begin(), sums.end(), 0.0f);
     std::fill(counts.begin(), counts.end(), 0);

@@ -139,12 +139,20 @@ class ClusterAttentionTest : public ::testing::Test {
     ASSERT_TRUE(AttendPartial(shape, QueryBlock{queries_.data(), 1, 0}, kv, false, &full_).ok());
   }
 
+  // The group's queries as the one source's (ranking sum and own queries).
+  ClusterSource Source(const KeyClusters& clusters) {
+    sum_.assign(kD, 0.0f);
+    for (int g = 0; g < kGroup; ++g)
+      for (int j = 0; j < kD; ++j) sum_[j] += queries_[size_t(g) * kD + j];
+    return ClusterSource{&clusters, keys_.data(), values_.data(), sum_.data(), queries_.data()};
+  }
+
   PartialResult Through(const KeyClusters& clusters, ClusterBudget budget,
                         ClusterAttentionStats* stats) {
     PartialResult r = PartialResult::Empty(1, kGroup, kD);
-    EXPECT_TRUE(AttendClusters(queries_.data(), kGroup, keys_.data(), values_.data(), clusters,
-                               1.0f / std::sqrt(float(kD)), budget, r.out.data(), r.lse.data(),
-                               r.max.data(), stats)
+    const ClusterSource source = Source(clusters);
+    EXPECT_TRUE(AttendClusters({&source, 1}, kGroup, kD, 1.0f / std::sqrt(float(kD)), budget,
+                               r.out.data(), r.lse.data(), r.max.data(), stats)
                     .ok());
     return r;
   }
@@ -154,7 +162,7 @@ class ClusterAttentionTest : public ::testing::Test {
     for (size_t g = 0; g < full_.lse.size(); ++g) EXPECT_NEAR(r.lse[g], full_.lse[g], tolerance);
   }
 
-  std::vector<float> keys_, values_, queries_;
+  std::vector<float> keys_, values_, queries_, sum_;
   PartialResult full_;
 };
 
@@ -204,15 +212,19 @@ TEST_F(ClusterAttentionTest, BadBudgetIsRefused) {
   auto clusters = BuildKeyClusters(keys_.data(), values_.data(), kN, kD, {});
   ASSERT_TRUE(clusters.ok());
   PartialResult r = PartialResult::Empty(1, kGroup, kD);
+  const ClusterSource source = Source(*clusters);
   for (ClusterBudget bad : {ClusterBudget{0.8, 0.5}, ClusterBudget{-0.1, 0.2},
                             ClusterBudget{0.1, 1.5}}) {
-    EXPECT_EQ(AttendClusters(queries_.data(), kGroup, keys_.data(), values_.data(), *clusters,
-                             0.1f, bad, r.out.data(), r.lse.data(), r.max.data(), nullptr)
+    EXPECT_EQ(AttendClusters({&source, 1}, kGroup, kD, 0.1f, bad, r.out.data(), r.lse.data(),
+                             r.max.data(), nullptr)
                   .code(),
               absl::StatusCode::kInvalidArgument);
   }
-  EXPECT_FALSE(AttendClusters(queries_.data(), 0, keys_.data(), values_.data(), *clusters, 0.1f,
-                              {}, r.out.data(), r.lse.data(), r.max.data(), nullptr)
+  EXPECT_FALSE(AttendClusters({&source, 1}, 0, kD, 0.1f, {}, r.out.data(), r.lse.data(),
+                              r.max.data(), nullptr)
+                   .ok());
+  EXPECT_FALSE(AttendClusters({&source, 1}, kGroup, kD + 2, 0.1f, {}, r.out.data(), r.lse.data(),
+                              r.max.data(), nullptr)
                    .ok());
 }
 
