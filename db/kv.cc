@@ -34,6 +34,10 @@ absl::Status ValidateKvConfig(const KvConfig& config) {
   if (config.default_ttl_seconds < 0) {
     return absl::InvalidArgumentError("default_ttl_seconds must be >= 0");
   }
+  if (config.key_index_keys_per_cluster > kMaxKeysPerCluster) {
+    return absl::InvalidArgumentError(absl::StrCat("key_index_keys_per_cluster must be at most ",
+                                                   kMaxKeysPerCluster, " (0 = no key index)"));
+  }
   auto policy = NewKvEvictionPolicy(config.eviction_policy);
   if (!policy.ok()) return policy.status();
   return ValidateKvCodecOptions(config.codec);

@@ -31,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "attention/key_clusters.h"
 #include "mnemo/model_fingerprint.h"
 #include "db/kv_codec.h"
 
@@ -55,7 +56,14 @@ struct KvConfig {
   std::string eviction_policy;
   // TTL of puts that state none, in seconds; 0 = no expiry.
   int64_t default_ttl_seconds = 0;
+  // Mean keys per cluster of the key index every put builds per (layer,
+  // KV head) for retrieval attention (db/kv_key_index.h); 0 = no index
+  // (retrieval attention then refuses the namespace's chunks). At most
+  // kMaxKeysPerCluster.
+  uint32_t key_index_keys_per_cluster = 16;
 };
+
+inline constexpr uint32_t kMaxKeysPerCluster = 4096;
 
 struct KvStats {
   KvConfig config;
@@ -91,10 +99,13 @@ struct KvPutHeader {
 inline constexpr uint32_t kMaxKvTokens = 1u << 16;
 
 struct KvPutResult {
-  uint64_t stored_bytes = 0;        // encoded bytes of every block
+  uint64_t stored_bytes = 0;        // encoded bytes of every block and key index
   std::vector<float> key_error;     // per layer, measured at encode time
   std::vector<float> value_error;
   uint32_t evicted_chunks = 0;      // chunks whose KV was evicted for room
+  uint64_t index_bytes = 0;         // of stored_bytes, the key indexes'
+  double encode_seconds = 0;        // encoding the blocks (codec)
+  double index_seconds = 0;         // building and encoding the key indexes
 };
 
 // One chunk's put in progress. Not thread-safe. Destroying it before
@@ -130,6 +141,9 @@ struct KvReadOptions {
   // that very type and read without rotation is then handed over as
   // stored, without decoding (the fast path of a fetch).
   std::optional<KvDtype> as_bytes;
+  // Also read each block's key index (KvBlock::key_index), from the same
+  // snapshot; a block without one fails the read with FAILED_PRECONDITION.
+  bool with_key_index = false;
 };
 
 // One (chunk, layer) block as read.
@@ -145,6 +159,9 @@ struct KvBlock {
   float key_error = 0, value_error = 0;  // stored with the block
   std::vector<int32_t> tokens;           // in each chunk's first block only
   int64_t position = -1;                 // start position of the keys' RoPE; -1 = none
+  // With KvReadOptions::with_key_index: the block's key clusters, one per
+  // KV head, over its chunk-local keys (db/kv_key_index.h).
+  std::vector<attention::KeyClusters> key_index;
 };
 
 // Blocks of a read, layer by layer (every chunk's block of layer_begin,

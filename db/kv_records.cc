@@ -67,6 +67,14 @@ std::string BlockKey(uint32_t nsid, int64_t internal_id, uint32_t layer) {
   return out;
 }
 
+std::string KeyIndexKey(uint32_t nsid, int64_t internal_id, uint32_t layer) {
+  std::string out = keys::NsPrefix(nsid);
+  out.push_back('k');
+  keys::AppendU64(&out, static_cast<uint64_t>(internal_id));
+  keys::AppendU16(&out, static_cast<uint16_t>(layer));
+  return out;
+}
+
 std::string ChunkKeyPrefix(uint32_t nsid) {
   std::string out = keys::NsPrefix(nsid);
   out.push_back('c');
@@ -165,6 +173,7 @@ std::string EncodeConfig(const KvConfig& c) {
   j["capacity_bytes"] = c.capacity_bytes;
   j["eviction_policy"] = c.eviction_policy;
   j["default_ttl_seconds"] = c.default_ttl_seconds;
+  j["key_index_keys_per_cluster"] = c.key_index_keys_per_cluster;
   return j.dump();
 }
 
@@ -186,6 +195,10 @@ absl::StatusOr<KvConfig> DecodeConfig(absl::string_view value) {
     c.capacity_bytes = j.at("capacity_bytes").get<uint64_t>();
     c.eviction_policy = j.at("eviction_policy").get<std::string>();
     c.default_ttl_seconds = j.at("default_ttl_seconds").get<int64_t>();
+    // Absent in configs written before key indexes: the default.
+    if (j.contains("key_index_keys_per_cluster")) {
+      c.key_index_keys_per_cluster = j.at("key_index_keys_per_cluster").get<uint32_t>();
+    }
   } catch (const nlohmann::json::exception& e) {
     return Corrupt(absl::StrCat("config: ", e.what()));
   }

@@ -1,6 +1,8 @@
 // Keys and values of the chunk KV caches (see db/kv.h).
 //
 //   kv   nsid 'b' internal_id(u64 BE) layer(u16 BE) -> block of one layer
+//        nsid 'k' internal_id(u64 BE) layer(u16 BE) -> key index of one layer
+//                                                      (db/kv_key_index.h)
 //        nsid 'c' internal_id(u64 BE)               -> KvChunkRecord
 //   meta "kv/" nsid(u32 BE)                         -> the namespace's KvConfig, JSON
 //
@@ -38,6 +40,7 @@ std::string BlockKey(uint32_t nsid, int64_t internal_id, uint32_t layer);
 std::string BlockPrefix(uint32_t nsid, int64_t internal_id);
 std::string BlockPrefixEnd(uint32_t nsid, int64_t internal_id);
 std::string ChunkKey(uint32_t nsid, int64_t internal_id);
+std::string KeyIndexKey(uint32_t nsid, int64_t internal_id, uint32_t layer);
 // Prefix of every chunk record of a namespace.
 std::string ChunkKeyPrefix(uint32_t nsid);
 // internal id of a ChunkKey; nullopt when malformed.

@@ -176,6 +176,7 @@ absl::StatusOr<std::unique_ptr<KvChunkWriter>> KvStore::BeginPutKv(absl::string_
 
 absl::StatusOr<KvPutResult> KvStore::CommitPut(const NamespacePtr& ns, const KvPutHeader& header,
                                                 const std::vector<std::string>& blocks,
+                                                const std::vector<std::string>& index_blocks,
                                                 const KvPutResult& encoded, uint64_t fp16_bytes,
                                                 uint64_t fingerprint_hash) {
   absl::MutexLock lock(&ns->mu);
@@ -210,6 +211,12 @@ absl::StatusOr<KvPutResult> KvStore::CommitPut(const NamespacePtr& ns, const KvP
   for (size_t l = 0; l < blocks.size(); ++l) {
     write.batch.Put(owner_->kv_cf(), kvrecords::BlockKey(ns->nsid, id, static_cast<uint32_t>(l)),
                     blocks[l]);
+  }
+  // Key indexes: one per layer or none (a config without them).
+  for (size_t l = 0; l < index_blocks.size(); ++l) {
+    write.batch.Put(owner_->kv_cf(),
+                    kvrecords::KeyIndexKey(ns->nsid, id, static_cast<uint32_t>(l)),
+                    index_blocks[l]);
   }
   write.batch.Put(owner_->kv_cf(), kvrecords::ChunkKey(ns->nsid, id),
                   kvrecords::EncodeChunkRecord(record));
@@ -271,7 +278,8 @@ absl::StatusOr<std::unique_ptr<KvReader>> KvStore::ReadKv(absl::string_view ns_n
   return std::unique_ptr<KvReader>(new KvReaderImpl(owner_->lifetime(), owner_->db(), owner_->kv_cf(),
                                                     ns->nsid, std::move(items),
                                                     options.layer_begin, layer_end,
-                                                    options.model, options.as_bytes));
+                                                    options.model, options.as_bytes,
+                                                    options.with_key_index));
 }
 
 absl::StatusOr<std::vector<uint32_t>> KvStore::ExistsKv(absl::string_view ns_name,

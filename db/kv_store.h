@@ -62,6 +62,7 @@ class KvStore {
   // Commits a finished put (KvChunkWriter::Commit).
   absl::StatusOr<KvPutResult> CommitPut(const NamespacePtr& ns, const KvPutHeader& header,
                                         const std::vector<std::string>& blocks,
+                                        const std::vector<std::string>& index_blocks,
                                         const KvPutResult& encoded, uint64_t fp16_bytes,
                                         uint64_t fingerprint_hash) ABSL_LOCKS_EXCLUDED(ns->mu);
 

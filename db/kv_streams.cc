@@ -1,6 +1,7 @@
 // The KV put and read objects a store hands out (see kv_streams.h).
 #include "db/kv_streams.h"
 
+#include <chrono>
 #include <cmath>
 #include <utility>
 
@@ -8,6 +9,7 @@
 #include "attention/rope.h"
 #include "common/status_macros.h"
 #include "db/kv_codec.h"
+#include "db/kv_key_index.h"
 #include "db/kv_records.h"
 #include "db/kv_store.h"
 #include "db/rocks_status.h"
@@ -89,10 +91,26 @@ absl::Status KvChunkWriterImpl::AddLayer(uint32_t layer, const KvTensorShape& sh
                                             *header_.keys_position));
     keys = unrotated;
   }
+  const auto t0 = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(EncodedKvTensor ek,
                    EncodeKvTensor(keys, shape, KvTensorRole::kKeys, config_.codec));
   ASSIGN_OR_RETURN(EncodedKvTensor ev,
                    EncodeKvTensor(v, shape, KvTensorRole::kValues, config_.codec));
+  const auto t1 = std::chrono::steady_clock::now();
+  if (config_.key_index_keys_per_cluster > 0) {
+    // Over the keys as given (pre-RoPE), not the codec's reconstruction:
+    // the summaries then do not compound the codec's error.
+    const kvindex::LayerShape index_shape{m.n_kv_heads, static_cast<int>(tokens), m.head_dim};
+    ASSIGN_OR_RETURN(std::vector<attention::KeyClusters> index,
+                     kvindex::BuildLayerKeyIndex(keys, v, index_shape, m.rope_theta,
+                                                 static_cast<int>(config_.key_index_keys_per_cluster)));
+    index_blocks_.push_back(kvindex::EncodeLayerKeyIndex(fingerprint_hash_, index));
+    result_.index_bytes += index_blocks_.back().size();
+    result_.stored_bytes += index_blocks_.back().size();
+  }
+  const auto t2 = std::chrono::steady_clock::now();
+  result_.encode_seconds += std::chrono::duration<double>(t1 - t0).count();
+  result_.index_seconds += std::chrono::duration<double>(t2 - t1).count();
   blocks_.push_back(kvrecords::EncodeBlock(fingerprint_hash_, ek.bytes, ev.bytes));
   result_.stored_bytes += blocks_.back().size();
   result_.key_error.push_back(ek.relative_error);
@@ -115,15 +133,17 @@ absl::StatusOr<KvPutResult> KvChunkWriterImpl::Commit() {
   // until the commit returned.
   StoreLifetime::Pin pin(lifetime_.get());
   if (pin.db() == nullptr) return StoreLifetime::UsedAfterClose("KvChunkWriter");
-  return kv_store_->CommitPut(ns_, header_, blocks_, result_, fp16_bytes_, fingerprint_hash_);
+  return kv_store_->CommitPut(ns_, header_, blocks_, index_blocks_, result_, fp16_bytes_,
+                              fingerprint_hash_);
 }
 
 KvReaderImpl::KvReaderImpl(std::shared_ptr<StoreLifetime> lifetime, rocksdb::DB* db,
                            rocksdb::ColumnFamilyHandle* cf, uint32_t nsid, std::vector<Item> items,
                            uint32_t layer_begin, uint32_t layer_end, ModelFingerprint model,
-                           std::optional<KvDtype> as_bytes)
+                           std::optional<KvDtype> as_bytes, bool with_key_index)
     : lifetime_(std::move(lifetime)),
       as_bytes_(as_bytes),
+      with_key_index_(with_key_index),
       cf_(cf),
       snapshot_(db->GetSnapshot()),
       nsid_(nsid),
@@ -226,6 +246,23 @@ absl::StatusOr<bool> KvReaderImpl::NextFrom(rocksdb::DB* db, KvBlock* block) {
       block->k.clear();
       block->v.clear();
     }
+  }
+  block->key_index.clear();
+  if (with_key_index_) {
+    std::string index;
+    s = db->Get(ro, cf_, kvrecords::KeyIndexKey(nsid_, item.internal_id, layer), &index);
+    if (s.IsNotFound()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "KV of chunk '", item.chunk_id, "' layer ", layer,
+          " has no key index (put with key_index_keys_per_cluster 0, or before key indexes "
+          "existed); put the chunk's KV again"));
+    }
+    if (!s.ok()) return corrupt(absl::StrCat("key index unreadable: ", s.ToString()));
+    ASSIGN_OR_RETURN(block->key_index,
+                     kvindex::DecodeLayerKeyIndex(
+                         index, fingerprint_hash_,
+                         kvindex::LayerShape{model_.n_kv_heads, static_cast<int>(item.tokens),
+                                             model_.head_dim}));
   }
   block->chunk_index = chunk_index;
   block->chunk_id = item.chunk_id;

@@ -46,6 +46,7 @@ class KvChunkWriterImpl final : public KvChunkWriter {
   uint32_t next_layer_ = 0;
   bool done_ = false;
   std::vector<std::string> blocks_;
+  std::vector<std::string> index_blocks_;  // per layer, when the config asks for key indexes
   KvPutResult result_;
   uint64_t fp16_bytes_ = 0;
 };
@@ -66,7 +67,7 @@ class KvReaderImpl final : public KvReader, private StoreLifetime::Holder {
   KvReaderImpl(std::shared_ptr<StoreLifetime> lifetime, rocksdb::DB* db,
                rocksdb::ColumnFamilyHandle* cf, uint32_t nsid, std::vector<Item> items,
                uint32_t layer_begin, uint32_t layer_end, ModelFingerprint model,
-               std::optional<KvDtype> as_bytes);
+               std::optional<KvDtype> as_bytes, bool with_key_index);
   ~KvReaderImpl() override;
 
   absl::StatusOr<bool> Next(KvBlock* block) override;
@@ -82,6 +83,7 @@ class KvReaderImpl final : public KvReader, private StoreLifetime::Holder {
 
   const std::shared_ptr<StoreLifetime> lifetime_;
   const std::optional<KvDtype> as_bytes_;
+  const bool with_key_index_;
   rocksdb::ColumnFamilyHandle* const cf_;
   // Null once released (by Close or the destructor).
   const rocksdb::Snapshot* snapshot_;

@@ -117,6 +117,7 @@ void StoreImpl::StageKvRemovalLocked(const Namespace& ns, rocksdb::WriteBatch* b
     if (!e.has_value()) continue;
     for (uint32_t l = 0; l < e->n_layers; ++l) {
       batch->Delete(kv_, kvrecords::BlockKey(ns.nsid, id, l));
+      batch->Delete(kv_, kvrecords::KeyIndexKey(ns.nsid, id, l));
     }
     batch->Delete(kv_, kvrecords::ChunkKey(ns.nsid, id));
   }
