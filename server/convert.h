@@ -19,7 +19,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "attention/context_attention.h"
 #include "db/kv.h"
+#include "db/kv_context.h"
 #include "db/store.h"
 #include "index/filter.h"
 #include "mnemo/v1/mnemo.pb.h"
@@ -122,6 +124,29 @@ struct KvRetention {
   std::optional<int64_t> ttl_seconds;  // unset = unchanged
 };
 KvRetention KvRetentionFromProto(const v1::SetKvRetentionRequest& request);
+
+// --- Attend (server/convert_attend.cc) ---
+db::KvContextOptions KvContextOptionsFromProto(const v1::AttendOpen& open);
+void AttendOpenedToProto(const db::KvContext& context, v1::AttendResponse* out);
+
+// One step of an Attend stream, decoded.
+struct AttendStepRequest {
+  uint32_t layer = 0;
+  bool top_k = false;
+  attention::ClusterBudget budget;  // estimated_fraction 0 for top-k
+  std::vector<float> queries;       // [n_queries, n_heads, head_dim], pre-RoPE
+  int n_queries = 0;
+  int64_t position = 0;
+};
+// INVALID_ARGUMENT for an unknown mode, no queries, or query bytes that are
+// not n_queries * n_heads * head_dim float32 values (`shape` is the
+// context's). Positions and budgets are the store's to check.
+absl::StatusOr<AttendStepRequest> AttendStepFromProto(const v1::AttendStep& step,
+                                                      const attention::AttentionShape& shape);
+void AttendPartialToProto(const attention::PartialResult& result, v1::AttendResponse* out);
+void TopKeysToProto(const attention::SelectedKeys& selected, v1::AttendResponse* out);
+void AttendStatsToProto(const attention::ContextAttentionStats& stats, double seconds,
+                        v1::AttendResponse* out);
 
 }  // namespace mnemo::server
 

@@ -92,6 +92,9 @@ absl::StatusOr<db::KvConfig> KvConfigFromProto(const v1::KvConfig& config) {
   out.capacity_bytes = config.capacity_bytes();
   out.eviction_policy = config.eviction_policy();
   out.default_ttl_seconds = config.default_ttl_seconds();
+  if (config.has_key_index_keys_per_cluster()) {
+    out.key_index_keys_per_cluster = config.key_index_keys_per_cluster();
+  }
   return out;
 }
 
@@ -104,6 +107,7 @@ void KvStatsToProto(const db::KvStats& stats, v1::KvStats* out) {
   config->set_capacity_bytes(stats.config.capacity_bytes);
   config->set_eviction_policy(stats.config.eviction_policy);
   config->set_default_ttl_seconds(stats.config.default_ttl_seconds);
+  config->set_key_index_keys_per_cluster(stats.config.key_index_keys_per_cluster);
   out->set_chunks(stats.chunks);
   out->set_blocks(stats.blocks);
   out->set_tokens(stats.tokens);
@@ -143,6 +147,9 @@ void KvPutResultToProto(const db::KvPutResult& result, v1::PutKvResponse* out) {
   for (float e : result.key_error) out->add_key_error(e);
   for (float e : result.value_error) out->add_value_error(e);
   out->set_evicted_chunks(result.evicted_chunks);
+  out->set_index_bytes(result.index_bytes);
+  out->set_encode_seconds(result.encode_seconds);
+  out->set_index_seconds(result.index_seconds);
 }
 
 absl::StatusOr<db::KvReadOptions> KvReadOptionsFromProto(const v1::GetKvRequest& request) {

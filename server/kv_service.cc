@@ -3,6 +3,8 @@
 #include "server/kv_service.h"
 
 #include <atomic>
+#include <chrono>
+#include <climits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -11,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "db/kv_context.h"
 #include "mnemo/kv_shm.h"
 #include "server/convert.h"
 #include "server/kv_shm_writer.h"
@@ -184,6 +187,105 @@ class GetKvReactor final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
   v1::GetKvResponse response_;
 };
 
+// Server side of Attend: a ping-pong of one response per request. The
+// first request opens a db::KvContext; each step after it is answered from
+// it, on this callback thread (the context's OpenMP team does the math).
+class AttendReactor final
+    : public grpc::ServerBidiReactor<v1::AttendRequest, v1::AttendResponse> {
+ public:
+  AttendReactor(db::Store* store, grpc::CallbackServerContext* ctx) : store_(store), ctx_(ctx) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client half-closed (or the call broke)
+      End(absl::OkStatus());
+      return;
+    }
+    response_.Clear();
+    absl::Status status = Answer();
+    if (!status.ok()) {
+      End(status);
+      return;
+    }
+    StartWrite(&response_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      context_.reset();
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "Attend stream broken"));
+      return;
+    }
+    request_.Clear();
+    StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  absl::Status Answer() {
+    switch (request_.part_case()) {
+      case v1::AttendRequest::kOpen: {
+        if (context_ != nullptr) {
+          return absl::InvalidArgumentError("an Attend stream opens its context once");
+        }
+        ASSIGN_OR_RETURN(context_,
+                         db::OpenKvContext(store_, request_.open().namespace_(),
+                                           KvContextOptionsFromProto(request_.open())));
+        AttendOpenedToProto(*context_, &response_);
+        return absl::OkStatus();
+      }
+      case v1::AttendRequest::kStep: {
+        if (context_ == nullptr) {
+          return absl::InvalidArgumentError("an Attend stream must start with its open message");
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        ASSIGN_OR_RETURN(AttendStepRequest step,
+                         AttendStepFromProto(request_.step(), context_->shape()));
+        const attention::QueryBlock queries{step.queries.data(), step.n_queries,
+                                            static_cast<int32_t>(step.position)};
+        if (step.position < 0 || step.position > INT32_MAX - step.n_queries) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("attend step position ", step.position, " is out of range"));
+        }
+        attention::ContextAttentionStats stats;
+        if (step.top_k) {
+          RETURN_IF_ERROR(context_->FetchTopK(step.layer, queries, step.budget.exact_fraction,
+                                              &selected_, &stats));
+          TopKeysToProto(selected_, &response_);
+        } else {
+          RETURN_IF_ERROR(context_->Attend(step.layer, queries, step.budget, &partial_, &stats));
+          AttendPartialToProto(partial_, &response_);
+        }
+        response_.set_layer(step.layer);
+        AttendStatsToProto(
+            stats,
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+            &response_);
+        return absl::OkStatus();
+      }
+      case v1::AttendRequest::PART_NOT_SET:
+        break;
+    }
+    return absl::InvalidArgumentError("an Attend message holds neither open nor step");
+  }
+
+  void End(const absl::Status& status) {
+    if (!status.ok()) LogRpcFailure("Attend", status, ctx_->peer());
+    context_.reset();
+    Finish(ToGrpcStatus(status));
+  }
+
+  db::Store* const store_;
+  grpc::CallbackServerContext* const ctx_;
+  std::unique_ptr<db::KvContext> context_;
+  v1::AttendRequest request_;
+  v1::AttendResponse response_;
+  attention::PartialResult partial_;
+  attention::SelectedKeys selected_;
+};
+
 }  // namespace
 
 KvService::KvService(db::Store* store, bool shared_memory)
@@ -277,6 +379,15 @@ grpc::ServerUnaryReactor* KvService::GetKvStats(grpc::CallbackServerContext* ctx
     return absl::OkStatus();
   }();
   return FinishUnary(ctx, "GetKvStats", status);
+}
+
+}  // namespace mnemo::server
+
+namespace mnemo::server {
+
+grpc::ServerBidiReactor<v1::AttendRequest, v1::AttendResponse>* KvService::Attend(
+    grpc::CallbackServerContext* ctx) {
+  return new AttendReactor(store_, ctx);
 }
 
 }  // namespace mnemo::server

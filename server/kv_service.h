@@ -50,6 +50,10 @@ class KvService final : public v1::MnemoKv::CallbackService {
   grpc::ServerUnaryReactor* GetKvStats(grpc::CallbackServerContext* ctx,
                                        const v1::GetKvStatsRequest* request,
                                        v1::GetKvStatsResponse* response) override;
+  // Retrieval attention: opens a db::KvContext on the first message and
+  // answers each step with a partial or the top keys (db/kv_context.h).
+  grpc::ServerBidiReactor<v1::AttendRequest, v1::AttendResponse>* Attend(
+      grpc::CallbackServerContext* ctx) override;
 
  private:
   db::Store* const store_;
