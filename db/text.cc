@@ -1,10 +1,6 @@
 // Text support of the store: built-in encoders via the text plugin, snippets (see text.h).
 #include "db/text.h"
 
-#include <dlfcn.h>
-#include <unistd.h>
-
-#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -15,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/plugin_loader.h"
 #include "spdlog/spdlog.h"
 
 namespace mnemo::db::text {
@@ -34,53 +31,23 @@ struct Registry {
       ABSL_GUARDED_BY(mu);
 };
 
-// Candidate paths of libmnemo_text_plugin.so, in lookup order.
-std::vector<std::string> PluginCandidates() {
-  std::vector<std::string> out;
-  const char* env = std::getenv("MNEMO_TEXT_PLUGIN");
-  if (env != nullptr && *env != '\0') out.push_back(env);
-#ifdef MNEMO_TEXT_PLUGIN_PATH
-  out.push_back(MNEMO_TEXT_PLUGIN_PATH);
-#endif
-  std::error_code ec;
-  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    out.push_back((exe.parent_path() / "libmnemo_text_plugin.so").string());
-    out.push_back((exe.parent_path().parent_path() / "lib" / "libmnemo_text_plugin.so").string());
-  }
-  return out;
-}
-
 // Loads the plugin once; returns its entry point or why it failed.
-absl::StatusOr<LoadFn> LoadPlugin(Registry& registry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(registry.mu) {
+absl::StatusOr<LoadFn> LoadTextPlugin(Registry& registry)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(registry.mu) {
   if (registry.load != nullptr) return registry.load;
-  std::string tried;
-  for (const std::string& path : PluginCandidates()) {
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) {
-      absl::StrAppend(&tried, tried.empty() ? "" : ", ", path, " (missing)");
-      continue;
-    }
-    void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
-    if (handle == nullptr) {
-      const char* why = ::dlerror();
-      absl::StrAppend(&tried, tried.empty() ? "" : ", ", path, " (", why ? why : "dlopen failed",
-                      ")");
-      continue;
-    }
-    void* symbol = ::dlsym(handle, "MnemoTextPluginLoad");
-    if (symbol == nullptr) {
-      absl::StrAppend(&tried, tried.empty() ? "" : ", ", path, " (no MnemoTextPluginLoad)");
-      ::dlclose(handle);
-      continue;
-    }
-    registry.load = reinterpret_cast<LoadFn>(symbol);
-    spdlog::info("loaded text plugin {}", path);
-    return registry.load;
-  }
-  return absl::FailedPreconditionError(
-      absl::StrCat("the text plugin libmnemo_text_plugin.so was not found or not loadable: ",
-                   tried.empty() ? "no candidate path" : tried));
+#ifdef MNEMO_TEXT_PLUGIN_PATH
+  const char* build_path = MNEMO_TEXT_PLUGIN_PATH;
+#else
+  const char* build_path = nullptr;
+#endif
+  absl::StatusOr<LoadedPlugin> plugin = LoadPlugin(
+      "the text plugin libmnemo_text_plugin.so",
+      PluginCandidatePaths("MNEMO_TEXT_PLUGIN", build_path, "libmnemo_text_plugin.so"),
+      "MnemoTextPluginLoad");
+  if (!plugin.ok()) return plugin.status();
+  registry.load = reinterpret_cast<LoadFn>(plugin->symbol);
+  spdlog::info("loaded text plugin {}", plugin->path);
+  return registry.load;
 }
 
 Registry& GetRegistry() {
@@ -138,7 +105,7 @@ absl::StatusOr<const TextEncoder*> GetEncoder(const std::string& encoder_dir,
     return absl::FailedPreconditionError(absl::StrCat(unavailable, " (", model_dir,
                                                       " does not exist)"));
   }
-  absl::StatusOr<LoadFn> load = LoadPlugin(registry);
+  absl::StatusOr<LoadFn> load = LoadTextPlugin(registry);
   if (!load.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(unavailable, " (", load.status().message(),
                                                       ")"));

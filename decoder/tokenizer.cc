@@ -1,49 +1,43 @@
+// LoadSentencePieceTokenizer: the SentencePiece tokenizer from the dlopen()ed
+// libmnemo_decoder_tokenizer_plugin.so (see tokenizer.h).
 #include "decoder/tokenizer.h"
 
 #include <filesystem>
+#include <mutex>
+#include <system_error>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "encoder/sentencepiece_bridge.h"
+#include "common/plugin_loader.h"
 
 namespace mnemo::decoder {
 namespace {
 
-class SentencePieceTokenizer final : public Tokenizer {
- public:
-  explicit SentencePieceTokenizer(std::unique_ptr<encoder::SentencePieceBridge> sp)
-      : sp_(std::move(sp)) {}
+constexpr char kPluginFile[] = "libmnemo_decoder_tokenizer_plugin.so";
 
-  absl::StatusOr<std::vector<int>> Encode(absl::string_view text) const override {
-    std::vector<int> ids;
-    std::string error;
-    if (!sp_->Encode(std::string(text), &ids, &error)) {
-      return absl::InvalidArgumentError(absl::StrCat("tokenizer: ", error));
-    }
-    return ids;
-  }
+using LoadFn = bool (*)(const char*, std::unique_ptr<Tokenizer>*, std::string*);
 
-  absl::StatusOr<std::string> Decode(absl::Span<const int> ids) const override {
-    for (int id : ids) {
-      if (id < 0 || id >= vocab_size()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("token id ", id, " is outside the vocabulary of ", vocab_size()));
-      }
-    }
-    std::string text, error;
-    if (!sp_->Decode(std::vector<int>(ids.begin(), ids.end()), &text, &error)) {
-      return absl::InvalidArgumentError(absl::StrCat("tokenizer: ", error));
-    }
-    return text;
-  }
-
-  int vocab_size() const override { return sp_->vocab_size(); }
-  int bos_id() const override { return sp_->bos_id(); }
-  int eos_id() const override { return sp_->eos_id(); }
-
- private:
-  std::unique_ptr<encoder::SentencePieceBridge> sp_;
-};
+// Loads the plugin once per process (a failure is retried on the next
+// call); it is never unloaded, since the tokenizers' code lives in it.
+absl::StatusOr<LoadFn> LoadTokenizerPlugin() {
+  static std::mutex mu;
+  static LoadFn load = nullptr;
+  std::lock_guard<std::mutex> lock(mu);
+  if (load != nullptr) return load;
+#ifdef MNEMO_DECODER_TOKENIZER_PLUGIN_PATH
+  const char* build_path = MNEMO_DECODER_TOKENIZER_PLUGIN_PATH;
+#else
+  const char* build_path = nullptr;
+#endif
+  absl::StatusOr<LoadedPlugin> plugin =
+      LoadPlugin(absl::StrCat("the decoder tokenizer plugin ", kPluginFile),
+                 PluginCandidatePaths("MNEMO_DECODER_TOKENIZER_PLUGIN", build_path, kPluginFile),
+                 "MnemoDecoderTokenizerPluginLoad");
+  if (!plugin.ok()) return plugin.status();
+  load = reinterpret_cast<LoadFn>(plugin->symbol);
+  return load;
+}
 
 }  // namespace
 
@@ -52,12 +46,17 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadSentencePieceTokenizer(const std:
   if (!std::filesystem::is_regular_file(path, ec)) {
     return absl::NotFoundError(absl::StrCat("tokenizer model ", path, " does not exist"));
   }
+  absl::StatusOr<LoadFn> load = LoadTokenizerPlugin();
+  if (!load.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot load tokenizer ", path, ": ", load.status().message()));
+  }
+  std::unique_ptr<Tokenizer> tokenizer;
   std::string error;
-  std::unique_ptr<encoder::SentencePieceBridge> sp = encoder::SentencePieceBridge::Load(path, &error);
-  if (sp == nullptr) {
+  if (!(*load)(path.c_str(), &tokenizer, &error) || tokenizer == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("cannot load tokenizer ", path, ": ", error));
   }
-  return std::make_unique<SentencePieceTokenizer>(std::move(sp));
+  return tokenizer;
 }
 
 }  // namespace mnemo::decoder

@@ -1,7 +1,13 @@
-// The decoder's tokenizer, behind an interface so that the SentencePiece
-// implementation (which, with Debian's libsentencepiece, must not share a
-// process with libprotobuf: see db/text.h) can later move into a dlopen'd
-// module. The model library (decoder/model.h) does not depend on it.
+// The decoder's tokenizer, behind an interface. Debian's libsentencepiece
+// bundles its own protobuf-lite and must not share a process's global symbol
+// scope with libprotobuf (see db/text.h), which mnemo-decode links through the
+// gRPC client SDK. So the SentencePiece implementation lives in a module,
+// libmnemo_decoder_tokenizer_plugin.so (tokenizer_plugin.cc), which
+// LoadSentencePieceTokenizer dlopen()s on first use with RTLD_LOCAL |
+// RTLD_DEEPBIND (common/plugin_loader.h) and never unloads. It looks for the
+// module at $MNEMO_DECODER_TOKENIZER_PLUGIN, at its build-tree path, next to
+// the executable, then in ../lib from it. The model library (decoder/model.h)
+// does not depend on the tokenizer.
 #ifndef MNEMO_DECODER_TOKENIZER_H_
 #define MNEMO_DECODER_TOKENIZER_H_
 
@@ -30,7 +36,8 @@ class Tokenizer {
 };
 
 // Loads a SentencePiece model file. NOT_FOUND when missing, INVALID_ARGUMENT
-// when SentencePiece refuses it.
+// when SentencePiece refuses it, FAILED_PRECONDITION naming every path tried
+// when the plugin cannot be found or loaded.
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadSentencePieceTokenizer(const std::string& path);
 
 }  // namespace mnemo::decoder

@@ -10,7 +10,9 @@
 // - Debian's libsentencepiece bundles its own protobuf-lite. Only link
 //   mnemo_sentencepiece into code that never shares a process's global
 //   symbol scope with libprotobuf: the text plugin the store dlopen()s
-//   (db/text.h) and mnemo-decode. Never into mnemod, the SDK or the CLI.
+//   (db/text.h), the decoder's tokenizer plugin (decoder/tokenizer.h) and
+//   the encoder's own tests and benchmark. Never into mnemod, the SDK, the
+//   CLI or mnemo-decode.
 #ifndef MNEMO_ENCODER_SENTENCEPIECE_BRIDGE_H_
 #define MNEMO_ENCODER_SENTENCEPIECE_BRIDGE_H_
 
