@@ -76,6 +76,10 @@ class ClientImpl final : public Client {
   absl::StatusOr<uint64_t> DeleteKv(const std::string& ns,
                                     const std::vector<std::string>& chunk_ids,
                                     const CallOptions& call) override;
+  absl::StatusOr<std::unique_ptr<AttendStream>> OpenAttend(const std::string& ns,
+                                                           const ModelFingerprint& model,
+                                                           const std::vector<AttendChunk>& chunks,
+                                                           const CallOptions& call) override;
   absl::StatusOr<KvPrefixMatch> LookupPrefix(const std::string& ns, const ModelFingerprint& model,
                                              const std::vector<int32_t>& tokens,
                                              const CallOptions& call) override;

@@ -355,6 +355,9 @@ void KvConfigToProto(const KvConfig& config, v1::KvConfig* out) {
   out->set_capacity_bytes(config.capacity_bytes);
   out->set_eviction_policy(config.eviction_policy);
   out->set_default_ttl_seconds(config.default_ttl_seconds);
+  if (config.key_index_keys_per_cluster.has_value()) {
+    out->set_key_index_keys_per_cluster(*config.key_index_keys_per_cluster);
+  }
 }
 
 absl::StatusOr<KvStats> KvStatsFromProto(const v1::KvStats& p) {
@@ -366,6 +369,9 @@ absl::StatusOr<KvStats> KvStatsFromProto(const v1::KvStats& p) {
   s.config.capacity_bytes = p.config().capacity_bytes();
   s.config.eviction_policy = p.config().eviction_policy();
   s.config.default_ttl_seconds = p.config().default_ttl_seconds();
+  if (p.config().has_key_index_keys_per_cluster()) {
+    s.config.key_index_keys_per_cluster = p.config().key_index_keys_per_cluster();
+  }
   s.chunks = p.chunks();
   s.blocks = p.blocks();
   s.tokens = p.tokens();
@@ -406,6 +412,9 @@ KvPutResult KvPutResultFromProto(const v1::PutKvResponse& response) {
   result.key_error.assign(response.key_error().begin(), response.key_error().end());
   result.value_error.assign(response.value_error().begin(), response.value_error().end());
   result.evicted_chunks = response.evicted_chunks();
+  result.index_bytes = response.index_bytes();
+  result.encode_seconds = response.encode_seconds();
+  result.index_seconds = response.index_seconds();
   return result;
 }
 

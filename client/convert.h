@@ -75,6 +75,18 @@ absl::Status KvLayerToProto(uint32_t layer, const KvShape& shape, absl::Span<con
                             absl::Span<const float> v, KvDtype dtype, v1::KvLayer* out);
 KvPutResult KvPutResultFromProto(const v1::PutKvResponse& response);
 
+// Attend (client/attend_convert.cc).
+v1::AttendRequest AttendOpenToProto(const std::string& ns, const ModelFingerprint& model,
+                                    const std::vector<AttendChunk>& chunks);
+v1::AttendRequest AttendStepToProto(uint32_t layer, int64_t position,
+                                    absl::Span<const float> queries, int n_queries, bool top_k,
+                                    const AttendBudget& budget);
+// DATA_LOSS when the byte sizes do not match the shape.
+absl::StatusOr<AttendPartial> AttendPartialFromProto(const v1::AttendResponse& response,
+                                                     int n_queries, int n_heads, int head_dim);
+absl::StatusOr<TopKeys> TopKeysFromProto(const v1::AttendResponse& response, int n_kv_heads,
+                                         int head_dim);
+
 // shared_memory and raw are the client's business: the region name is set
 // by the reader that owns it.
 v1::GetKvRequest GetKvRequestToProto(const std::string& ns, const KvGetRequest& request);

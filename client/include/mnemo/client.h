@@ -185,6 +185,9 @@ struct KvConfig {
   uint64_t capacity_bytes = 0;
   std::string eviction_policy;  // "" or "lru" (least recently used), "fifo"
   int64_t default_ttl_seconds = 0;  // TTL of puts that state none; 0 = never
+  // Mean keys per cluster of the key index each put builds for retrieval
+  // attention (OpenAttend). Unset = 16; 0 = no key index.
+  std::optional<uint32_t> key_index_keys_per_cluster;
 };
 
 struct KvStats {
@@ -235,10 +238,13 @@ struct KvPut : KvPutHeader {
 };
 
 struct KvPutResult {
-  uint64_t stored_bytes = 0;     // encoded bytes of every block
+  uint64_t stored_bytes = 0;     // encoded bytes of every block and key index
   std::vector<float> key_error;  // per layer, ||K - K'|| / ||K|| as stored
   std::vector<float> value_error;
   uint32_t evicted_chunks = 0;   // chunks whose KV was evicted to make room
+  uint64_t index_bytes = 0;      // of stored_bytes, the key indexes'
+  double encode_seconds = 0;     // server time encoding the blocks
+  double index_seconds = 0;      // server time building the key indexes
 };
 
 // One chunk's put in progress: one gRPC client stream. Nothing is stored
@@ -326,6 +332,76 @@ struct KvPrefixMatch {
 };
 
 // Streams upserts: each Write is one atomic batch on the server.
+// --- Retrieval attention (README "Retrieval attention").
+//
+// A decoder whose context holds stored chunks asks the server, per layer
+// and step, for the attention of its queries over those chunks' keys
+// through their key indexes, instead of loading their KV. The chunks are
+// placed at start positions of the decoder's sequence (a chunk's keys are
+// rotated for [start, start + tokens)); the queries must sit after every
+// chunk.
+
+struct AttendChunk {
+  std::string chunk_id;
+  int64_t start = 0;
+};
+
+// Shares of the context's clusters per (query, KV head); unset = the
+// server's defaults (exact 0.02, estimated 0.25).
+struct AttendBudget {
+  std::optional<double> exact_fraction;
+  std::optional<double> estimated_fraction;
+};
+
+struct AttendStats {
+  // Summed over queries and KV heads.
+  uint64_t keys = 0;
+  uint64_t exact_keys = 0;  // scored exactly
+  uint64_t clusters = 0;
+  uint64_t exact_clusters = 0;
+  uint64_t estimated_clusters = 0;
+  double server_seconds = 0;
+};
+
+// Attention over the context of each query head, normalised over the
+// context only: merge it with the decoder's own keys by log-sum-exp.
+struct AttendPartial {
+  int n_queries = 0, n_heads = 0, head_dim = 0;
+  std::vector<float> out;  // [n_queries, n_heads, head_dim]
+  std::vector<float> lse;  // [n_queries, n_heads]; -inf when nothing was attended
+  std::vector<float> max;  // [n_queries, n_heads]
+  AttendStats stats;
+};
+
+// The keys attention would read exactly, per KV head.
+struct TopKeys {
+  int head_dim = 0;
+  std::vector<std::vector<int32_t>> positions;  // per KV head, ascending
+  std::vector<std::vector<float>> keys;    // per KV head [n, head_dim], RoPE at the positions
+  std::vector<std::vector<float>> values;  // per KV head [n, head_dim]
+  AttendStats stats;
+};
+
+// One Attend stream (one generation). Calls are answered in order; any
+// error ends the stream (later calls return it again). Not thread-safe.
+class AttendStream {
+ public:
+  virtual ~AttendStream() = default;
+  virtual uint64_t context_tokens() const = 0;  // keys per (layer, KV head)
+  virtual int64_t end_position() const = 0;     // one past the context's last position
+  // `queries`: [n_queries, n_heads, head_dim] BEFORE RoPE, query i at
+  // position + i. INVALID_ARGUMENT locally when their size does not match
+  // the model.
+  virtual absl::StatusOr<AttendPartial> Attend(uint32_t layer, int64_t position,
+                                               absl::Span<const float> queries, int n_queries,
+                                               const AttendBudget& budget = {}) = 0;
+  virtual absl::StatusOr<TopKeys> FetchTopK(uint32_t layer, int64_t position,
+                                            absl::Span<const float> queries, int n_queries,
+                                            std::optional<double> exact_fraction = {}) = 0;
+  // Half-closes the stream and returns its final status.
+  virtual absl::Status Close() = 0;
+};
+
 class UpsertWriter {
  public:
   virtual ~UpsertWriter() = default;
@@ -428,6 +504,14 @@ class Client {
                                                   std::optional<int64_t> ttl_seconds,
                                                   const CallOptions& = {});
   virtual absl::StatusOr<KvStats> GetKvStats(const std::string& ns, const CallOptions& = {});
+  // Opens a retrieval-attention stream over `chunks` of `ns` (see
+  // AttendStream) and waits for the server to accept it: NOT_FOUND for an
+  // unknown namespace or a chunk without KV, FAILED_PRECONDITION for
+  // another model or a chunk without a key index, INVALID_ARGUMENT for
+  // overlapping positions. The call's deadline covers the whole stream.
+  virtual absl::StatusOr<std::unique_ptr<AttendStream>> OpenAttend(
+      const std::string& ns, const ModelFingerprint& model, const std::vector<AttendChunk>& chunks,
+      const CallOptions& = {});
 };
 
 }  // namespace mnemo
