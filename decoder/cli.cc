@@ -1,7 +1,10 @@
 #include "decoder/cli.h"
 
 #include <algorithm>
+#include <chrono>
+#include <climits>
 #include <cstdio>
+#include <optional>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -19,6 +22,7 @@
 #include "common/status_macros.h"
 #include "absl/strings/str_format.h"
 #include "decoder/model.h"
+#include "decoder/remote_attention.h"
 #include "decoder/safetensors.h"
 #include "decoder/session.h"
 #include "decoder/tokenizer.h"
@@ -134,9 +138,136 @@ struct GenerateArgs {
   std::string device = "cpu";
   bool no_bos = false;
   bool json = false;
+  // Memory chunks stored in mnemod (remote_attention.h).
+  std::string server;
+  std::string ns;
+  std::vector<std::string> memory;
+  std::string attention = "full";
+  std::optional<double> budget;     // exact fraction
+  std::optional<double> estimated;  // estimated fraction (retrieval)
 };
 
+// A generation over memory chunks: the context and its statistics.
+struct MemoryRun {
+  std::unique_ptr<Client> client;
+  MemoryLayout layout;
+  KvCache sink;
+  std::unique_ptr<AttendStream> stream;
+  std::unique_ptr<RemoteAttention> remote;
+  explicit MemoryRun(const ModelConfig& config) : sink(config, 1) {}
+};
+
+// Connects to --server and lays the memory chunks out from position 1
+// (after the BOS sink; 0 without BOS).
+absl::StatusOr<std::unique_ptr<MemoryRun>> LayOut(const GenerateArgs& a, const Loaded& m,
+                                                  bool bos) {
+  if (a.server.empty() || a.ns.empty()) {
+    return absl::InvalidArgumentError("--memory needs --server and --ns");
+  }
+  auto run = std::make_unique<MemoryRun>(m.model->config());
+  ClientOptions options;
+  options.default_timeout = std::chrono::hours(1);  // the Attend stream spans the generation
+  ASSIGN_OR_RETURN(run->client, Client::Connect(a.server, options));
+  ASSIGN_OR_RETURN(run->layout, LayOutMemory(run->client.get(), a.ns, m.model->fingerprint(),
+                                             a.memory, bos ? 1 : 0));
+  return run;
+}
+
+// Prepares `session` for the prompt (without its BOS) per --attention:
+// full appends BOS and every chunk's KV; retrieval and topk keep the BOS
+// in the run's sink, start the session after the chunks and attend to
+// them through an Attend stream.
+absl::Status PrepareMemory(const GenerateArgs& a, const Loaded& m, MemoryAttention mode,
+                           bool bos, MemoryRun* run, DecodeSession* session) {
+  const int32_t bos_id = m.model->config().bos_id;
+  if (mode == MemoryAttention::kFull) {
+    session->Reset();
+    if (bos) RETURN_IF_ERROR(session->Append({&bos_id, 1}, LogitsMode::kNone, nullptr));
+    return AppendMemoryKv(run->client.get(), a.ns, *m.model, run->layout, session);
+  }
+  if (bos) {
+    CpuForward sink_forward(*m.model);
+    RETURN_IF_ERROR(sink_forward.Forward({&bos_id, 1}, &run->sink, LogitsMode::kNone, nullptr));
+  }
+  if (run->layout.end > INT32_MAX / 2) return absl::OutOfRangeError("memory too long");
+  RETURN_IF_ERROR(session->ResetAt(static_cast<int>(run->layout.end)));
+  std::vector<AttendChunk> chunks;
+  for (size_t i = 0; i < run->layout.chunk_ids.size(); ++i) {
+    chunks.push_back({run->layout.chunk_ids[i], run->layout.starts[i]});
+  }
+  ASSIGN_OR_RETURN(run->stream, run->client->OpenAttend(a.ns, m.model->fingerprint(), chunks));
+  AttendBudget budget;
+  budget.exact_fraction = a.budget;
+  budget.estimated_fraction = a.estimated;
+  run->remote = std::make_unique<RemoteAttention>(*m.model, run->stream.get(), mode, budget,
+                                                  &run->sink);
+  return session->SetExternalAttention(run->remote.get());
+}
+
+// generate --memory: the prompt answered over memory chunks stored in mnemod.
+absl::Status RunGenerateWithMemory(const GenerateArgs& a) {
+  ASSIGN_OR_RETURN(MemoryAttention mode, ParseMemoryAttention(a.attention));
+  ASSIGN_OR_RETURN(Device device, ParseDevice(a.device));
+  ASSIGN_OR_RETURN(Loaded m, LoadModelDir(a.model_dir));
+  ASSIGN_OR_RETURN(std::vector<int32_t> prompt, PromptIds(m, a.prompt, /*bos=*/false));
+  const bool bos = !a.no_bos && m.model->config().bos_id >= 0;
+  ASSIGN_OR_RETURN(std::unique_ptr<MemoryRun> run, LayOut(a, m, bos));
+  // The session holds the prompt and the answer, plus BOS and the chunks
+  // when it attends to them itself (full).
+  int64_t capacity = static_cast<int64_t>(prompt.size()) + a.max_tokens + 1;
+  if (mode == MemoryAttention::kFull) capacity += run->layout.end;
+  if (capacity > INT32_MAX / 2) return absl::OutOfRangeError("context too long");
+  ASSIGN_OR_RETURN(std::unique_ptr<DecodeSession> session,
+                   NewDecodeSession(*m.model, device, static_cast<int>(capacity)));
+  RETURN_IF_ERROR(PrepareMemory(a, m, mode, bos, run.get(), session.get()));
+  GenerateOptions opts;
+  opts.max_tokens = a.max_tokens;
+  opts.sampling = SamplingOptions{a.temperature, a.top_k, a.top_p, a.seed};
+  opts.eos_id = m.model->config().eos_id;
+  opts.keep_context = true;
+  std::vector<double> step_ms;
+  auto last = std::chrono::steady_clock::now();
+  const auto start = last;
+  ASSIGN_OR_RETURN(std::vector<int32_t> out,
+                   Generate(session.get(), prompt, opts, [&](int32_t) {
+                     const auto now = std::chrono::steady_clock::now();
+                     step_ms.push_back(std::chrono::duration<double, std::milli>(now - last).count());
+                     last = now;
+                   }));
+  const double total_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  if (run->stream != nullptr) RETURN_IF_ERROR(run->stream->Close());
+  ASSIGN_OR_RETURN(std::string text, m.tokenizer->Decode(std::vector<int>(out.begin(), out.end())));
+  if (!a.json) {
+    std::cout << text << "\n";
+    return absl::OkStatus();
+  }
+  nlohmann::json j = {{"prompt_tokens", prompt},
+                      {"tokens", out},
+                      {"text", text},
+                      {"device", a.device},
+                      {"attention", a.attention},
+                      {"memory_tokens", run->layout.end - run->layout.starts.front()},
+                      {"prompt_position", run->layout.end},
+                      {"fingerprint", m.model->fingerprint().Canonical()},
+                      {"total_ms", total_ms},
+                      {"step_ms", step_ms}};
+  if (run->remote != nullptr) {
+    const RemoteAttentionStats& st = run->remote->stats();
+    j["keys_read_fraction"] = st.keys_read_fraction();
+    j["attend_calls"] = st.calls;
+    j["attend_client_ms"] = st.client_seconds * 1e3;
+    j["attend_server_ms"] = st.server_seconds * 1e3;
+  } else {
+    j["keys_read_fraction"] = 1.0;
+  }
+  std::cout << j.dump() << "\n";
+  return absl::OkStatus();
+}
+
 absl::Status RunGenerate(const GenerateArgs& a) {
+  if (!a.memory.empty()) return RunGenerateWithMemory(a);
+
   absl::StatusOr<Device> device = ParseDevice(a.device);
   if (!device.ok()) return device.status();
   absl::StatusOr<Loaded> m = LoadModelDir(a.model_dir);
@@ -367,7 +498,28 @@ int RunDecodeCli(int argc, char** argv) {
       ->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}))->type_name("cpu|cuda");
   gen->add_flag("--no-bos", g.no_bos, "Do not start the prompt with the BOS token");
   gen->add_flag("--json", g.json,
-                "Print {prompt_tokens, tokens, text, device, fingerprint} as one JSON line");
+                "Print {prompt_tokens, tokens, text, device, fingerprint} as one JSON line (with\n"
+                "--memory also attention, keys_read_fraction, step_ms and Attend timings)");
+  gen->add_option("--server", g.server, "mnemod holding the memory chunks' KV")
+      ->type_name("HOST:PORT");
+  gen->add_option("--ns", g.ns, "Namespace of the memory chunks")->type_name("NS");
+  gen->add_option("--memory", g.memory,
+                  "Stored chunks laid out in this order from position 1 (after BOS), before\n"
+                  "the prompt")
+      ->delimiter(',')->type_name("ID1,ID2,...");
+  gen->add_option("--attention", g.attention,
+                  "How the prompt attends to the memory: full (fetch all KV with GetKv),\n"
+                  "retrieval (the server attends through its key indexes and returns a\n"
+                  "partial), topk (the server returns the keys to attend)")
+      ->capture_default_str()->check(CLI::IsMember({"full", "retrieval", "topk"}))
+      ->type_name("full|retrieval|topk");
+  gen->add_option("--budget", g.budget,
+                  "Share of the memory's key clusters attended exactly (retrieval, topk;\n"
+                  "server default 0.02)")
+      ->check(CLI::Range(0.0, 1.0))->type_name("F");
+  gen->add_option("--estimated", g.estimated,
+                  "Share of clusters estimated from their summaries (retrieval; default 0.25)")
+      ->check(CLI::Range(0.0, 1.0))->type_name("F");
   gen->callback([&] { action = [&] { return RunGenerate(g); }; });
 
   PrefillArgs p;

@@ -49,6 +49,11 @@ class CudaSession final : public DecodeSession {
   void Reset() override { gpu_->Reset(); }
   absl::Status ResetAt(int first_position) override { return gpu_->ResetAt(first_position); }
   Device device() const override { return Device::kCuda; }
+  absl::Status SetExternalAttention(ExternalAttention* external) override {
+    if (external == nullptr) return absl::OkStatus();
+    return absl::UnimplementedError(
+        "the GPU session has no external attention yet (retrieval attention runs on --device cpu)");
+  }
 
  private:
   const Model& model_;

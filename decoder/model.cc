@@ -203,7 +203,7 @@ attention::KeyValueBlock KvCache::View(int layer, int begin, int end) const {
 
 absl::Status CpuForward::Forward(absl::Span<const int32_t> tokens, KvCache* cache,
                                  LogitsMode mode, std::vector<float>* logits,
-                                 ForwardTrace* trace) {
+                                 ForwardTrace* trace, ExternalAttention* external) {
   const ModelConfig& c = model_.config();
   const int T = static_cast<int>(tokens.size());
   if (T == 0) return absl::InvalidArgumentError("no tokens to run");
@@ -252,7 +252,7 @@ absl::Status CpuForward::Forward(absl::Span<const int32_t> tokens, KvCache* cach
     return out;
   };
   const attention::AttentionShape shape = model_.attention_shape();
-  attention::PartialResult block, past;
+  attention::PartialResult block, past, outside;
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& w = model_.layer(l);
     RmsNorm(x_.data(), T, D, w.attn_norm, c.norm_eps, h_.data());
@@ -260,6 +260,7 @@ absl::Status CpuForward::Forward(absl::Span<const int32_t> tokens, KvCache* cach
     Linear(h_.data(), T, D, w.wk, KVD, k_.data(), false);
     Linear(h_.data(), T, D, w.wv, KVD, v_.data(), false);
     if (trace != nullptr && trace->want_kv) trace->k_pre_rope[l] = head_major(k_.data(), KVH);
+    if (external != nullptr) q_pre_.assign(q_.begin(), q_.end());
     attention::ApplyRope(q_.data(), T, H, hd, cos_, sin_);
     attention::ApplyRope(k_.data(), T, KVH, hd, cos_, sin_);
     if (trace != nullptr && trace->want_kv) {
@@ -286,6 +287,10 @@ absl::Status CpuForward::Forward(absl::Span<const int32_t> tokens, KvCache* cach
     if (s.ok() && pos0 > 0) {
       s = attention::AttendPartial(shape, qb, cache->View(l, 0, pos0), /*causal=*/false, &past);
       if (s.ok()) s = attention::MergePartial(past, &block);
+    }
+    if (s.ok() && external != nullptr) {
+      s = external->Attend(l, q_pre_.data(), q_.data(), T, abs0, &outside);
+      if (s.ok()) s = attention::MergePartial(outside, &block);
     }
     if (!s.ok()) return s;
     Linear(block.out.data(), T, QD, w.wo, D, x_.data(), /*accumulate=*/true);

@@ -158,6 +158,23 @@ struct ForwardTrace {
   std::vector<std::vector<float>> v;           // [n_kv_heads, T, head_dim]
 };
 
+// Attention over keys the KV cache does not hold, merged into every layer's
+// attention by log-sum-exp: the decoder side of retrieval attention
+// (decoder/remote_attention.h), where the keys of stored chunks that sit
+// before the cache's positions live in mnemo.
+class ExternalAttention {
+ public:
+  virtual ~ExternalAttention() = default;
+  // The partial attention of the forward's queries of `layer` over the
+  // external keys: `q_pre_rope` and `q_post_rope` [n_tokens, n_heads,
+  // head_dim] at positions [first_position, + n_tokens). `result` gets
+  // [n_tokens, n_heads] partials (attention/partial.h); an error fails the
+  // forward.
+  virtual absl::Status Attend(int layer, const float* q_pre_rope, const float* q_post_rope,
+                              int n_tokens, int first_position,
+                              attention::PartialResult* result) = 0;
+};
+
 enum class LogitsMode {
   kNone,  // no logits (prefill of a context only)
   kLast,  // logits of the last token: [vocab]
@@ -176,12 +193,15 @@ class CpuForward {
   // float rounding of the log-sum-exp merge). INVALID_ARGUMENT for no
   // tokens or an id outside the vocabulary, OUT_OF_RANGE when the cache
   // has no room; the cache is unchanged on error.
+  // With `external`, every layer's attention also covers its keys (merged
+  // by log-sum-exp with the cache's).
   absl::Status Forward(absl::Span<const int32_t> tokens, KvCache* cache, LogitsMode mode,
-                       std::vector<float>* logits, ForwardTrace* trace = nullptr);
+                       std::vector<float>* logits, ForwardTrace* trace = nullptr,
+                       ExternalAttention* external = nullptr);
 
  private:
   const Model& model_;
-  std::vector<float> x_, h_, q_, k_, v_, att_, ff1_, ff3_;
+  std::vector<float> x_, h_, q_, q_pre_, k_, v_, att_, ff1_, ff3_;
   std::vector<double> cos_, sin_;
 };
 

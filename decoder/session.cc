@@ -15,7 +15,11 @@ class CpuSession final : public DecodeSession {
 
   absl::Status Append(absl::Span<const int32_t> tokens, LogitsMode mode,
                       std::vector<float>* logits) override {
-    return forward_.Forward(tokens, &cache_, mode, logits);
+    return forward_.Forward(tokens, &cache_, mode, logits, nullptr, external_);
+  }
+  absl::Status SetExternalAttention(ExternalAttention* external) override {
+    external_ = external;
+    return absl::OkStatus();
   }
   absl::Status AppendKv(const PositionedKv& kv) override { return cache_.AppendKv(kv); }
   int length() const override { return cache_.length(); }
@@ -28,6 +32,7 @@ class CpuSession final : public DecodeSession {
  private:
   CpuForward forward_;
   KvCache cache_;
+  ExternalAttention* external_ = nullptr;
 };
 
 }  // namespace
@@ -54,12 +59,13 @@ absl::StatusOr<std::vector<int32_t>> Generate(DecodeSession* session,
   if (prompt.empty()) return absl::InvalidArgumentError("empty prompt");
   if (options.max_tokens < 0) return absl::InvalidArgumentError("max_tokens must be >= 0");
   if (absl::Status s = ValidateSamplingOptions(options.sampling); !s.ok()) return s;
-  if (static_cast<int>(prompt.size()) > session->capacity()) {
+  if (static_cast<int>(prompt.size()) >
+      session->capacity() - (options.keep_context ? session->length() : 0)) {
     return absl::OutOfRangeError(absl::StrCat("prompt of ", prompt.size(),
                                               " tokens exceeds the context of ",
                                               session->capacity()));
   }
-  session->Reset();
+  if (!options.keep_context) session->Reset();
   std::vector<float> logits;
   if (absl::Status s = session->Append(prompt, LogitsMode::kLast, &logits); !s.ok()) return s;
   Sampler sampler(options.sampling);

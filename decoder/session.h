@@ -52,6 +52,10 @@ class DecodeSession {
   // whose capacity would run past INT32_MAX.
   [[nodiscard]] virtual absl::Status ResetAt(int first_position) = 0;
   virtual Device device() const = 0;
+  // Sets (or, with nullptr, clears) attention over keys outside the cache
+  // for every later Append (CpuForward::Forward's `external`); borrowed,
+  // must outlive its use. UNIMPLEMENTED on a device that cannot.
+  [[nodiscard]] virtual absl::Status SetExternalAttention(ExternalAttention* external) = 0;
 };
 
 // A session on `device` holding up to `capacity` positions (0: the model's
@@ -67,9 +71,12 @@ struct GenerateOptions {
   // Stop after producing `eos_id` (which is included in the output).
   bool stop_at_eos = true;
   int eos_id = -1;
+  // Append the prompt after what the session holds (a context built from
+  // stored chunks) instead of resetting it first.
+  bool keep_context = false;
 };
 
-// Resets the session, prefills `prompt` in one call and decodes one token
+// Resets the session (unless options.keep_context), prefills `prompt` in one call and decodes one token
 // at a time from the KV cache. Returns the new tokens; `on_token`, when
 // set, sees each as it is chosen. INVALID_ARGUMENT for an empty prompt or
 // bad options, OUT_OF_RANGE when the prompt does not fit.
