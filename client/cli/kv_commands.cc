@@ -60,6 +60,7 @@ json KvStatsToJson(const std::string& ns, const KvStats& s) {
       {"capacity_bytes", s.config.capacity_bytes},
       {"eviction_policy", s.config.eviction_policy},
       {"default_ttl_seconds", s.config.default_ttl_seconds},
+      {"key_index_keys_per_cluster", s.config.key_index_keys_per_cluster.value_or(16)},
       {"chunks", s.chunks},
       {"blocks", s.blocks},
       {"tokens", s.tokens},
@@ -103,6 +104,13 @@ std::string KvStatsText(const std::string& ns, const KvStats& s) {
     absl::StrAppendFormat(&t, "default TTL:       %d s\n", s.config.default_ttl_seconds);
   } else {
     absl::StrAppendFormat(&t, "default TTL:       none\n");
+  }
+  const uint32_t per_cluster = s.config.key_index_keys_per_cluster.value_or(16);
+  if (per_cluster > 0) {
+    absl::StrAppendFormat(&t, "key index:         %d keys per cluster (retrieval attention)\n",
+                          per_cluster);
+  } else {
+    absl::StrAppendFormat(&t, "key index:         none\n");
   }
   absl::StrAppendFormat(&t, "chunks with KV:    %d (%d pinned)\n", s.chunks, s.pinned_chunks);
   absl::StrAppendFormat(&t, "blocks:            %d\n", s.blocks);
@@ -331,6 +339,7 @@ absl::Status KvRegister(Client& client, const GlobalOptions& g, const KvRegister
   config.capacity_bytes = o.capacity_bytes;
   config.eviction_policy = o.eviction;
   config.default_ttl_seconds = o.ttl_seconds;
+  config.key_index_keys_per_cluster = o.key_index;
   ASSIGN_OR_RETURN(KvStats stats, client.RegisterKvModel(o.ns, config, UnaryCall(g)));
   if (out.json) {
     PrintJson(out, KvStatsToJson(o.ns, stats));
@@ -705,6 +714,12 @@ void AddKvVerbs(CLI::App& app, const GlobalOptions* global, KvAction* action) {
                 "Default TTL in seconds of puts that give none (0 = never expire)")
       ->type_name("SECONDS")
       ->check(CLI::NonNegativeNumber);
+  r->add_option("--key-index", reg->key_index,
+                "Mean keys per cluster of the key index every put builds per (layer, KV head)\n"
+                "for retrieval attention (mnemo-decode generate --attention retrieval|topk);\n"
+                "0 = no index (server default 16)")
+      ->type_name("N")
+      ->check(CLI::Range(0, 4096));
   r->callback([global, action, reg] {
     *action = [global, reg](Client& c, const Output& out) {
       return KvRegister(c, *global, *reg, out);

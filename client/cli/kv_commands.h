@@ -47,6 +47,9 @@ struct KvRegisterOptions {
   uint64_t capacity_bytes = 0;  // 0 = unlimited
   std::string eviction;         // lru | fifo; empty = server default (lru)
   int64_t ttl_seconds = 0;      // default TTL of puts; 0 = none
+  // Keys per cluster of the key index each put builds (retrieval
+  // attention); unset = server default (16), 0 = none.
+  std::optional<uint32_t> key_index;
 };
 
 struct KvPutOptions {
