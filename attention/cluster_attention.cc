@@ -55,7 +55,7 @@ std::vector<ClusterRef> RankClusters(absl::Span<const ClusterSource> sources, in
 void AttendRanked(absl::Span<const ClusterSource> sources, absl::Span<const ClusterRef> ranked,
                   int n_exact, int group, int head_dim, float scale, float* out, float* lse,
                   float* max, ClusterAttentionStats* stats) {
-  const int d = head_dim;
+  const int d = head_dim, G = group;
   const float neg_inf = -std::numeric_limits<float>::infinity();
   n_exact = std::min<int>(n_exact, static_cast<int>(ranked.size()));
   const int n_est = static_cast<int>(ranked.size()) - n_exact;
@@ -65,65 +65,109 @@ void AttendRanked(absl::Span<const ClusterSource> sources, absl::Span<const Clus
   for (int r = 0; r < n_exact; ++r) {
     local.exact_keys += sources[ranked[r].source].clusters->size(ranked[r].cluster);
   }
-  std::vector<float> exact_scores(local.exact_keys);
-  std::vector<float> est_scores(n_est);
-  for (int g = 0; g < group; ++g) {
-    float* o = out + size_t(g) * d;
-    std::fill(o, o + d, 0.0f);
-    // Scores, and the stabiliser m over every term's log weight.
-    float m = neg_inf;
-    float top = neg_inf;
-    size_t at = 0;
-    for (int r = 0; r < n_exact; ++r) {
-      const ClusterSource& src = sources[ranked[r].source];
-      const KeyClusters& c = *src.clusters;
-      const float* q = src.queries + size_t(g) * d;
-      for (int32_t i = c.offsets[ranked[r].cluster]; i < c.offsets[ranked[r].cluster + 1]; ++i) {
-        const float s = scale * Dot(q, src.keys + size_t(c.members[i]) * d, d);
-        exact_scores[at++] = s;
-        m = std::max(m, s);
+  // Scores [term, G]: every exact key, then every estimated cluster; each
+  // key or centroid row is read once for the whole group.
+  std::vector<float> scores(size_t(local.exact_keys + n_est) * G);
+  std::vector<float> m(G, neg_inf), top(G, neg_inf);
+  size_t at = 0;
+  for (int r = 0; r < n_exact; ++r) {
+    const ClusterSource& src = sources[ranked[r].source];
+    const KeyClusters& c = *src.clusters;
+    const int32_t* members = c.members.data();
+    const int32_t begin = c.offsets[ranked[r].cluster], end = c.offsets[ranked[r].cluster + 1];
+    for (int32_t i = begin; i < end; ++i) {
+      if (i + 2 < end) __builtin_prefetch(src.keys + size_t(members[i + 2]) * d);
+      float* s = &scores[at++ * G];
+      GroupDot(src.queries, G, src.keys + size_t(members[i]) * d, d, scale, s);
+      for (int g = 0; g < G; ++g) m[g] = std::max(m[g], s[g]);
+    }
+  }
+  top = m;
+  for (int r = 0; r < n_est; ++r) {
+    const ClusterSource& src = sources[ranked[n_exact + r].source];
+    const KeyClusters& c = *src.clusters;
+    const int k = ranked[n_exact + r].cluster;
+    float* s = &scores[at++ * G];
+    GroupDot(src.queries, G, &c.centroids[size_t(k) * d], d, scale, s);
+    const float log_n = c.size(k) > 0 ? std::log(static_cast<float>(c.size(k))) : neg_inf;
+    for (int g = 0; g < G; ++g) {
+      m[g] = std::max(m[g], s[g] + log_n);
+      top[g] = std::max(top[g], s[g]);
+    }
+  }
+  std::fill(out, out + size_t(G) * d, 0.0f);
+  std::vector<double> z(G, 0.0);
+  std::vector<float> w(G);
+  at = 0;
+  for (int r = 0; r < n_exact; ++r) {
+    const ClusterSource& src = sources[ranked[r].source];
+    const KeyClusters& c = *src.clusters;
+    const int32_t* members = c.members.data();
+    const int32_t begin = c.offsets[ranked[r].cluster], end = c.offsets[ranked[r].cluster + 1];
+    for (int32_t i = begin; i < end; ++i) {
+      if (i + 2 < end) __builtin_prefetch(src.values + size_t(members[i + 2]) * d);
+      const float* s = &scores[at++ * G];
+      for (int g = 0; g < G; ++g) {
+        w[g] = m[g] == neg_inf ? 0.0f : std::exp(s[g] - m[g]);
+        z[g] += w[g];
       }
+      GroupAxpy(w.data(), G, src.values + size_t(members[i]) * d, d, out);
     }
-    top = m;
-    for (int r = 0; r < n_est; ++r) {
-      const ClusterSource& src = sources[ranked[n_exact + r].source];
-      const KeyClusters& c = *src.clusters;
-      const int k = ranked[n_exact + r].cluster;
-      const float s = scale * Dot(src.queries + size_t(g) * d, &c.centroids[size_t(k) * d], d);
-      est_scores[r] = s;
-      if (c.size(k) > 0) m = std::max(m, s + std::log(static_cast<float>(c.size(k))));
-      top = std::max(top, s);
+  }
+  for (int r = 0; r < n_est; ++r) {
+    const ClusterSource& src = sources[ranked[n_exact + r].source];
+    const KeyClusters& c = *src.clusters;
+    const int k = ranked[n_exact + r].cluster;
+    const float* s = &scores[at++ * G];
+    for (int g = 0; g < G; ++g) {
+      w[g] = m[g] == neg_inf ? 0.0f : std::exp(s[g] - m[g]);
+      z[g] += static_cast<double>(w[g]) * c.size(k);
     }
-    if (m == neg_inf) {
+    GroupAxpy(w.data(), G, &c.value_sums[size_t(k) * d], d, out);
+  }
+  for (int g = 0; g < G; ++g) {
+    if (m[g] == neg_inf || z[g] == 0) {
+      std::fill(out + size_t(g) * d, out + size_t(g + 1) * d, 0.0f);
       lse[g] = neg_inf;
       max[g] = neg_inf;
       continue;
     }
-    double z = 0;
-    at = 0;
-    for (int r = 0; r < n_exact; ++r) {
-      const ClusterSource& src = sources[ranked[r].source];
-      const KeyClusters& c = *src.clusters;
-      for (int32_t i = c.offsets[ranked[r].cluster]; i < c.offsets[ranked[r].cluster + 1]; ++i) {
-        const float w = std::exp(exact_scores[at++] - m);
-        z += w;
-        Axpy(w, src.values + size_t(c.members[i]) * d, o, d);
-      }
-    }
-    for (int r = 0; r < n_est; ++r) {
-      const ClusterSource& src = sources[ranked[n_exact + r].source];
-      const KeyClusters& c = *src.clusters;
-      const int k = ranked[n_exact + r].cluster;
-      const float w = std::exp(est_scores[r] - m);
-      z += static_cast<double>(w) * c.size(k);
-      Axpy(w, &c.value_sums[size_t(k) * d], o, d);
-    }
-    const float inv = static_cast<float>(1.0 / z);
-    for (int j = 0; j < d; ++j) o[j] *= inv;
-    lse[g] = m + static_cast<float>(std::log(z));
-    max[g] = top;
+    const float inv = static_cast<float>(1.0 / z[g]);
+    for (int j = 0; j < d; ++j) out[size_t(g) * d + j] *= inv;
+    lse[g] = m[g] + static_cast<float>(std::log(z[g]));
+    max[g] = top[g];
   }
   if (stats != nullptr) *stats = local;
+}
+
+std::vector<ClusterRef> SelectClusters(absl::Span<const ClusterSource> sources, int head_dim,
+                                       const ClusterBudget& budget, int* n_exact) {
+  int total = 0;
+  int64_t keys = 0;
+  for (const ClusterSource& s : sources) {
+    total += s.clusters->n_clusters;
+    keys += s.clusters->n_keys;
+  }
+  // Rank a margin beyond the exact tier's cluster count at the mean size
+  // (the best clusters are often larger or smaller than the mean).
+  const int guess = ClustersFor(budget.exact_fraction, total);
+  const int n_est = ClustersFor(budget.estimated_fraction, total);
+  std::vector<ClusterRef> ranked =
+      RankClusters(sources, head_dim, std::min(total, 2 * guess + 8 + n_est));
+  const double key_budget = budget.exact_fraction * static_cast<double>(keys) + 1e-9;
+  int exact = 0;
+  int64_t taken = 0;
+  if (budget.exact_fraction > 0) {
+    while (exact < static_cast<int>(ranked.size())) {
+      const int size = sources[ranked[exact].source].clusters->size(ranked[exact].cluster);
+      if (exact > 0 && static_cast<double>(taken + size) > key_budget) break;
+      taken += size;
+      ++exact;
+    }
+  }
+  ranked.resize(std::min<size_t>(ranked.size(), size_t(exact) + size_t(std::max(0, n_est))));
+  *n_exact = exact;
+  return ranked;
 }
 
 absl::Status AttendClusters(absl::Span<const ClusterSource> sources, int group, int head_dim,
@@ -149,9 +193,9 @@ absl::Status AttendClusters(absl::Span<const ClusterSource> sources, int group, 
     }
     total += s.clusters->n_clusters;
   }
-  const int n_exact = ClustersFor(budget.exact_fraction, total);
-  const int n_est = std::min(ClustersFor(budget.estimated_fraction, total), total - n_exact);
-  const std::vector<ClusterRef> ranked = RankClusters(sources, head_dim, n_exact + n_est);
+  (void)total;
+  int n_exact = 0;
+  const std::vector<ClusterRef> ranked = SelectClusters(sources, head_dim, budget, &n_exact);
   AttendRanked(sources, ranked, n_exact, group, head_dim, scale, out, lse, max, stats);
   return absl::OkStatus();
 }

@@ -25,8 +25,11 @@
 
 namespace mnemo::attention {
 
-// Fractions of a context's clusters, in [0, 1], their sum at most 1. A
-// non-zero fraction selects at least one cluster.
+// What a query reads, in [0, 1], their sum at most 1: the exact tier holds
+// the best clusters while their keys stay within exact_fraction of the
+// context's keys (at least one cluster when it is positive); the estimated
+// tier the next estimated_fraction of the context's clusters (at least one
+// when positive).
 struct ClusterBudget {
   double exact_fraction = 0.02;
   double estimated_fraction = 0.25;
@@ -80,8 +83,13 @@ void AttendRanked(absl::Span<const ClusterSource> sources, absl::Span<const Clus
                   int n_exact, int group, int head_dim, float scale, float* out, float* lse,
                   float* max, ClusterAttentionStats* stats);
 
-// RankClusters then AttendRanked with the budget's shares of every
-// source's clusters; every source needs `query_sum` and `queries`.
+// The clusters `budget` selects over `sources`, best first: the first
+// *n_exact are the exact tier, the rest the estimated tier. The budget must
+// be valid (ValidateBudget).
+std::vector<ClusterRef> SelectClusters(absl::Span<const ClusterSource> sources, int head_dim,
+                                       const ClusterBudget& budget, int* n_exact);
+
+// SelectClusters then AttendRanked with the budget over every source; every source needs `query_sum` and `queries`.
 // INVALID_ARGUMENT for a bad budget, group < 1, a non-finite or
 // non-positive scale, null pointers, or sources of another head_dim.
 absl::Status AttendClusters(absl::Span<const ClusterSource> sources, int group, int head_dim,

@@ -229,9 +229,8 @@ absl::Status AttendContext(const AttentionShape& shape, const ContextLayout& lay
     const size_t head0 = size_t(i) * H + size_t(h) * G;
     HeadContext ctx(layout, chunks, h, &q[head0 * d], G);
     const int total = ctx.total_clusters();
-    const int n_exact = ClustersFor(budget.exact_fraction, total);
-    const int n_est = std::min(ClustersFor(budget.estimated_fraction, total), total - n_exact);
-    const std::vector<ClusterRef> ranked = RankClusters(ctx.sources(), d, n_exact + n_est);
+    int n_exact = 0;
+    const std::vector<ClusterRef> ranked = SelectClusters(ctx.sources(), d, budget, &n_exact);
     ctx.PrepareQueries(ranked);
     ClusterAttentionStats s;
     AttendRanked(ctx.sources(), ranked, n_exact, G, d, shape.scale, &result->out[head0 * d],
@@ -278,10 +277,12 @@ absl::Status SelectContextKeys(const AttentionShape& shape, const ContextLayout&
       const size_t head0 = size_t(i) * H + size_t(h) * G;
       HeadContext ctx(layout, chunks, h, &q[head0 * d], G);
       const int total = ctx.total_clusters();
-      const std::vector<ClusterRef> ranked =
-          RankClusters(ctx.sources(), d, ClustersFor(exact_fraction, total));
+      int n_exact = 0;
+      std::vector<ClusterRef> ranked =
+          SelectClusters(ctx.sources(), d, ClusterBudget{exact_fraction, 0.0}, &n_exact);
+      ranked.resize(n_exact);
       ClusterAttentionStats s;
-      s.exact_clusters = static_cast<int>(ranked.size());
+      s.exact_clusters = n_exact;
       for (const ClusterRef& r : ranked) {
         const KeyClusters& k = *ctx.sources()[r.source].clusters;
         std::vector<char>& m = marks[r.source];

@@ -195,8 +195,10 @@ TEST_F(ClusterAttentionTest, PartialBudgetReadsItsShareAndStaysClose) {
   ASSERT_TRUE(clusters.ok());
   ClusterAttentionStats stats;
   const PartialResult r = Through(*clusters, {0.1, 0.5}, &stats);
-  EXPECT_EQ(stats.exact_clusters, static_cast<int>(std::ceil(0.1 * clusters->n_clusters)));
-  EXPECT_LT(stats.exact_keys, kN / 4);
+  // The exact tier stops at 10% of the keys (one cluster at least).
+  EXPECT_GE(stats.exact_clusters, 1);
+  EXPECT_LE(stats.exact_keys, kN / 10);
+  EXPECT_GT(stats.exact_keys, kN / 10 - 40);
   double err = 0, norm = 0;
   for (size_t i = 0; i < full_.out.size(); ++i) {
     err += (r.out[i] - full_.out[i]) * (r.out[i] - full_.out[i]);
