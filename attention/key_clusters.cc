@@ -76,14 +76,14 @@ absl::StatusOr<KeyClusters> BuildKeyClusters(const float* keys, const float* val
   std::vector<int> counts(k);
   std::vector<float> sims(size_t(n_keys) * k);
   for (int round = 0; round < options.iterations; ++round) {
-    bool moved = false;
+    int moved = 0;
     // Every key against every centroid direction in one sgemm.
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_keys, k, d, 1.0f, unit_keys.data(), d,
                 directions.data(), d, 0.0f, sims.data(), k);
     for (int i = 0; i < n_keys; ++i) {
       const float* row = &sims[size_t(i) * k];
       const int best = static_cast<int>(std::max_element(row, row + k) - row);
-      moved = moved || assign[i] != best;
+      moved += assign[i] != best ? 1 : 0;
       assign[i] = best;
       similarity[i] = row[best];
     }
@@ -110,10 +110,11 @@ absl::StatusOr<KeyClusters> BuildKeyClusters(const float* keys, const float* val
       similarity[worst] = 1.0f;
       counts[c] = 1;
       std::copy_n(&unit_keys[size_t(worst) * d], d, &sums[size_t(c) * d]);
-      moved = true;
+      ++moved;
     }
     for (int c = 0; c < k; ++c) Normalized(&sums[size_t(c) * d], d, &directions[size_t(c) * d]);
-    if (!moved) break;
+    // Converged: fewer than 1% of the keys changed cluster.
+    if (moved * 100 < n_keys || (moved == 0)) break;
   }
 
   // Summaries over the raw keys and values, and the grouped key order.

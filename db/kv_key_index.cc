@@ -56,13 +56,18 @@ absl::StatusOr<std::vector<attention::KeyClusters>> BuildLayerKeyIndex(
                                         shape.head_dim, rope_theta, 0));
   attention::KeyClusterOptions options;
   options.keys_per_cluster = keys_per_cluster;
+  // KV heads in parallel on the OpenMP team.
+  std::vector<absl::StatusOr<attention::KeyClusters>> built(shape.n_kv_heads);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int h = 0; h < shape.n_kv_heads; ++h) {
+    built[h] = attention::BuildKeyClusters(&local[h * per_head], &values[h * per_head],
+                                           shape.n_tokens, shape.head_dim, options);
+  }
   std::vector<attention::KeyClusters> heads;
   heads.reserve(shape.n_kv_heads);
-  for (int h = 0; h < shape.n_kv_heads; ++h) {
-    ASSIGN_OR_RETURN(attention::KeyClusters c,
-                     attention::BuildKeyClusters(&local[h * per_head], &values[h * per_head],
-                                                 shape.n_tokens, shape.head_dim, options));
-    heads.push_back(std::move(c));
+  for (auto& b : built) {
+    if (!b.ok()) return b.status();
+    heads.push_back(*std::move(b));
   }
   return heads;
 }
