@@ -31,12 +31,12 @@ std::vector<ClusterRef> RankClusters(absl::Span<const ClusterSource> sources, in
   size_t total = 0;
   for (const ClusterSource& s : sources) total += static_cast<size_t>(s.clusters->n_clusters);
   all.reserve(total);
+  std::vector<float> scores;
   for (size_t i = 0; i < sources.size(); ++i) {
     const KeyClusters& c = *sources[i].clusters;
-    for (int k = 0; k < c.n_clusters; ++k) {
-      all.push_back({static_cast<int>(i), k,
-                     Dot(sources[i].query_sum, &c.centroids[size_t(k) * head_dim], head_dim)});
-    }
+    scores.resize(c.n_clusters);
+    DotRows(c.centroids.data(), c.n_clusters, sources[i].query_sum, head_dim, scores.data());
+    for (int k = 0; k < c.n_clusters; ++k) all.push_back({static_cast<int>(i), k, scores[k]});
   }
   const size_t keep = std::min(all.size(), static_cast<size_t>(std::max(n, 0)));
   auto better = [](const ClusterRef& a, const ClusterRef& b) {
