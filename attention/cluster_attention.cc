@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -38,6 +39,10 @@ std::vector<ClusterRef> RankClusters(absl::Span<const ClusterSource> sources, in
     DotRows(c.centroids.data(), c.n_clusters, sources[i].query_sum, head_dim, scores.data());
     for (int k = 0; k < c.n_clusters; ++k) all.push_back({static_cast<int>(i), k, scores[k]});
   }
+  return BestClusters(std::move(all), n);
+}
+
+std::vector<ClusterRef> BestClusters(std::vector<ClusterRef> all, int n) {
   const size_t keep = std::min(all.size(), static_cast<size_t>(std::max(n, 0)));
   auto better = [](const ClusterRef& a, const ClusterRef& b) {
     if (a.score != b.score) return a.score > b.score;
@@ -141,7 +146,8 @@ void AttendRanked(absl::Span<const ClusterSource> sources, absl::Span<const Clus
 }
 
 std::vector<ClusterRef> SelectClusters(absl::Span<const ClusterSource> sources, int head_dim,
-                                       const ClusterBudget& budget, int* n_exact) {
+                                       const ClusterBudget& budget, int* n_exact,
+                                       std::vector<ClusterRef>* scored) {
   int total = 0;
   int64_t keys = 0;
   for (const ClusterSource& s : sources) {
@@ -152,8 +158,9 @@ std::vector<ClusterRef> SelectClusters(absl::Span<const ClusterSource> sources, 
   // (the best clusters are often larger or smaller than the mean).
   const int guess = ClustersFor(budget.exact_fraction, total);
   const int n_est = ClustersFor(budget.estimated_fraction, total);
-  std::vector<ClusterRef> ranked =
-      RankClusters(sources, head_dim, std::min(total, 2 * guess + 8 + n_est));
+  const int n = std::min(total, 2 * guess + 8 + n_est);
+  std::vector<ClusterRef> ranked = scored != nullptr ? BestClusters(std::move(*scored), n)
+                                                     : RankClusters(sources, head_dim, n);
   const double key_budget = budget.exact_fraction * static_cast<double>(keys) + 1e-9;
   int exact = 0;
   int64_t taken = 0;

@@ -71,6 +71,9 @@ struct ClusterRef {
 // first (ties: lower source, then lower cluster first). `n` is clamped to
 // the number of clusters.
 std::vector<ClusterRef> RankClusters(absl::Span<const ClusterSource> sources, int head_dim, int n);
+// The `n` best of `all` (scored clusters), best first, same order rules;
+// consumes `all`.
+std::vector<ClusterRef> BestClusters(std::vector<ClusterRef> all, int n);
 
 // Attention of the `group` query heads over `ranked[0, n_exact)` exactly
 // and `ranked[n_exact, ranked.size())` estimated. Writes per query head g
@@ -85,9 +88,11 @@ void AttendRanked(absl::Span<const ClusterSource> sources, absl::Span<const Clus
 
 // The clusters `budget` selects over `sources`, best first: the first
 // *n_exact are the exact tier, the rest the estimated tier. The budget must
-// be valid (ValidateBudget).
+// be valid (ValidateBudget). `scored`, when given, holds every cluster of
+// every source with its ranking score already computed (any order).
 std::vector<ClusterRef> SelectClusters(absl::Span<const ClusterSource> sources, int head_dim,
-                                       const ClusterBudget& budget, int* n_exact);
+                                       const ClusterBudget& budget, int* n_exact,
+                                       std::vector<ClusterRef>* scored = nullptr);
 
 // SelectClusters then AttendRanked with the budget over every source; every source needs `query_sum` and `queries`.
 // INVALID_ARGUMENT for a bad budget, group < 1, a non-finite or

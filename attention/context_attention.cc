@@ -63,6 +63,22 @@ class HeadContext {
   int total_clusters() const { return total_clusters_; }
   absl::Span<const ClusterSource> sources() const { return sources_; }
 
+  // Every cluster with its ranking score, from centroids packed for this
+  // KV head (PackCentroids).
+  std::vector<ClusterRef> ScoreFromPacked(const PackedCentroids& packed, int kv_head) const {
+    const std::vector<float>& rows = packed.heads[kv_head];
+    const std::vector<int>& off = packed.offsets[kv_head];
+    std::vector<ClusterRef> all(static_cast<size_t>(off.back()));
+    std::vector<float> scores;
+    for (size_t c = 0; c < sources_.size(); ++c) {
+      const int n = off[c + 1] - off[c];
+      scores.resize(n);
+      DotRows(&rows[size_t(off[c]) * d_], n, sources_[c].query_sum, d_, scores.data());
+      for (int k = 0; k < n; ++k) all[off[c] + k] = {static_cast<int>(c), k, scores[k]};
+    }
+    return all;
+  }
+
   // Rotates the group's queries into the frame of every chunk `ranked`
   // names.
   void PrepareQueries(absl::Span<const ClusterRef> ranked) {
@@ -90,6 +106,15 @@ class HeadContext {
   std::vector<float> sums_, frames_;
   std::vector<ClusterSource> sources_;
 };
+
+// The scored clusters of the packed centroids, or null (SelectClusters
+// scores them itself).
+std::vector<ClusterRef>* Scored(const HeadContext& ctx, const PackedCentroids* packed, int kv_head,
+                                std::vector<ClusterRef>* buffer) {
+  if (packed == nullptr) return nullptr;
+  *buffer = ctx.ScoreFromPacked(*packed, kv_head);
+  return buffer;
+}
 
 void AddStats(const ClusterAttentionStats& s, int clusters, int keys, ContextAttentionStats* out) {
   out->keys += static_cast<uint64_t>(keys);
@@ -212,12 +237,56 @@ absl::Status ValidateContext(const AttentionShape& shape, const ContextLayout& l
                      size_t(queries.n_queries) * shape.n_heads * shape.head_dim, "queries");
 }
 
+PackedCentroids PackCentroids(absl::Span<const ChunkLayerView> chunks, int n_kv_heads,
+                              int head_dim) {
+  PackedCentroids p;
+  p.heads.resize(n_kv_heads);
+  p.offsets.resize(n_kv_heads);
+  for (int h = 0; h < n_kv_heads; ++h) {
+    p.offsets[h].push_back(0);
+    for (const ChunkLayerView& v : chunks) {
+      const KeyClusters& k = v.clusters[h];
+      p.heads[h].insert(p.heads[h].end(), k.centroids.begin(),
+                        k.centroids.begin() + size_t(k.n_clusters) * head_dim);
+      p.offsets[h].push_back(p.offsets[h].back() + k.n_clusters);
+    }
+  }
+  return p;
+}
+
+namespace {
+
+absl::Status ValidatePacked(const PackedCentroids* packed, absl::Span<const ChunkLayerView> chunks,
+                            const AttentionShape& shape) {
+  if (packed == nullptr) return absl::OkStatus();
+  if (packed->heads.size() != size_t(shape.n_kv_heads) ||
+      packed->offsets.size() != size_t(shape.n_kv_heads)) {
+    return absl::InvalidArgumentError("packed centroids do not match the KV heads");
+  }
+  for (int h = 0; h < shape.n_kv_heads; ++h) {
+    const std::vector<int>& off = packed->offsets[h];
+    if (off.size() != chunks.size() + 1 ||
+        packed->heads[h].size() != size_t(off.back()) * shape.head_dim) {
+      return absl::InvalidArgumentError("packed centroids do not match the chunks");
+    }
+    for (size_t c = 0; c < chunks.size(); ++c) {
+      if (off[c + 1] - off[c] != chunks[c].clusters[h].n_clusters) {
+        return absl::InvalidArgumentError("packed centroids do not match the chunks' clusters");
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status AttendContext(const AttentionShape& shape, const ContextLayout& layout,
                            absl::Span<const ChunkLayerView> chunks, const QueryBlock& queries,
                            const ClusterBudget& budget, PartialResult* result,
-                           ContextAttentionStats* stats) {
+                           ContextAttentionStats* stats, const PackedCentroids* packed) {
   RETURN_IF_ERROR(ValidateBudget(budget));
   RETURN_IF_ERROR(ValidateContext(shape, layout, chunks, queries));
+  RETURN_IF_ERROR(ValidatePacked(packed, chunks, shape));
   const int nq = queries.n_queries, H = shape.n_heads, KVH = shape.n_kv_heads;
   const int G = H / KVH, d = shape.head_dim;
   const std::vector<float> q = RotatedQueries(shape, layout.theta(), queries);
@@ -230,7 +299,9 @@ absl::Status AttendContext(const AttentionShape& shape, const ContextLayout& lay
     HeadContext ctx(layout, chunks, h, &q[head0 * d], G);
     const int total = ctx.total_clusters();
     int n_exact = 0;
-    const std::vector<ClusterRef> ranked = SelectClusters(ctx.sources(), d, budget, &n_exact);
+    std::vector<ClusterRef> buffer;
+    const std::vector<ClusterRef> ranked = SelectClusters(
+        ctx.sources(), d, budget, &n_exact, Scored(ctx, packed, h, &buffer));
     ctx.PrepareQueries(ranked);
     ClusterAttentionStats s;
     AttendRanked(ctx.sources(), ranked, n_exact, G, d, shape.scale, &result->out[head0 * d],
@@ -253,9 +324,11 @@ absl::Status AttendContext(const AttentionShape& shape, const ContextLayout& lay
 absl::Status SelectContextKeys(const AttentionShape& shape, const ContextLayout& layout,
                                absl::Span<const ChunkLayerView> chunks,
                                const QueryBlock& queries, double exact_fraction,
-                               SelectedKeys* selected, ContextAttentionStats* stats) {
+                               SelectedKeys* selected, ContextAttentionStats* stats,
+                               const PackedCentroids* packed) {
   RETURN_IF_ERROR(ValidateBudget(ClusterBudget{exact_fraction, 0.0}));
   RETURN_IF_ERROR(ValidateContext(shape, layout, chunks, queries));
+  RETURN_IF_ERROR(ValidatePacked(packed, chunks, shape));
   const int nq = queries.n_queries, H = shape.n_heads, KVH = shape.n_kv_heads;
   const int G = H / KVH, d = shape.head_dim;
   const std::vector<float> q = RotatedQueries(shape, layout.theta(), queries);
@@ -278,8 +351,10 @@ absl::Status SelectContextKeys(const AttentionShape& shape, const ContextLayout&
       HeadContext ctx(layout, chunks, h, &q[head0 * d], G);
       const int total = ctx.total_clusters();
       int n_exact = 0;
+      std::vector<ClusterRef> buffer;
       std::vector<ClusterRef> ranked =
-          SelectClusters(ctx.sources(), d, ClusterBudget{exact_fraction, 0.0}, &n_exact);
+          SelectClusters(ctx.sources(), d, ClusterBudget{exact_fraction, 0.0}, &n_exact,
+                         Scored(ctx, packed, h, &buffer));
       ranked.resize(n_exact);
       ClusterAttentionStats s;
       s.exact_clusters = n_exact;

@@ -76,6 +76,18 @@ struct ChunkLayerView {
   const KeyClusters* clusters = nullptr;  // [n_kv_heads], over the keys and values above
 };
 
+// Every chunk's centroids of one layer packed per KV head, [clusters of all
+// chunks in chunk order, head_dim], so that scoring streams through one
+// array instead of one small allocation per (chunk, KV head). Built once
+// per layer (PackCentroids) and passed to AttendContext / SelectContextKeys;
+// results are the same with or without it.
+struct PackedCentroids {
+  std::vector<std::vector<float>> heads;    // per KV head
+  std::vector<std::vector<int>> offsets;    // per KV head, [chunks + 1]: chunk c's first row
+};
+PackedCentroids PackCentroids(absl::Span<const ChunkLayerView> chunks, int n_kv_heads,
+                              int head_dim);
+
 struct ContextAttentionStats {
   // Summed over queries and KV heads: keys of the context, keys scored
   // exactly, clusters, clusters attended exactly and estimated.
@@ -105,7 +117,7 @@ absl::Status ValidateContext(const AttentionShape& shape, const ContextLayout& l
 absl::Status AttendContext(const AttentionShape& shape, const ContextLayout& layout,
                            absl::Span<const ChunkLayerView> chunks, const QueryBlock& queries,
                            const ClusterBudget& budget, PartialResult* result,
-                           ContextAttentionStats* stats);
+                           ContextAttentionStats* stats, const PackedCentroids* packed = nullptr);
 
 // The keys of the clusters AttendContext would attend exactly with
 // `exact_fraction`, per KV head the union over the queries and the group,
@@ -119,7 +131,8 @@ struct SelectedKeys {
 absl::Status SelectContextKeys(const AttentionShape& shape, const ContextLayout& layout,
                                absl::Span<const ChunkLayerView> chunks,
                                const QueryBlock& queries, double exact_fraction,
-                               SelectedKeys* selected, ContextAttentionStats* stats);
+                               SelectedKeys* selected, ContextAttentionStats* stats,
+                               const PackedCentroids* packed = nullptr);
 
 // Attention of `queries` (AFTER RoPE, [n_queries, n_heads, head_dim]) over
 // `selected` (each KV head its own keys), no causal mask: the decoder's

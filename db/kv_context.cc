@@ -35,16 +35,17 @@ class KvContextImpl final : public KvContext {
   absl::Status Attend(uint32_t layer, const attention::QueryBlock& queries,
                       const attention::ClusterBudget& budget, attention::PartialResult* result,
                       attention::ContextAttentionStats* stats) override {
-    ASSIGN_OR_RETURN(const std::vector<attention::ChunkLayerView>* views, Views(layer));
-    return attention::AttendContext(shape_, layout_, *views, queries, budget, result, stats);
+    ASSIGN_OR_RETURN(const Layer* l, Loaded(layer));
+    return attention::AttendContext(shape_, layout_, l->views, queries, budget, result, stats,
+                                     &l->packed);
   }
 
   absl::Status FetchTopK(uint32_t layer, const attention::QueryBlock& queries,
                          double exact_fraction, attention::SelectedKeys* selected,
                          attention::ContextAttentionStats* stats) override {
-    ASSIGN_OR_RETURN(const std::vector<attention::ChunkLayerView>* views, Views(layer));
-    return attention::SelectContextKeys(shape_, layout_, *views, queries, exact_fraction,
-                                        selected, stats);
+    ASSIGN_OR_RETURN(const Layer* l, Loaded(layer));
+    return attention::SelectContextKeys(shape_, layout_, l->views, queries, exact_fraction,
+                                        selected, stats, &l->packed);
   }
 
  private:
@@ -52,10 +53,11 @@ class KvContextImpl final : public KvContext {
     bool ready = false;
     std::vector<ChunkLayer> chunks;
     std::vector<attention::ChunkLayerView> views;
+    attention::PackedCentroids packed;  // the views' centroids per KV head
   };
 
-  // The views of `layer`, reading layers from the store up to it.
-  absl::StatusOr<const std::vector<attention::ChunkLayerView>*> Views(uint32_t layer) {
+  // `layer`, reading layers from the store up to it.
+  absl::StatusOr<const Layer*> Loaded(uint32_t layer) {
     if (layer >= layers_.size()) {
       return absl::InvalidArgumentError(absl::StrCat("layer ", layer, " is out of range: the model has ",
                                                      layers_.size(), " layers"));
@@ -68,7 +70,7 @@ class KvContextImpl final : public KvContext {
         return s;
       }
     }
-    return &layers_[layer].views;
+    return &layers_[layer];
   }
 
   absl::Status ReadNextBlock() {
@@ -98,6 +100,7 @@ class KvContextImpl final : public KvContext {
       for (const ChunkLayer& x : l.chunks) {
         l.views.push_back({x.keys.data(), x.values.data(), x.clusters.data()});
       }
+      l.packed = attention::PackCentroids(l.views, model_.n_kv_heads, model_.head_dim);
       l.ready = true;
       ++loaded_;
     }

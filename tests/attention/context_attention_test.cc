@@ -143,6 +143,31 @@ TEST_F(ContextAttentionTest, WholeBudgetEqualsFullAttentionAtAbsolutePositions) 
   ExpectClose(r, Full(position, 2), 2e-5f);
 }
 
+TEST_F(ContextAttentionTest, PackedCentroidsGiveTheSameResult) {
+  Build();
+  const PackedCentroids packed = PackCentroids(views_, kKvHeads, kD);
+  for (ClusterBudget budget : {ClusterBudget{0.1, 0.3}, ClusterBudget{0.3, 0.0}}) {
+    PartialResult a, b;
+    ContextAttentionStats sa, sb;
+    ASSERT_TRUE(AttendContext(shape_, layout_, views_, QueryBlock{queries_.data(), 2, 500},
+                              budget, &a, &sa)
+                    .ok());
+    ASSERT_TRUE(AttendContext(shape_, layout_, views_, QueryBlock{queries_.data(), 2, 500},
+                              budget, &b, &sb, &packed)
+                    .ok());
+    EXPECT_EQ(sa.exact_keys, sb.exact_keys);
+    EXPECT_EQ(sa.estimated_clusters, sb.estimated_clusters);
+    for (size_t i = 0; i < a.out.size(); ++i) EXPECT_NEAR(a.out[i], b.out[i], 1e-6f);
+  }
+  PackedCentroids wrong = packed;
+  wrong.offsets[0].pop_back();
+  PartialResult r;
+  EXPECT_EQ(AttendContext(shape_, layout_, views_, QueryBlock{queries_.data(), 1, 500}, {}, &r,
+                          nullptr, &wrong)
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(ContextAttentionTest, TopKFetchReturnsKeysAtTheirPositions) {
   Build();
   const int64_t position = 1000;
