@@ -95,8 +95,52 @@ struct Context {
   double index_seconds = 0, encode_seconds = 0;
 };
 
+// Query-aware clustering (the comparison the issue asks for, RoarGraph's
+// idea of fitting the index to the queries it will serve): a key's score
+// against a query at a distant position depends on the query only through
+// each RoPE pair's rotation, so the energy of the queries per pair,
+// E[q_i^2 + q_{i+half}^2] over prefill queries of the KV head's group, is
+// what a rotation-invariant metric can keep. Keys are clustered after
+// scaling each dimension by the square root of its pair's energy (k-means
+// under the queries' second moment, averaged over rotations); summaries
+// stay over the real keys. Weights per [layer][KV head][head_dim].
+using QueryWeights = std::vector<std::vector<std::vector<float>>>;
+
+QueryWeights LearnQueryWeights(const Model& model, const std::vector<int32_t>& text) {
+  const auto& c = model.config();
+  const int half = c.head_dim / 2, G = c.n_heads / c.n_kv_heads;
+  QueryWeights w(c.n_layers, std::vector<std::vector<float>>(c.n_kv_heads,
+                                                              std::vector<float>(c.head_dim)));
+  KvCache cache(c, static_cast<int>(text.size()));
+  CpuForward fwd(model);
+  mnemo::decoder::ForwardTrace trace;
+  trace.want_q = true;
+  Must(fwd.Forward(text, &cache, LogitsMode::kNone, nullptr, &trace), "query sample");
+  const int T = static_cast<int>(text.size());
+  for (int l = 0; l < c.n_layers; ++l) {
+    for (int h = 0; h < c.n_kv_heads; ++h) {
+      std::vector<double> energy(half, 0.0);
+      for (int g = 0; g < G; ++g) {
+        const float* q = &trace.q[l][size_t(h * G + g) * T * c.head_dim];
+        for (int t = 0; t < T; ++t) {
+          for (int i = 0; i < half; ++i) {
+            const double a = q[size_t(t) * c.head_dim + i], b = q[size_t(t) * c.head_dim + i + half];
+            energy[i] += a * a + b * b;
+          }
+        }
+      }
+      for (int i = 0; i < half; ++i) {
+        const float s = static_cast<float>(std::sqrt(energy[i] / (double(T) * G)));
+        w[l][h][i] = s;
+        w[l][h][i + half] = s;
+      }
+    }
+  }
+  return w;
+}
+
 Context Prepare(const Model& model, const std::vector<std::vector<int32_t>>& pieces,
-                int keys_per_cluster) {
+                int keys_per_cluster, const QueryWeights* weights = nullptr) {
   const auto& c = model.config();
   Context ctx;
   int64_t at = 1;  // position 0 is the BOS sink
@@ -136,9 +180,30 @@ Context Prepare(const Model& model, const std::vector<std::vector<int32_t>>& pie
       const auto t0 = std::chrono::steady_clock::now();
       for (int h = 0; h < c.n_kv_heads; ++h) {
         const size_t off = size_t(h) * T * c.head_dim;
-        ctx.clusters[l][i].push_back(Must(
-            mnemo::attention::BuildKeyClusters(&local[off], &kv.v[l][off], T, c.head_dim, opts),
-            "clusters"));
+        if (weights == nullptr) {
+          ctx.clusters[l][i].push_back(Must(
+              mnemo::attention::BuildKeyClusters(&local[off], &kv.v[l][off], T, c.head_dim, opts),
+              "clusters"));
+          continue;
+        }
+        const std::vector<float>& w = (*weights)[l][h];
+        std::vector<float> scaled(local.begin() + off, local.begin() + off + size_t(T) * c.head_dim);
+        for (int t = 0; t < T; ++t)
+          for (int j = 0; j < c.head_dim; ++j) scaled[size_t(t) * c.head_dim + j] *= w[j];
+        KeyClusters k = Must(
+            mnemo::attention::BuildKeyClusters(scaled.data(), &kv.v[l][off], T, c.head_dim, opts),
+            "clusters");
+        // Centroids of the real keys (the membership is the query-aware one).
+        std::fill(k.centroids.begin(), k.centroids.end(), 0.0f);
+        for (int cl = 0; cl < k.n_clusters; ++cl) {
+          float* cen = &k.centroids[size_t(cl) * c.head_dim];
+          for (int32_t m = k.offsets[cl]; m < k.offsets[cl + 1]; ++m)
+            for (int j = 0; j < c.head_dim; ++j)
+              cen[j] += local[off + size_t(k.members[m]) * c.head_dim + j];
+          if (k.size(cl) > 0)
+            for (int j = 0; j < c.head_dim; ++j) cen[j] /= static_cast<float>(k.size(cl));
+        }
+        ctx.clusters[l][i].push_back(std::move(k));
       }
       ctx.index_seconds +=
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -304,6 +369,7 @@ int main(int argc, char** argv) {
   std::string text_path = ".assets/decoder-data/val.txt";
   int prompts = 64, cont = 32, min_context = 2048, max_context = 3840, passkeys = 16;
   int keys_per_cluster = 16;
+  bool query_aware = false;
   std::vector<double> exact = {0.02, 0.04}, estimated = {0.0, 0.25, 0.9};
   app.add_option("--model", model_dir, "model directory")->capture_default_str();
   app.add_option("--text", text_path, "validation text")->capture_default_str();
@@ -314,6 +380,9 @@ int main(int argc, char** argv) {
   app.add_option("--passkeys", passkeys, "passkey prompts")->capture_default_str();
   app.add_option("--keys-per-cluster", keys_per_cluster, "key index granularity")
       ->capture_default_str();
+  app.add_flag("--query-aware", query_aware,
+               "cluster keys under the prefill queries' per-RoPE-pair energy (see "
+               "LearnQueryWeights) instead of plain spherical k-means");
   app.add_option("--exact", exact, "exact fractions to try")->delimiter(',');
   app.add_option("--estimated", estimated, "estimated fractions to try")->delimiter(',');
   CLI11_PARSE(app, argc, argv);
@@ -343,6 +412,15 @@ int main(int argc, char** argv) {
               "%zu validation tokens; %d keys per cluster\n\n",
               prompts, min_context, max_context, cont, ids.size(), keys_per_cluster);
 
+  // Query sample for --query-aware: the last tokens of the text, one
+  // forward of at most the model's context.
+  QueryWeights weights;
+  if (query_aware) {
+    const size_t n = std::min<size_t>(ids.size(), std::min(cfg.max_seq_len, 2048));
+    weights = LearnQueryWeights(*model, std::vector<int32_t>(ids.end() - n, ids.end()));
+    std::printf("query-aware clustering: per-pair query energy from %zu prefill tokens\n\n", n);
+  }
+  const QueryWeights* w = query_aware ? &weights : nullptr;
   std::vector<Config> configs;
   for (double e : exact) {
     for (double s : estimated) {
@@ -362,7 +440,7 @@ int main(int argc, char** argv) {
     const std::vector<int32_t> context(ids.begin() + start, ids.begin() + start + C);
     const std::vector<int32_t> tail(ids.begin() + start + C, ids.begin() + start + C + cont + 1);
     const std::vector<int32_t> input(tail.begin(), tail.end() - 1), target(tail.begin() + 1, tail.end());
-    const Context ctx = Prepare(*model, Cut(context, &rng), keys_per_cluster);
+    const Context ctx = Prepare(*model, Cut(context, &rng), keys_per_cluster, w);
     index_s += ctx.index_seconds;
     encode_s += ctx.encode_seconds;
     context_tokens += C;
@@ -419,7 +497,7 @@ int main(int argc, char** argv) {
     std::vector<int32_t> context(ids.begin() + start, ids.begin() + start + C);
     const size_t at = std::uniform_int_distribution<size_t>(0, context.size() - 1)(rng);
     context.insert(context.begin() + at, needle.begin(), needle.end());
-    const Context ctx = Prepare(*model, Cut(context, &rng), keys_per_cluster);
+    const Context ctx = Prepare(*model, Cut(context, &rng), keys_per_cluster, w);
     const std::vector<int32_t> prompt(q.begin(), q.end());
     mnemo::decoder::GenerateOptions g;
     g.max_tokens = static_cast<int>(answer.size());
