@@ -9,34 +9,12 @@
 #include "common/checksum_frame.h"
 #include "common/half.h"
 #include "common/status_macros.h"
+#include "db/le_bytes.h"
 
 namespace mnemo::db::kvindex {
 namespace {
 
 constexpr uint8_t kFormat = 0x01;
-
-template <typename T>
-void Put(std::string* out, T v) {
-  char buf[sizeof(T)];
-  std::memcpy(buf, &v, sizeof(T));
-  out->append(buf, sizeof(T));
-}
-
-class Reader {
- public:
-  explicit Reader(absl::string_view in) : in_(in) {}
-  template <typename T>
-  bool Get(T* v) {
-    if (in_.size() < sizeof(T)) return false;
-    std::memcpy(v, in_.data(), sizeof(T));
-    in_.remove_prefix(sizeof(T));
-    return true;
-  }
-  size_t left() const { return in_.size(); }
-
- private:
-  absl::string_view in_;
-};
 
 absl::Status Corrupt(absl::string_view why) {
   return absl::DataLossError(absl::StrCat("corrupt KV key index: ", why));
@@ -75,21 +53,21 @@ absl::StatusOr<std::vector<attention::KeyClusters>> BuildLayerKeyIndex(
 std::string EncodeLayerKeyIndex(uint64_t fingerprint_hash,
                                 absl::Span<const attention::KeyClusters> heads) {
   std::string out;
-  Put(&out, kFormat);
-  Put(&out, fingerprint_hash);
+  PutLe(&out, kFormat);
+  PutLe(&out, fingerprint_hash);
   const int n_tokens = heads.empty() ? 0 : heads[0].n_keys;
   const int d = heads.empty() ? 0 : heads[0].head_dim;
-  Put(&out, static_cast<uint32_t>(heads.size()));
-  Put(&out, static_cast<uint32_t>(n_tokens));
-  Put(&out, static_cast<uint32_t>(d));
+  PutLe(&out, static_cast<uint32_t>(heads.size()));
+  PutLe(&out, static_cast<uint32_t>(n_tokens));
+  PutLe(&out, static_cast<uint32_t>(d));
   for (const attention::KeyClusters& c : heads) {
-    Put(&out, static_cast<uint32_t>(c.n_clusters));
-    for (int32_t o : c.offsets) Put(&out, static_cast<uint32_t>(o));
-    for (int32_t m : c.members) Put(&out, static_cast<uint16_t>(m));
-    for (float x : c.centroids) Put(&out, FloatToHalf(x));
+    PutLe(&out, static_cast<uint32_t>(c.n_clusters));
+    for (int32_t o : c.offsets) PutLe(&out, static_cast<uint32_t>(o));
+    for (int32_t m : c.members) PutLe(&out, static_cast<uint16_t>(m));
+    for (float x : c.centroids) PutLe(&out, FloatToHalf(x));
     for (int k = 0; k < c.n_clusters; ++k) {
       const float inv = c.size(k) > 0 ? 1.0f / static_cast<float>(c.size(k)) : 0.0f;
-      for (int j = 0; j < d; ++j) Put(&out, FloatToHalf(c.value_sums[size_t(k) * d + j] * inv));
+      for (int j = 0; j < d; ++j) PutLe(&out, FloatToHalf(c.value_sums[size_t(k) * d + j] * inv));
     }
   }
   AppendChecksumTrailer(&out);
@@ -100,7 +78,7 @@ absl::StatusOr<std::vector<attention::KeyClusters>> DecodeLayerKeyIndex(
     absl::string_view value, uint64_t fingerprint_hash, const LayerShape& shape) {
   std::optional<absl::string_view> body = StripChecksumTrailer(value);
   if (!body.has_value()) return Corrupt("checksum mismatch");
-  Reader in(*body);
+  LeReader in(*body);
   uint8_t format = 0;
   uint64_t hash = 0;
   uint32_t heads = 0, n = 0, d = 0;

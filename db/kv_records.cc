@@ -7,42 +7,13 @@
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
 #include "db/keys.h"
+#include "db/le_bytes.h"
 #include "nlohmann/json.hpp"
 
 namespace mnemo::db::kvrecords {
 namespace {
 
 constexpr char kFormat = 0x01;
-
-template <typename T>
-void PutLe(std::string* out, T v) {
-  char buf[sizeof(T)];
-  std::memcpy(buf, &v, sizeof(T));
-  out->append(buf, sizeof(T));
-}
-
-// Bounds-checked little-endian reader over a value.
-class Reader {
- public:
-  explicit Reader(absl::string_view in) : in_(in) {}
-  template <typename T>
-  bool Get(T* v) {
-    if (in_.size() < sizeof(T)) return false;
-    std::memcpy(v, in_.data(), sizeof(T));
-    in_.remove_prefix(sizeof(T));
-    return true;
-  }
-  bool Bytes(size_t n, absl::string_view* out) {
-    if (in_.size() < n) return false;
-    *out = in_.substr(0, n);
-    in_.remove_prefix(n);
-    return true;
-  }
-  absl::string_view rest() const { return in_; }
-
- private:
-  absl::string_view in_;
-};
 
 absl::Status Corrupt(absl::string_view what) {
   return absl::DataLossError(absl::StrCat("corrupt KV ", what));
@@ -117,7 +88,7 @@ std::string EncodeChunkRecord(const KvChunkRecord& r) {
 }
 
 absl::StatusOr<KvChunkRecord> DecodeChunkRecord(absl::string_view value) {
-  Reader in(value);
+  LeReader in(value);
   uint8_t format = 0, pinned = 0;
   uint32_t ntokens = 0;
   KvChunkRecord r;
@@ -150,7 +121,7 @@ std::string EncodeBlock(uint64_t fingerprint_hash, absl::string_view k, absl::st
 }
 
 absl::StatusOr<BlockView> DecodeBlock(absl::string_view value) {
-  Reader in(value);
+  LeReader in(value);
   uint8_t format = 0;
   uint32_t k_size = 0;
   BlockView b;

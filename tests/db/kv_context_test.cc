@@ -5,6 +5,7 @@
 // and bad input.
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -48,6 +49,37 @@ std::vector<float> Random(size_t n, unsigned seed) {
   std::vector<float> x(n);
   for (float& v : x) v = gauss(rng);
   return x;
+}
+
+// Runs `fn` on the kv column family of the closed store at `dir`, opened
+// directly (read-only unless `writable`).
+void WithKvColumnFamily(const std::string& dir, bool writable,
+                        const std::function<void(rocksdb::DB*, rocksdb::ColumnFamilyHandle*)>& fn) {
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (const auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  const rocksdb::Status opened =
+      writable ? rocksdb::DB::Open(rocksdb::DBOptions(), dir, cfs, &handles, &raw)
+               : rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), dir, cfs, &handles, &raw);
+  ASSERT_TRUE(opened.ok()) << opened.ToString();
+  std::unique_ptr<rocksdb::DB> db(raw);
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == kvrecords::kKvCf) fn(db.get(), handles[i]);
+  }
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+}
+
+// Keys of the rows in `cf` with 'k' after the namespace id (key indexes).
+std::vector<std::string> KeyIndexRows(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) {
+  std::vector<std::string> rows;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() > 4 && it->key()[4] == 'k') rows.push_back(it->key().ToString());
+  }
+  return rows;
 }
 
 class KvContextTest : public ::testing::Test {
@@ -238,22 +270,11 @@ TEST_F(KvContextTest, TheIndexGoesWithTheChunksKv) {
   // Neither chunk leaves a key index row behind.
   ASSERT_TRUE(store_->Close().ok());
   store_.reset();
-  std::vector<std::string> names;
-  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir_, &names).ok());
-  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-  for (const auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), dir_, cfs, &handles, &raw).ok());
-  std::unique_ptr<rocksdb::DB> db(raw);
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (names[i] != kvrecords::kKvCf) continue;
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[i]));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      EXPECT_FALSE(it->key().size() > 4 && it->key()[4] == 'k') << "a key index row remains";
+  WithKvColumnFamily(dir_, /*writable=*/false, [](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) {
+    for (const std::string& row : KeyIndexRows(db, cf)) {
+      EXPECT_FALSE(row.size() > 4 && row[4] == 'k') << "a key index row remains";
     }
-  }
-  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  });
 }
 
 TEST_F(KvContextTest, CorruptIndexIsDataLoss) {
@@ -261,31 +282,12 @@ TEST_F(KvContextTest, CorruptIndexIsDataLoss) {
   ASSERT_TRUE(Put("a", 20, 1).ok());
   ASSERT_TRUE(store_->Close().ok());
   store_.reset();
-  {
-    std::vector<std::string> names;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir_, &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-    for (const auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_, cfs, &handles, &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
-    for (size_t i = 0; i < names.size(); ++i) {
-      if (names[i] != kvrecords::kKvCf) continue;
-      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[i]));
-      std::string target;
-      for (it->SeekToFirst(); it->Valid(); it->Next()) {
-        if (it->key().size() > 4 && it->key()[4] == 'k') {
-          target = it->key().ToString();
-          break;
-        }
-      }
-      ASSERT_FALSE(target.empty());
-      it.reset();
-      ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), handles[i], target, "garbage").ok());
-    }
-    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-  }
+  WithKvColumnFamily(dir_, /*writable=*/true, [](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) {
+    const std::vector<std::string> rows = KeyIndexRows(db, cf);
+    const std::string target = rows.empty() ? std::string() : rows.front();
+    ASSERT_FALSE(target.empty());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), cf, target, "garbage").ok());
+  });
   auto store = Store::Open(StoreOptions{}, dir_);
   ASSERT_TRUE(store.ok());
   store_ = *std::move(store);
