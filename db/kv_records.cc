@@ -71,6 +71,40 @@ std::string ConfigKey(uint32_t nsid) {
   return out;
 }
 
+std::string RecencyKeyPrefix(uint32_t nsid) {
+  std::string out = keys::NsPrefix(nsid);
+  out.push_back('r');
+  return out;
+}
+
+std::string RecencyKey(uint32_t nsid, int64_t internal_id) {
+  std::string out = RecencyKeyPrefix(nsid);
+  keys::AppendU64(&out, static_cast<uint64_t>(internal_id));
+  return out;
+}
+
+std::optional<int64_t> RecencyKeyId(absl::string_view key) {
+  if (key.size() != 4 + 1 + 8 || key[4] != 'r') return std::nullopt;
+  auto id = keys::ReadU64(key.substr(5));
+  if (!id.has_value()) return std::nullopt;
+  return static_cast<int64_t>(*id);
+}
+
+std::string EncodeRecency(uint64_t stamp) {
+  std::string out(1, kFormat);
+  PutLe(&out, stamp);
+  return out;
+}
+
+absl::StatusOr<uint64_t> DecodeRecency(absl::string_view value) {
+  LeReader in(value);
+  uint8_t format = 0;
+  uint64_t stamp = 0;
+  if (!in.Get(&format) || format != kFormat) return Corrupt("recency stamp: bad format");
+  if (!in.Get(&stamp) || in.left() != 0) return Corrupt("recency stamp: bad size");
+  return stamp;
+}
+
 std::string EncodeChunkRecord(const KvChunkRecord& r) {
   std::string out(1, kFormat);
   PutLe(&out, r.fingerprint_hash);

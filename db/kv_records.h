@@ -4,6 +4,8 @@
 //        nsid 'k' internal_id(u64 BE) layer(u16 BE) -> key index of one layer
 //                                                      (db/kv_key_index.h)
 //        nsid 'c' internal_id(u64 BE)               -> KvChunkRecord
+//        nsid 'r' internal_id(u64 BE)               -> recency stamp of the
+//                                                      chunk's KV (see below)
 //   meta "kv/" nsid(u32 BE)                         -> the namespace's KvConfig, JSON
 //
 // A chunk's blocks are adjacent (one prefix), in layer order, so a chunk's
@@ -15,12 +17,18 @@
 // Chunk record: 0x01, u64 fingerprint hash, u32 n_layers, u64 stored bytes,
 // u64 fp16 bytes, i64 created ms, i64 expires ms (0 = never), u8 pinned,
 // f64 sum of K errors, f64 sum of V errors, u32 n tokens, n * i32 tokens.
+// Recency stamp: 0x01, u64 stamp. Stamps come from one per-namespace
+// counter: a put takes the next one (written in the put's batch), an LRU
+// read takes the next one in memory and a background flush writes it later
+// (db/kv_retention.cc). Opening orders a namespace's chunks by stamp; a
+// lost flush only leaves an older stamp (a staler order), never a bad one.
 // Integers little-endian except in keys. Decoding checks every size and
 // returns DATA_LOSS on a mismatch.
 #ifndef MNEMO_DB_KV_RECORDS_H_
 #define MNEMO_DB_KV_RECORDS_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +54,13 @@ std::string ChunkKeyPrefix(uint32_t nsid);
 // internal id of a ChunkKey; nullopt when malformed.
 std::optional<int64_t> ChunkKeyId(absl::string_view key);
 std::string ConfigKey(uint32_t nsid);
+std::string RecencyKey(uint32_t nsid, int64_t internal_id);
+// Prefix of every recency stamp of a namespace.
+std::string RecencyKeyPrefix(uint32_t nsid);
+// internal id of a RecencyKey; nullopt when malformed.
+std::optional<int64_t> RecencyKeyId(absl::string_view key);
+std::string EncodeRecency(uint64_t stamp);
+absl::StatusOr<uint64_t> DecodeRecency(absl::string_view value);
 
 struct KvChunkRecord {
   uint64_t fingerprint_hash = 0;

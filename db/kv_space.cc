@@ -20,11 +20,12 @@ class ListPolicy final : public KvEvictionPolicy {
     Remove(id);
     where_[id] = order_.insert(order_.end(), id);
   }
-  void Touch(int64_t id) override {
-    if (!move_on_touch_) return;
+  bool Touch(int64_t id) override {
+    if (!move_on_touch_) return false;
     auto it = where_.find(id);
-    if (it == where_.end()) return;
+    if (it == where_.end()) return false;
     order_.splice(order_.end(), order_, it->second);
+    return true;
   }
   void Remove(int64_t id) override {
     auto it = where_.find(id);
@@ -73,10 +74,10 @@ absl::Status KvSpace::Reconfigure(const KvConfig& config) {
   if (config.eviction_policy != config_.eviction_policy) {
     auto policy = NewKvEvictionPolicy(config.eviction_policy);
     if (!policy.ok()) return policy.status();
-    std::vector<int64_t> ids;
-    for (const auto& [id, e] : entries_) ids.push_back(id);
-    std::sort(ids.begin(), ids.end());
-    for (int64_t id : ids) (*policy)->Add(id);
+    std::vector<std::pair<uint64_t, int64_t>> order;  // (stamp, id)
+    for (const auto& [id, e] : entries_) order.emplace_back(e.recency, id);
+    std::sort(order.begin(), order.end());
+    for (const auto& [stamp, id] : order) (*policy)->Add(id);
     policy_ = *std::move(policy);
   }
   config_ = config;
@@ -99,13 +100,22 @@ std::optional<KvEntry> KvSpace::Find(int64_t id) const {
 
 void KvSpace::Touch(int64_t id) {
   absl::MutexLock l(&mu_);
-  policy_->Touch(id);
+  auto it = entries_.find(id);
+  if (it == entries_.end() || !policy_->Touch(id)) return;
+  it->second.recency = next_recency_++;
+  unflushed_.insert(id);
+}
+
+uint64_t KvSpace::NextRecency() {
+  absl::MutexLock l(&mu_);
+  return next_recency_++;
 }
 
 void KvSpace::Put(int64_t id, const KvEntry& entry) {
   absl::MutexLock l(&mu_);
   EraseLocked(id);
   entries_[id] = entry;
+  next_recency_ = std::max(next_recency_, entry.recency + 1);
   by_hash_[entry.token_hash].push_back(id);
   ++lengths_[entry.n_tokens];
   stored_bytes_ += entry.stored_bytes;
@@ -142,7 +152,25 @@ void KvSpace::EraseLocked(int64_t id) {
   if (len != lengths_.end() && --len->second == 0) lengths_.erase(len);
   stored_bytes_ -= e.stored_bytes;
   policy_->Remove(id);
+  unflushed_.erase(id);
   entries_.erase(it);
+}
+
+std::vector<std::pair<int64_t, uint64_t>> KvSpace::TakeUnflushedRecency() {
+  absl::MutexLock l(&mu_);
+  std::vector<std::pair<int64_t, uint64_t>> out;
+  out.reserve(unflushed_.size());
+  for (int64_t id : unflushed_) out.emplace_back(id, entries_.at(id).recency);
+  unflushed_.clear();
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void KvSpace::MarkRecencyUnflushed(absl::Span<const std::pair<int64_t, uint64_t>> stamps) {
+  absl::MutexLock l(&mu_);
+  for (const auto& [id, stamp] : stamps) {
+    if (entries_.contains(id)) unflushed_.insert(id);
+  }
 }
 
 bool KvSpace::empty() const {

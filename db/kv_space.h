@@ -7,7 +7,7 @@
 // Thread safety: every method locks the space's own mutex. The store
 // additionally holds the namespace's writer lock across plan, commit and
 // apply of a write, so a plan (eviction victims) stays valid until its
-// write is applied; reads only touch the eviction order.
+// write is applied; reads only touch the eviction order and stamps.
 #ifndef MNEMO_DB_KV_SPACE_H_
 #define MNEMO_DB_KV_SPACE_H_
 
@@ -17,9 +17,11 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -34,7 +36,8 @@ class KvEvictionPolicy {
  public:
   virtual ~KvEvictionPolicy() = default;
   virtual void Add(int64_t id) = 0;     // KV of `id` was stored (again)
-  virtual void Touch(int64_t id) = 0;   // KV of `id` was read
+  // KV of `id` was read; true when that moves it in the order (LRU).
+  virtual bool Touch(int64_t id) = 0;
   virtual void Remove(int64_t id) = 0;  // KV of `id` is gone
   // Visits ids in eviction order, first victim first, until `visit`
   // returns false.
@@ -54,6 +57,10 @@ struct KvEntry {
   uint64_t token_hash = 0;
   double key_error_sum = 0;
   double value_error_sum = 0;
+  // Recency stamp (kv_records.h): larger = used later. A put takes
+  // KvSpace::NextRecency(); a loaded chunk keeps its stored stamp (0 when
+  // none was stored).
+  uint64_t recency = 0;
 
   bool Expired(int64_t now_ms) const { return expires_ms != 0 && now_ms >= expires_ms; }
 };
@@ -65,16 +72,28 @@ class KvSpace {
 
   KvConfig config() const ABSL_LOCKS_EXCLUDED(mu_);
   // Replaces the config (same model; the caller checks). A new policy
-  // starts its order from the chunks held, oldest id first.
+  // starts its order from the chunks held by recency stamp (then id).
   absl::Status Reconfigure(const KvConfig& config) ABSL_LOCKS_EXCLUDED(mu_);
 
   // The entry of `id` when it holds KV that has not expired.
   std::optional<KvEntry> Live(int64_t id, int64_t now_ms) const ABSL_LOCKS_EXCLUDED(mu_);
   // The entry of `id`, expired or not.
   std::optional<KvEntry> Find(int64_t id) const ABSL_LOCKS_EXCLUDED(mu_);
+  // A read of `id`: under LRU it moves to the back of the order and takes
+  // the next recency stamp, marked for the next FlushRecency.
   void Touch(int64_t id) ABSL_LOCKS_EXCLUDED(mu_);
-  // Records stored KV (replacing an entry of the same id).
+  // The next recency stamp (a put writes it with its rows).
+  uint64_t NextRecency() ABSL_LOCKS_EXCLUDED(mu_);
+  // Records stored KV (replacing an entry of the same id) at the back of
+  // the eviction order. Stamps of later puts and reads exceed
+  // entry.recency. Loading puts chunks in stamp order.
   void Put(int64_t id, const KvEntry& entry) ABSL_LOCKS_EXCLUDED(mu_);
+  // Hands out the (id, stamp) of the chunks read since the last call that
+  // still hold KV, and forgets them. A failed write of them gives them
+  // back with MarkRecencyUnflushed.
+  std::vector<std::pair<int64_t, uint64_t>> TakeUnflushedRecency() ABSL_LOCKS_EXCLUDED(mu_);
+  void MarkRecencyUnflushed(absl::Span<const std::pair<int64_t, uint64_t>> stamps)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Changes the pin and expiry of `id` (no-op when absent), keeping its
   // place in the eviction order.
   void SetRetention(int64_t id, bool pinned, int64_t expires_ms) ABSL_LOCKS_EXCLUDED(mu_);
@@ -113,6 +132,8 @@ class KvSpace {
   uint64_t stored_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t evicted_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t expired_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_recency_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::flat_hash_set<int64_t> unflushed_ ABSL_GUARDED_BY(mu_);  // read, stamp not stored
 };
 
 }  // namespace mnemo::db

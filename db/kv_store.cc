@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <tuple>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "attention/rope.h"
@@ -56,10 +58,31 @@ absl::Status KvStore::LoadLocked(Namespace* ns) {
   if (!value.has_value()) return absl::OkStatus();
   ASSIGN_OR_RETURN(KvConfig config, kvrecords::DecodeConfig(*value));
   ASSIGN_OR_RETURN(ns->kv, KvSpace::Create(config));
+  // Recency stamps first: chunks are put into the space oldest first, so
+  // the eviction order is the one before the restart (as of the last
+  // flushed stamps; chunks without one, from before stamps, come first in
+  // put order).
+  absl::flat_hash_map<int64_t, uint64_t> stamps;
+  {
+    const std::string begin = kvrecords::RecencyKeyPrefix(ns->nsid);
+    BoundedIterator it(owner_->db(), owner_->kv_cf(), keys::PrefixEnd(begin));
+    for (it->Seek(begin); it->Valid(); it->Next()) {
+      auto id = kvrecords::RecencyKeyId(View(it->key()));
+      if (!id.has_value()) return absl::DataLossError("malformed KV recency key");
+      ASSIGN_OR_RETURN(stamps[*id], kvrecords::DecodeRecency(View(it->value())));
+    }
+    RETURN_IF_ERROR(FromRocks(it->status(), "scanning KV recency"));
+  }
+  struct Loaded {
+    uint64_t recency;
+    int64_t created_ms;
+    int64_t id;
+    KvEntry entry;
+  };
+  std::vector<Loaded> loaded;
   const std::string begin = kvrecords::ChunkKeyPrefix(ns->nsid);
   const std::string end = keys::PrefixEnd(begin);
   BoundedIterator it(owner_->db(), owner_->kv_cf(), end);
-  uint64_t chunks = 0;
   for (it->Seek(begin); it->Valid(); it->Next()) {
     auto id = kvrecords::ChunkKeyId(View(it->key()));
     if (!id.has_value()) return absl::DataLossError("malformed KV chunk key");
@@ -70,10 +93,17 @@ absl::Status KvStore::LoadLocked(Namespace* ns) {
       spdlog::warn("namespace '{}': KV of unknown chunk {} ignored", ns->config.name, *id);
       continue;
     }
-    ns->kv->Put(*id, KvEntryOf(r));
-    ++chunks;
+    KvEntry e = KvEntryOf(r);
+    auto stamp = stamps.find(*id);
+    e.recency = stamp == stamps.end() ? 0 : stamp->second;
+    loaded.push_back({e.recency, r.created_ms, *id, e});
   }
   RETURN_IF_ERROR(FromRocks(it->status(), "scanning KV chunks"));
+  std::sort(loaded.begin(), loaded.end(), [](const Loaded& a, const Loaded& b) {
+    return std::tie(a.recency, a.created_ms, a.id) < std::tie(b.recency, b.created_ms, b.id);
+  });
+  for (const Loaded& l : loaded) ns->kv->Put(l.id, l.entry);
+  const size_t chunks = loaded.size();
   spdlog::info("namespace '{}': KV of {} chunks ({})", ns->config.name, chunks,
                config.model.Canonical());
   return absl::OkStatus();
@@ -220,9 +250,14 @@ absl::StatusOr<KvPutResult> KvStore::CommitPut(const NamespacePtr& ns, const KvP
   }
   write.batch.Put(owner_->kv_cf(), kvrecords::ChunkKey(ns->nsid, id),
                   kvrecords::EncodeChunkRecord(record));
+  // The put is the chunk's latest use: its stamp goes in the same batch.
+  KvEntry entry = KvEntryOf(record);
+  entry.recency = kv->NextRecency();
+  write.batch.Put(owner_->kv_cf(), kvrecords::RecencyKey(ns->nsid, id),
+                  kvrecords::EncodeRecency(entry.recency));
   for (int64_t e : expired) write.kv_erased.emplace_back(e, KvSpace::Why::kExpired);
   for (int64_t v : victims) write.kv_erased.emplace_back(v, KvSpace::Why::kEvicted);
-  write.kv_put.emplace_back(id, KvEntryOf(record));
+  write.kv_put.emplace_back(id, entry);
   RETURN_IF_ERROR(owner_->CommitLocked(ns.get(), &write, "writing KV"));
   KvPutResult result = encoded;
   result.evicted_chunks = static_cast<uint32_t>(victims.size());
@@ -415,7 +450,7 @@ absl::StatusOr<KvStats> KvStore::GetKvStats(absl::string_view ns_name) {
 
 absl::Status KvStore::RemoveExpiredLocked(Namespace* ns) {
   if (ns->kv == nullptr) return absl::OkStatus();
-  // Expired KV reads as missing already; compaction also frees it.
+  // Expired KV reads as missing already; this frees its rows.
   const std::vector<int64_t> expired = ns->kv->ExpiredIds(NowMs());
   if (expired.empty()) return absl::OkStatus();
   NamespaceWrite write;

@@ -57,8 +57,22 @@ class KvStore {
 
   // Loads the namespace's KV config and chunk records (recovery).
   absl::Status LoadLocked(Namespace* ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ns->mu);
-  // Commits and removes the KV of chunks whose TTL ran out (Compact).
+  // Commits and removes the KV of chunks whose TTL ran out (Compact, the
+  // expiry timer).
   absl::Status RemoveExpiredLocked(Namespace* ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ns->mu);
+
+  // --- Background retention (kv_retention.cc), run by the store's timers
+  // and at Close, one call at a time per store (the timers are stopped
+  // before Close's final flush).
+  // Writes the recency stamps of the chunks read since the last flush in
+  // one WriteBatch (unsynced: a lost batch only leaves older stamps), under
+  // the namespace's reader lock so no removal of those chunks interleaves.
+  // Returns the number of stamps written.
+  absl::StatusOr<size_t> FlushRecency(Namespace* ns) ABSL_LOCKS_EXCLUDED(ns->mu);
+  // RemoveExpiredLocked when anything expired (checked under the reader
+  // lock first, so a pass with nothing to do never blocks readers).
+  // Returns the number of chunks whose KV was removed.
+  absl::StatusOr<size_t> RemoveExpired(Namespace* ns) ABSL_LOCKS_EXCLUDED(ns->mu);
   // Commits a finished put (KvChunkWriter::Commit).
   absl::StatusOr<KvPutResult> CommitPut(const NamespacePtr& ns, const KvPutHeader& header,
                                         const std::vector<std::string>& blocks,

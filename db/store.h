@@ -67,6 +67,17 @@ struct StoreOptions {
   uint64_t snapshot_every_ops = 100000;
   // RocksDB block cache size in bytes.
   uint64_t block_cache_bytes = 256ull << 20;
+  // Chunk KV retention timers (background threads, stopped by Close), at
+  // most one day each. Every kv_expiry_interval_ms the KV of chunks whose
+  // TTL ran out is removed (blocks, key indexes and record in one commit,
+  // counted in KvStats::expired_chunks); 0 = only at a namespace's next KV
+  // put and on Compact (expired KV reads as missing either way). Every
+  // kv_recency_flush_ms the access recency of chunks read since the last
+  // flush is written (small unsynced rows), so an LRU order survives a
+  // restart; 0 = only at Close. A crash loses at most the recency since the
+  // last flush (those chunks reopen at their older place in the order).
+  uint64_t kv_expiry_interval_ms = 30'000;
+  uint64_t kv_recency_flush_ms = 10'000;
   // Directory holding the built-in encoders' assets (an encoder named "X"
   // loads from <encoder_dir>/X, e.g. .assets/use-lite). Empty = no encoder
   // is available: the store opens and serves vectors, and every text

@@ -37,6 +37,7 @@ absl::Status StoreImpl::Init() {
   RETURN_IF_ERROR(LoadNamespaces());
   RemoveOrphanSnapshots();
   bg_thread_ = std::thread([this] { BackgroundLoop(); });
+  StartKvRetention();
   return absl::OkStatus();
 }
 
@@ -124,6 +125,7 @@ absl::Status StoreImpl::Close() { return CloseImpl(/*save_snapshots=*/true); }
 absl::Status StoreImpl::CloseImpl(bool save_snapshots) {
   absl::MutexLock close_lock(&close_mu_);
   if (db_ == nullptr) return absl::OkStatus();
+  absl::Status result = StopKvRetention();
 
   {
     absl::MutexLock l(&bg_mu_);
@@ -138,7 +140,6 @@ absl::Status StoreImpl::CloseImpl(bool save_snapshots) {
     closed_ = true;
     for (const auto& [name, ns] : namespaces_) all.push_back(ns);
   }
-  absl::Status result;
   for (const NamespacePtr& ns : all) {
     if (save_snapshots) {
       absl::Status st = SnapshotNamespace(ns.get());

@@ -11,6 +11,7 @@
 //   maintenance.cc        index snapshots, Checkpoint, Compact
 //   kv_store.cc           chunk KV caches (KvStore)
 //   kv_streams.cc         the KV writer and reader handed out
+//   kv_retention.cc       KV expiry and recency flush timers (PeriodicTask)
 //
 // and internal helpers of their own: namespace.h (a namespace's in-memory
 // state), namespace_write.h (one write on its way to CommitLocked),
@@ -34,6 +35,9 @@
 //   (KvReader::Next, KvChunkWriter::Commit) for one call, before it takes
 //   any namespace lock; Close takes it exclusively only after it released
 //   every namespace lock, so Close never holds both.
+// - The KV retention timers (periodic_task.h) run on their own threads
+//   and take mu_, then one Namespace::mu at a time, like any call. Close
+//   stops (joins) them first, holding only close_mu_, which they never take.
 // - The locks on the right are leaves: nothing is acquired under them.
 // No path takes two of these locks in another order.
 //
@@ -68,6 +72,7 @@
 #include "db/kv_store.h"
 #include "db/namespace.h"
 #include "db/namespace_write.h"
+#include "db/periodic_task.h"
 #include "db/store.h"
 #include "db/store_lifetime.h"
 #include "db/store_testing.h"
@@ -277,6 +282,16 @@ class StoreImpl final : public Store {
   void RequestSnapshot() ABSL_LOCKS_EXCLUDED(bg_mu_);
   void BackgroundLoop();
 
+  // --- kv_retention.cc
+  // Starts the KV expiry and recency flush timers the options ask for.
+  void StartKvRetention();
+  // Stops them (waiting for a pass in progress), then flushes the recency
+  // of every namespace once more. Close calls it before anything else.
+  absl::Status StopKvRetention() ABSL_LOCKS_EXCLUDED(mu_);
+  // One pass of each timer over every open namespace.
+  void ExpireKvPass() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status FlushKvRecencyPass() ABSL_LOCKS_EXCLUDED(mu_);
+
   const StoreOptions options_;
   const std::string path_;
   const std::string index_dir_;
@@ -310,6 +325,9 @@ class StoreImpl final : public Store {
   bool bg_stop_ ABSL_GUARDED_BY(bg_mu_) = false;
   bool bg_wakeup_ ABSL_GUARDED_BY(bg_mu_) = false;
   std::thread bg_thread_;
+  // KV retention timers (null when off); started by Init, stopped by Close.
+  std::unique_ptr<PeriodicTask> kv_expiry_task_;
+  std::unique_ptr<PeriodicTask> kv_recency_task_;
 
   // OpenMP threads available to one search (omp_get_max_threads at Open).
   const int search_threads_ = std::max(1, omp_get_max_threads());

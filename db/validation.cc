@@ -86,6 +86,11 @@ absl::Status ValidateStoreOptions(const StoreOptions& options) {
     return absl::InvalidArgumentError(
         "limits.max_query_batch, max_write_batch, max_dim and max_namespaces must be >= 1");
   }
+  constexpr uint64_t kDayMs = 24ull * 3600 * 1000;
+  if (options.kv_expiry_interval_ms > kDayMs || options.kv_recency_flush_ms > kDayMs) {
+    return absl::InvalidArgumentError(
+        "kv_expiry_interval_ms and kv_recency_flush_ms must be at most one day (0 = off)");
+  }
   return absl::OkStatus();
 }
 

@@ -120,6 +120,7 @@ void StoreImpl::StageKvRemovalLocked(const Namespace& ns, rocksdb::WriteBatch* b
       batch->Delete(kv_, kvrecords::KeyIndexKey(ns.nsid, id, l));
     }
     batch->Delete(kv_, kvrecords::ChunkKey(ns.nsid, id));
+    batch->Delete(kv_, kvrecords::RecencyKey(ns.nsid, id));
   }
 }
 

@@ -112,6 +112,10 @@ struct Flags {
   uint32_t max_write_batch = db::Limits{}.max_write_batch;
   bool sync_writes = true;
   bool kv_shared_memory = true;
+  uint32_t kv_expiry_interval_seconds =
+      static_cast<uint32_t>(db::StoreOptions{}.kv_expiry_interval_ms / 1000);
+  uint32_t kv_recency_flush_seconds =
+      static_cast<uint32_t>(db::StoreOptions{}.kv_recency_flush_ms / 1000);
   std::string log_format = "text";
   std::string log_level = "info";
   // Used when assets_dir_set; otherwise $MNEMO_ASSETS_DIR, else ./.assets
@@ -147,6 +151,8 @@ int Run(const Flags& flags) {
 
   db::StoreOptions options;
   options.sync_writes = flags.sync_writes;
+  options.kv_expiry_interval_ms = uint64_t{flags.kv_expiry_interval_seconds} * 1000;
+  options.kv_recency_flush_ms = uint64_t{flags.kv_recency_flush_seconds} * 1000;
   options.limits.max_k = flags.max_k;
   options.limits.max_query_batch = flags.max_query_batch;
   options.limits.max_write_batch = flags.max_write_batch;
@@ -256,6 +262,16 @@ int main(int argc, char** argv) {
   app.add_option("--kv-shared-memory", flags.kv_shared_memory,
                  "serve GetKv through clients' shared memory regions (same host; true/false)")
       ->capture_default_str();
+  app.add_option("--kv-expiry-interval-seconds", flags.kv_expiry_interval_seconds,
+                 "remove expired chunk KV in the background this often (0 = only at the "
+                 "next KV put and on Compact)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
+  app.add_option("--kv-recency-flush-seconds", flags.kv_recency_flush_seconds,
+                 "persist the read recency of chunk KV (the LRU order across restarts) this "
+                 "often (0 = only at shutdown)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
   app.add_option("--log-format", flags.log_format, "text or json")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "json"}));
