@@ -101,7 +101,7 @@ std::vector<int32_t> Greedy(dec::CpuForward* fwd, dec::KvCache* cache,
   return out;
 }
 
-enum class Kind { kPlain, kApe, kBlend };
+enum class Kind { kPlain, kApe, kBlend, kPrefixBlend };
 
 struct Method {
   std::string name;
@@ -124,7 +124,7 @@ struct Built {
 
 // The context of `method` over `chunks`, ready for the continuation.
 Built Build(const dec::Model& model, const Method& method,
-            const std::vector<std::vector<int32_t>>& chunks,
+            const std::vector<std::vector<int32_t>>& chunks, const std::vector<int32_t>& query,
             const dec::ParallelEncodingOptions& ape_options, int capacity) {
   const dec::ModelConfig& c = model.config();
   Built b{dec::KvCache(c, capacity), nullptr, 0};
@@ -148,14 +148,38 @@ Built Build(const dec::Model& model, const Method& method,
                       : 0.0;
     return b;
   }
+  if (method.kind == Kind::kPrefixBlend) {
+    // APE's shared prefix without its attention scaling: the prefix once
+    // at the start, every chunk encoded after it, then blended with the
+    // prefix as an exact first "chunk".
+    const std::vector<int32_t>& prefix = ape_options.prefix;
+    std::vector<int32_t> all = prefix;
+    all.insert(all.end(), context.begin(), context.end());
+    lengths.insert(lengths.begin(), static_cast<int>(prefix.size()));
+    dec::CpuForward fwd(model);
+    Must(fwd.Forward(prefix, &b.cache, dec::LogitsMode::kNone, nullptr), "prefix");
+    for (const auto& chunk : chunks) {
+      const dec::ChunkKv kv = Must(dec::EncodeChunkAfterPrefix(model, prefix, chunk), "chunk");
+      auto placed = Must(dec::PlaceChunk(c, kv, b.cache.next_position()), "place");
+      Must(b.cache.AppendKv(placed.view()), "append");
+    }
+    dec::BlendOptions options = method.blend;
+    options.query = query;
+    const dec::BlendStats stats =
+        Must(dec::BlendContext(model, all, lengths, options, &b.cache), "blend");
+    b.compute = stats.compute_fraction();
+    return b;
+  }
   for (const auto& chunk : chunks) {
     const dec::ChunkKv kv = Must(dec::EncodeChunk(model, chunk), "chunk");
     auto placed = Must(dec::PlaceChunk(c, kv, b.cache.next_position()), "place");
     Must(b.cache.AppendKv(placed.view()), "append");
   }
   if (method.kind == Kind::kBlend) {
+    dec::BlendOptions options = method.blend;
+    options.query = query;
     const dec::BlendStats stats =
-        Must(dec::BlendContext(model, context, lengths, method.blend, &b.cache), "blend");
+        Must(dec::BlendContext(model, context, lengths, options, &b.cache), "blend");
     b.compute = stats.compute_fraction();
   }
   return b;
@@ -274,12 +298,24 @@ int main(int argc, char** argv) {
   }
   for (const auto& [label, selector] :
        {std::pair{"blend-kv", dec::BlendSelector::kKvDeviation},
-        std::pair{"blend-attn", dec::BlendSelector::kMissedAttention}}) {
+        std::pair{"blend-attn", dec::BlendSelector::kMissedAttention},
+        std::pair{"blend-recent", dec::BlendSelector::kRecent},
+        std::pair{"blend-query", dec::BlendSelector::kQueryAttention}}) {
     for (double f : ParseFractions(fractions_list)) {
       Method m;
       m.name = absl::StrFormat("%s %.2f", label, f);
       m.kind = Kind::kBlend;
       m.blend.selector = selector;
+      m.blend.recompute_fraction = f;
+      methods.push_back(m);
+    }
+  }
+  if (!ape_options.prefix.empty()) {
+    for (double f : ParseFractions(fractions_list)) {
+      Method m;
+      m.name = absl::StrFormat("prefix+recent %.2f", f);
+      m.kind = Kind::kPrefixBlend;
+      m.blend.selector = dec::BlendSelector::kRecent;
       m.blend.recompute_fraction = f;
       methods.push_back(m);
     }
@@ -318,7 +354,7 @@ int main(int argc, char** argv) {
         Greedy(&fwd, &full_prefixed, prompt, greedy, nullptr);
 
     for (Method& m : methods) {
-      Built b = Build(*model, m, w.chunks, ape_options, capacity);
+      Built b = Build(*model, m, w.chunks, prompt, ape_options, capacity);
       const int start = b.cache.length();
       Must(fwd.Forward(w.cont, &b.cache, dec::LogitsMode::kAll, &logits, nullptr, b.ape.get()),
            "continuation");
@@ -364,7 +400,7 @@ int main(int argc, char** argv) {
   const std::vector<int32_t> test_full_greedy =
       Greedy(&fwd, &test_full, test_question, kTestGreedy, nullptr);
   for (Method& m : methods) {
-    Built b = Build(*model, m, test_chunks, ape_options, test_capacity);
+    Built b = Build(*model, m, test_chunks, test_question, ape_options, test_capacity);
     const std::vector<int32_t> g = Greedy(&fwd, &b.cache, test_question, kTestGreedy, b.ape.get());
     for (int i = 0; i < kTestGreedy; ++i) m.test_agree += g[i] == test_full_greedy[i];
   }
@@ -372,7 +408,7 @@ int main(int argc, char** argv) {
   const double full_ppl = std::exp(full_nll / static_cast<double>(full_scored));
   std::printf("full sequential prefill: perplexity %.3f over %zu tokens (compute 1.000)\n\n",
               full_ppl, full_scored);
-  std::printf("%-16s %10s %12s %10s %9s %10s %9s\n", "context", "agree full", "=full windows",
+  std::printf("%-20s %10s %12s %10s %9s %10s %9s\n", "context", "agree full", "=full windows",
               "ppl", "ppl/full", "compute", "test /24");
   nlohmann::json j;
   j["full_ppl"] = full_ppl;
@@ -383,7 +419,7 @@ int main(int argc, char** argv) {
     const double ppl = std::exp(m.nll / static_cast<double>(m.scored));
     const double agree = static_cast<double>(m.agree) / m.greedy_total;
     const double compute = m.compute / wins.size();
-    std::printf("%-16s %10.3f %8d/%-4zu %10.3f %9.4f %10.3f %6d/%d\n", m.name.c_str(), agree,
+    std::printf("%-20s %10.3f %8d/%-4zu %10.3f %9.4f %10.3f %6d/%d\n", m.name.c_str(), agree,
                 m.windows_equal, wins.size(), ppl, ppl / full_ppl, compute, m.test_agree,
                 kTestGreedy);
     if (compute <= compute_target && agree > best_agree) {

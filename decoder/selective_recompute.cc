@@ -224,6 +224,15 @@ absl::StatusOr<BlendStats> BlendContext(const Model& model, absl::Span<const int
                                                    c.n_layers, "), got ",
                                                    options.selection_layer));
   }
+  if (options.selector == BlendSelector::kQueryAttention) {
+    if (options.query.empty()) return absl::InvalidArgumentError("the query selector needs a query");
+    for (int32_t id : options.query) {
+      if (id < 0 || id >= c.vocab_size) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("query token id ", id, " is outside the vocabulary of ", c.vocab_size));
+      }
+    }
+  }
   if (chunk_lengths.empty()) return absl::InvalidArgumentError("no chunks to blend");
   int64_t total = 0;
   for (int len : chunk_lengths) {
@@ -294,6 +303,36 @@ absl::StatusOr<BlendStats> BlendContext(const Model& model, absl::Span<const int
     x = std::move(xs);
     if (absl::Status s = run.Finish(l, stats.selected, hs, ks, vs, &x); !s.ok()) return s;
     resume_layer = l + 1;
+  } else if (options.selector == BlendSelector::kRecent) {
+    stats.scores.resize(candidates.size());
+    std::iota(stats.scores.begin(), stats.scores.end(), 0.0);
+    stats.selected = TopSlots(stats.scores, first, keep);
+    x = run.Embed(tokens, stats.selected);
+  } else if (options.selector == BlendSelector::kQueryAttention) {
+    // The query's layer-0 attention over the context (exact there): the
+    // mass each context token receives, summed over query tokens and heads.
+    const int nq = static_cast<int>(options.query.size());
+    std::vector<int> qslots(nq), qindex(nq);
+    std::iota(qslots.begin(), qslots.end(), n);
+    std::iota(qindex.begin(), qindex.end(), 0);
+    std::vector<float> xq = run.Embed(options.query, qindex), h(xq.size()), q;
+    RmsNorm(xq.data(), nq, c.dim, model.layer(0).attn_norm, c.norm_eps, h.data());
+    run.ProjectQ(0, qslots, h, &q);
+    std::vector<float> probs;
+    if (absl::Status s = attention::AttentionProbabilities(
+            model.attention_shape(), {q.data(), nq, cache->first_position() + n},
+            cache->View(0, 0, n), false, &probs);
+        !s.ok()) {
+      return s;
+    }
+    stats.scores.assign(candidates.size(), 0.0);
+    for (int r = 0; r < c.n_heads * nq; ++r) {
+      const float* row = probs.data() + static_cast<size_t>(r) * n;
+      for (int j = first; j < n; ++j) stats.scores[j - first] += row[j];
+    }
+    for (int i = 0; i < nq; ++i) run.CountAttention(n);
+    stats.selected = TopSlots(stats.scores, first, keep);
+    x = run.Embed(tokens, stats.selected);
   } else {
     // Layer 0's K/V are exact: the candidates' queries there see the true
     // context. Mass on the tokens before a candidate's chunk, mean over

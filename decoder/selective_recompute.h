@@ -20,6 +20,13 @@
 //                 encoding missed; mean over heads); the tokens missing the
 //                 most are recomputed from layer 0 on. Costs one query
 //                 projection and one attention per candidate.
+//   kRecent       the last tokens of the context (those a continuation
+//                 attends to most), recomputed from layer 0; no selection
+//                 cost.
+//   kQueryAttention  the tokens the query (`query`, the question that
+//                 follows) attends to most at layer 0 (exact there),
+//                 recomputed from layer 0; one query projection and one
+//                 attention per query token.
 // Compute is counted in multiply-accumulates (projections, SwiGLU and the
 // attention's score and value products) against a full causal prefill of
 // the same context.
@@ -35,7 +42,7 @@
 
 namespace mnemo::decoder {
 
-enum class BlendSelector { kKvDeviation, kMissedAttention };
+enum class BlendSelector { kKvDeviation, kMissedAttention, kRecent, kQueryAttention };
 
 struct BlendOptions {
   // Share of the context's tokens recomputed through the remaining layers,
@@ -46,6 +53,9 @@ struct BlendOptions {
   // kKvDeviation only: the layer whose K/V deviation selects, in
   // [1, n_layers).
   int selection_layer = 1;
+  // kQueryAttention only: the tokens that follow the context (the
+  // question), at least one.
+  std::vector<int32_t> query;
 };
 
 struct BlendStats {
