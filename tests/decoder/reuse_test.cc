@@ -34,6 +34,10 @@ constexpr float kLogitTolerance = 1e-3f;
 // Plain reuse vs blending none: layer 0 recomputed from the same tokens.
 constexpr float kSameTolerance = 1e-5f;
 
+constexpr BlendSelector kSelectors[] = {BlendSelector::kKvDeviation,
+                                       BlendSelector::kMissedAttention, BlendSelector::kRecent,
+                                       BlendSelector::kQueryAttention};
+
 float MaxAbsDiff(absl::Span<const float> a, absl::Span<const float> b) {
   if (a.size() != b.size()) return std::numeric_limits<float>::infinity();
   float m = 0.0f;
@@ -129,6 +133,7 @@ class ReuseTest : public ::testing::Test {
     BlendOptions options;
     options.selector = selector;
     options.recompute_fraction = fraction;
+    options.query = question_;
     return BlendContext(*model_, context_, lengths_, options, cache);
   }
 
@@ -143,7 +148,7 @@ Model* ReuseTest::model_ = nullptr;
 TEST_F(ReuseTest, RecomputingEveryTokenReproducesAFullPrefill) {
   auto full = FullCache();
   const std::vector<float> full_logits = QuestionLogits(full.get());
-  for (BlendSelector selector : {BlendSelector::kKvDeviation, BlendSelector::kMissedAttention}) {
+  for (BlendSelector selector : kSelectors) {
     auto cache = PlainCache();
     auto stats = Blend(cache.get(), selector, 1.0);
     ASSERT_TRUE(stats.ok()) << stats.status();
@@ -170,7 +175,7 @@ TEST_F(ReuseTest, RecomputingNoTokenIsPlainReuseAndMoreGetsCloserToFull) {
   const std::vector<float> full_logits = QuestionLogits(full.get());
   // The gap exists on this prompt.
   ASSERT_GT(MaxAbsDiff(plain_logits, full_logits), 100 * kLogitTolerance);
-  for (BlendSelector selector : {BlendSelector::kKvDeviation, BlendSelector::kMissedAttention}) {
+  for (BlendSelector selector : kSelectors) {
     auto none = PlainCache();
     auto stats = Blend(none.get(), selector, 0.0);
     ASSERT_TRUE(stats.ok()) << stats.status();
@@ -269,6 +274,53 @@ TEST_F(ReuseTest, MissedAttentionIsTheLayerZeroMassBeforeEachChunk) {
     }
     begin += lengths_[c];
   }
+}
+
+TEST_F(ReuseTest, RecentSelectsTheLastTokensAndQuerySelectsWhatTheQueryAttends) {
+  auto cache = PlainCache();
+  auto recent = Blend(cache.get(), BlendSelector::kRecent, 0.2);
+  ASSERT_TRUE(recent.ok()) << recent.status();
+  const int keep = static_cast<int>(std::lround(0.2 * n()));
+  std::vector<int> last(keep);
+  std::iota(last.begin(), last.end(), n() - keep);
+  EXPECT_EQ(recent->selected, last);
+
+  // The query's layer-0 attention mass per context token, from the full
+  // prefill of context + question (layer 0 is exact in both).
+  ForwardTrace trace;
+  trace.want_q = true;
+  std::vector<int32_t> all = context_;
+  all.insert(all.end(), question_.begin(), question_.end());
+  KvCache full(config(), capacity());
+  CpuForward forward(*model_);
+  ASSERT_TRUE(forward.Forward(all, &full, LogitsMode::kNone, nullptr, &trace).ok());
+  const int H = config().n_heads, hd = config().head_dim, nq = static_cast<int>(question_.size());
+  const int total = n() + nq;
+  std::vector<float> q(static_cast<size_t>(nq) * H * hd);
+  for (int h = 0; h < H; ++h) {
+    for (int i = 0; i < nq; ++i) {
+      std::copy_n(trace.q[0].data() + (static_cast<size_t>(h) * total + n() + i) * hd, hd,
+                  q.data() + (static_cast<size_t>(i) * H + h) * hd);
+    }
+  }
+  std::vector<float> probs;
+  ASSERT_TRUE(attention::AttentionProbabilities(model_->attention_shape(), {q.data(), nq, n()},
+                                                full.View(0, 0, n()), false, &probs)
+                  .ok());
+  auto plain = PlainCache();
+  auto query = Blend(plain.get(), BlendSelector::kQueryAttention, 0.2);
+  ASSERT_TRUE(query.ok()) << query.status();
+  for (int t = lengths_[0]; t < n(); ++t) {
+    double mass = 0;
+    for (int r = 0; r < H * nq; ++r) mass += probs[static_cast<size_t>(r) * n() + t];
+    EXPECT_NEAR(query->scores[t - lengths_[0]], mass, 1e-4) << "slot " << t;
+  }
+  EXPECT_EQ(static_cast<int>(query->selected.size()), keep);
+  // A query selector without a query is refused.
+  BlendOptions options;
+  options.selector = BlendSelector::kQueryAttention;
+  EXPECT_EQ(BlendContext(*model_, context_, lengths_, options, plain.get()).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(ReuseTest, BadBlendRequestsAreRefusedAndLeaveTheCache) {
