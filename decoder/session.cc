@@ -11,7 +11,7 @@ namespace {
 class CpuSession final : public DecodeSession {
  public:
   CpuSession(const Model& model, int capacity)
-      : forward_(model), cache_(model.config(), capacity) {}
+      : model_(model), forward_(model), cache_(model.config(), capacity) {}
 
   absl::Status Append(absl::Span<const int32_t> tokens, LogitsMode mode,
                       std::vector<float>* logits) override {
@@ -22,6 +22,11 @@ class CpuSession final : public DecodeSession {
     return absl::OkStatus();
   }
   absl::Status AppendKv(const PositionedKv& kv) override { return cache_.AppendKv(kv); }
+  absl::StatusOr<BlendStats> BlendStoredContext(absl::Span<const int32_t> tokens,
+                                                absl::Span<const int> chunk_lengths,
+                                                const BlendOptions& options) override {
+    return BlendContext(model_, tokens, chunk_lengths, options, &cache_);
+  }
   int length() const override { return cache_.length(); }
   int capacity() const override { return cache_.capacity(); }
   int next_position() const override { return cache_.next_position(); }
@@ -30,6 +35,7 @@ class CpuSession final : public DecodeSession {
   Device device() const override { return Device::kCpu; }
 
  private:
+  const Model& model_;
   CpuForward forward_;
   KvCache cache_;
   ExternalAttention* external_ = nullptr;

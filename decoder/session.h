@@ -15,6 +15,7 @@
 #include "absl/types/span.h"
 #include "decoder/model.h"
 #include "decoder/sampling.h"
+#include "decoder/selective_recompute.h"
 
 namespace mnemo::decoder {
 
@@ -56,6 +57,15 @@ class DecodeSession {
   // for every later Append (CpuForward::Forward's `external`); borrowed,
   // must outlive its use. UNIMPLEMENTED on a device that cannot.
   [[nodiscard]] virtual absl::Status SetExternalAttention(ExternalAttention* external) = 0;
+  // CacheBlend-style selective recompute of a context built from stored
+  // chunks (decoder/selective_recompute.h, BlendContext's contract): the
+  // session must hold exactly those chunks, `tokens` in `chunk_lengths`.
+  // UNIMPLEMENTED on a device that cannot.
+  virtual absl::StatusOr<BlendStats> BlendStoredContext(absl::Span<const int32_t> /*tokens*/,
+                                                        absl::Span<const int> /*chunk_lengths*/,
+                                                        const BlendOptions& /*options*/) {
+    return absl::UnimplementedError("selective recompute runs on the CPU session only");
+  }
 };
 
 // A session on `device` holding up to `capacity` positions (0: the model's
