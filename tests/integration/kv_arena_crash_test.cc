@@ -10,6 +10,7 @@
 // directory and every chunk must read back at its last acknowledged version
 // or the one in flight at the kill (committed but not yet acknowledged).
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -218,6 +219,8 @@ TEST(KvArenaCrashTest, KillDuringPutsAndArenaReadsLosesNothingAndTearsNothing) {
     stop = true;
     writer.join();
     reader.join();
+    std::printf("cycle %d: %d arena reads checked, next version %d at the kill\n", cycle,
+                reads.load(), next_version);
     EXPECT_EQ(torn.load(), 0) << "torn blocks served in cycle " << cycle;
     EXPECT_EQ(stale.load(), 0) << "replaced KV served in cycle " << cycle;
     EXPECT_GT(reads.load(), 0) << "the reader never read in cycle " << cycle;
