@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "client/convert.h"
-#include "client/kv_shm.h"
+#include "client/kv_arena_client.h"
 #include "mnemo/client.h"
 #include "mnemo/v1/mnemo.grpc.pb.h"
 
@@ -116,18 +116,12 @@ class ClientImpl final : public Client {
     }
   }
 
-  // A shared memory region big enough for every block of `request` (sized
-  // from the chunks' token counts, one ExistsKv call).
-  absl::StatusOr<std::unique_ptr<ShmRegion>> TakeRegionFor(const std::string& ns,
-                                                           const KvGetRequest& request,
-                                                           const CallOptions& call);
-
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Mnemo::Stub> stub_;
   std::unique_ptr<v1::MnemoKv::Stub> kv_stub_;
   grpc::GenericStub generic_stub_;
   const ClientOptions options_;
-  ShmPool shm_pool_;
+  KvArenaClient arena_;  // the KV arena session of shared_memory reads
 };
 
 }  // namespace mnemo::client_internal

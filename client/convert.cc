@@ -11,7 +11,6 @@
 #include "common/half.h"
 #include "common/model_fingerprint_wire.h"
 #include "common/status_macros.h"
-#include "mnemo/kv_shm.h"
 
 namespace mnemo::client_internal {
 namespace {
@@ -431,7 +430,7 @@ v1::GetKvRequest GetKvRequestToProto(const std::string& ns, const KvGetRequest& 
 }
 
 absl::Status KvBlockFromProto(const v1::GetKvResponse& p, KvBlock* block,
-                              std::optional<std::string_view> shm, bool raw) {
+                              std::optional<std::string_view> arena, bool raw) {
   const v1::KvLayer& l = p.block();
   block->chunk_index = p.chunk_index();
   block->chunk_id = p.chunk_id();
@@ -442,12 +441,16 @@ absl::Status KvBlockFromProto(const v1::GetKvResponse& p, KvBlock* block,
       absl::StrCat("KV block of chunk '", p.chunk_id(), "' layer ", l.layer());
   const uint64_t bytes = block->shape.elements() * KvDtypeBytes(block->dtype);
   std::string_view k = l.k(), v = l.v();
-  if (shm.has_value()) {
-    if (!KvShmBlockFits(shm->size(), p.shm_offset(), bytes)) {
-      return absl::DataLossError(absl::StrCat(where, " lies outside the shared memory region"));
+  block->lease = nullptr;
+  if (arena.has_value()) {
+    const v1::KvArenaLease& lease = p.lease();
+    const uint64_t size = arena->size();
+    if (lease.bytes() != bytes || lease.k_offset() > size || size - lease.k_offset() < bytes ||
+        lease.v_offset() > size || size - lease.v_offset() < bytes) {
+      return absl::DataLossError(absl::StrCat(where, " lies outside the KV arena"));
     }
-    k = shm->substr(p.shm_offset(), bytes);
-    v = shm->substr(p.shm_offset() + bytes, bytes);
+    k = arena->substr(lease.k_offset(), bytes);
+    v = arena->substr(lease.v_offset(), bytes);
   }
   block->k_raw = {};
   block->v_raw = {};

@@ -87,15 +87,15 @@ absl::StatusOr<AttendPartial> AttendPartialFromProto(const v1::AttendResponse& r
 absl::StatusOr<TopKeys> TopKeysFromProto(const v1::AttendResponse& response, int n_kv_heads,
                                          int head_dim);
 
-// shared_memory and raw are the client's business: the region name is set
-// by the reader that owns it.
+// shared_memory and raw are the client's business: the arena session is
+// set by the reader that uses it.
 v1::GetKvRequest GetKvRequestToProto(const std::string& ns, const KvGetRequest& request);
-// One streamed block. With `shm` (the mapped region), K and V are read from
-// it at the block's offset (mnemo/kv_shm.h's layout); with `raw`, they are
-// left as views in the wire dtype. DATA_LOSS when the bytes do not match the
-// shape or lie outside the region.
+// One streamed block. With `arena` (the mapped KV arena), K and V are read
+// from it at the block's lease; with `raw`, they are left as views in the
+// wire dtype. DATA_LOSS when the bytes do not match the shape or lie outside
+// the arena.
 absl::Status KvBlockFromProto(const v1::GetKvResponse& response, KvBlock* block,
-                              std::optional<std::string_view> shm, bool raw);
+                              std::optional<std::string_view> arena, bool raw);
 KvPrefixMatch KvPrefixMatchFromProto(const v1::LookupKvPrefixResponse& response);
 
 }  // namespace mnemo::client_internal

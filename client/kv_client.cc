@@ -1,5 +1,6 @@
 // The KV-cache calls of mnemo::Client over the mnemo.v1.MnemoKv stub: the
-// put and read streams (KvWriter, KvReader, over shared memory when asked),
+// put and read streams (KvWriter, KvReader; through the KV arena when asked:
+// client/kv_arena_client.h),
 // the unary KV calls, and the UNIMPLEMENTED defaults test fakes inherit.
 #include <optional>
 #include <string_view>
@@ -8,10 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "client/client_impl.h"
 #include "client/convert.h"
-#include "client/kv_shm.h"
+#include "client/kv_arena_client.h"
 #include "common/status_macros.h"
 #include "mnemo/client.h"
-#include "mnemo/kv_shm.h"
 
 namespace mnemo {
 namespace client_internal {
@@ -92,18 +92,13 @@ class KvWriterImpl final : public KvWriter {
   bool cancelled_ = false;
 };
 
-// Client side of GetKv over the synchronous ClientReader; with a shared
-// memory region (given back to `pool` when done), blocks are read from it.
+// Client side of GetKv over the synchronous ClientReader.
 class KvReaderImpl final : public KvReader {
  public:
   KvReaderImpl(v1::MnemoKv::Stub* stub, v1::GetKvRequest request, Clock::time_point deadline,
-               bool raw, std::unique_ptr<ShmRegion> shm = nullptr, ShmPool* pool = nullptr)
-      : raw_(raw), shm_(std::move(shm)), pool_(pool) {
+               bool raw)
+      : raw_(raw) {
     context_.set_deadline(deadline);
-    if (shm_ != nullptr) {
-      request.set_shm_name(shm_->name());
-      shm_view_ = shm_->view();
-    }
     reader_ = stub->GetKv(&context_, request);
   }
 
@@ -112,7 +107,6 @@ class KvReaderImpl final : public KvReader {
       context_.TryCancel();
       mnemo::IgnoreError(FromGrpc(reader_->Finish()));
     }
-    if (shm_ != nullptr && pool_ != nullptr) pool_->Give(std::move(shm_));
   }
 
   absl::StatusOr<bool> Next(KvBlock* block) override {
@@ -121,7 +115,7 @@ class KvReaderImpl final : public KvReader {
       return false;
     }
     if (reader_->Read(&response_)) {
-      absl::Status converted = KvBlockFromProto(response_, block, shm_view_, raw_);
+      absl::Status converted = KvBlockFromProto(response_, block, std::nullopt, raw_);
       if (converted.ok()) return true;
       context_.TryCancel();
       mnemo::IgnoreError(FromGrpc(reader_->Finish()));
@@ -137,9 +131,6 @@ class KvReaderImpl final : public KvReader {
 
  private:
   const bool raw_;
-  std::unique_ptr<ShmRegion> shm_;
-  std::optional<std::string_view> shm_view_;  // shm_'s bytes, while it is held
-  ShmPool* const pool_;
   grpc::ClientContext context_;
   v1::GetKvResponse response_;
   std::unique_ptr<grpc::ClientReader<v1::GetKvResponse>> reader_;
@@ -187,28 +178,16 @@ absl::StatusOr<KvPutResult> ClientImpl::PutKv(const std::string& ns, const KvPut
 absl::StatusOr<std::unique_ptr<KvReader>> ClientImpl::OpenKvReader(const std::string& ns,
                                                                    const KvGetRequest& request,
                                                                    const CallOptions& call) {
-  std::unique_ptr<ShmRegion> shm;
   if (request.shared_memory) {
-    ASSIGN_OR_RETURN(shm, TakeRegionFor(ns, request, call));
+    ASSIGN_OR_RETURN(std::shared_ptr<KvArenaSession> session,
+                     arena_.Session(kv_stub_.get(), Deadline(call)));
+    if (session != nullptr) {
+      return OpenKvArenaReader(kv_stub_.get(), std::move(session),
+                               GetKvRequestToProto(ns, request), Deadline(call), request.raw);
+    }
   }
-  return std::unique_ptr<KvReader>(
-      new KvReaderImpl(kv_stub_.get(), GetKvRequestToProto(ns, request), Deadline(call),
-                       request.raw, std::move(shm), &shm_pool_));
-}
-
-absl::StatusOr<std::unique_ptr<ShmRegion>> ClientImpl::TakeRegionFor(const std::string& ns,
-                                                                     const KvGetRequest& request,
-                                                                     const CallOptions& call) {
-  ASSIGN_OR_RETURN(std::vector<uint32_t> tokens,
-                   ExistsKv(ns, request.chunk_ids, request.model, call));
-  uint64_t total_tokens = 0;
-  for (uint32_t t : tokens) total_tokens += t;
-  const uint32_t end =
-      request.layer_end == 0 ? static_cast<uint32_t>(request.model.n_layers) : request.layer_end;
-  const uint64_t layers = end > request.layer_begin ? end - request.layer_begin : 0;
-  const uint64_t kv_values = 2 * total_tokens * static_cast<uint64_t>(request.model.n_kv_heads) *
-                             static_cast<uint64_t>(request.model.head_dim) * layers;
-  return shm_pool_.Take(KvShmRegionBytes(kv_values, request.dtype));
+  return std::unique_ptr<KvReader>(new KvReaderImpl(
+      kv_stub_.get(), GetKvRequestToProto(ns, request), Deadline(call), request.raw));
 }
 
 absl::StatusOr<std::vector<KvBlock>> ClientImpl::GetKv(const std::string& ns, const KvGetRequest& r,

@@ -14,9 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "db/kv_context.h"
-#include "mnemo/kv_shm.h"
 #include "server/convert.h"
-#include "server/kv_shm_writer.h"
+#include "server/kv_arena_get.h"
 #include "server/logging.h"
 #include "server/service.h"
 #include "server/status_mapping.h"
@@ -29,8 +28,9 @@ namespace {
 // Any error, or a stream that breaks, ends the call with nothing stored.
 class PutKvReactor final : public grpc::ServerReadReactor<v1::PutKvRequest> {
  public:
-  PutKvReactor(db::Store* store, grpc::CallbackServerContext* ctx, v1::PutKvResponse* response)
-      : store_(store), ctx_(ctx), response_(response) {
+  PutKvReactor(db::Store* store, KvArena* arena, grpc::CallbackServerContext* ctx,
+               v1::PutKvResponse* response)
+      : store_(store), arena_(arena), ctx_(ctx), response_(response) {
     StartRead(&request_);
   }
 
@@ -68,8 +68,8 @@ class PutKvReactor final : public grpc::ServerReadReactor<v1::PutKvRequest> {
           return absl::InvalidArgumentError("a KV put carries a second header");
         }
         const v1::PutKvHeader& header = request_.header();
-        ASSIGN_OR_RETURN(writer_,
-                         store_->BeginPutKv(header.namespace_(), KvPutHeaderFromProto(header)));
+        ns_ = header.namespace_();
+        ASSIGN_OR_RETURN(writer_, store_->BeginPutKv(ns_, KvPutHeaderFromProto(header)));
         return absl::OkStatus();
       }
       case v1::PutKvRequest::kLayer: {
@@ -88,6 +88,7 @@ class PutKvReactor final : public grpc::ServerReadReactor<v1::PutKvRequest> {
 
   absl::Status Complete() {
     if (writer_ == nullptr) return absl::InvalidArgumentError("a KV put sent no header");
+    KvArena::WriteLock arena_lock(arena_, ns_);  // the commit invalidates the hot tier
     ASSIGN_OR_RETURN(db::KvPutResult result, writer_->Commit());
     writer_.reset();
     KvPutResultToProto(result, response_);
@@ -95,8 +96,10 @@ class PutKvReactor final : public grpc::ServerReadReactor<v1::PutKvRequest> {
   }
 
   db::Store* const store_;
+  KvArena* const arena_;
   grpc::CallbackServerContext* const ctx_;
   v1::PutKvResponse* const response_;
+  std::string ns_;
   v1::PutKvRequest request_;
   std::unique_ptr<db::KvChunkWriter> writer_;
   std::atomic<bool> cancelled_{false};
@@ -108,9 +111,8 @@ class PutKvReactor final : public grpc::ServerReadReactor<v1::PutKvRequest> {
 // read.
 class GetKvReactor final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
  public:
-  GetKvReactor(db::Store* store, grpc::CallbackServerContext* ctx, const v1::GetKvRequest& request,
-               bool shared_memory)
-      : ctx_(ctx), shared_memory_(shared_memory) {
+  GetKvReactor(db::Store* store, grpc::CallbackServerContext* ctx, const v1::GetKvRequest& request)
+      : ctx_(ctx) {
     absl::Status status = Open(store, request);
     if (!status.ok()) {
       End(status);
@@ -134,14 +136,6 @@ class GetKvReactor final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
     ASSIGN_OR_RETURN(db::KvReadOptions options, KvReadOptionsFromProto(request));
     dtype_ = *options.as_bytes;
     ASSIGN_OR_RETURN(reader_, store->ReadKv(request.namespace_(), options));
-    if (!request.shm_name().empty() && !shared_memory_) {
-      return absl::FailedPreconditionError(
-          "this mnemod serves GetKv without shared memory (--kv-shared-memory false)");
-    }
-    if (!request.shm_name().empty()) {
-      ASSIGN_OR_RETURN(shm_, KvShmWriter::Open(request.shm_name(),
-                                               KvShmRegionBytes(reader_->total_values(), dtype_)));
-    }
     return absl::OkStatus();
   }
 
@@ -155,17 +149,7 @@ class GetKvReactor final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
       End(absl::OkStatus());
       return;
     }
-    std::optional<uint64_t> shm_offset;
-    if (shm_ != nullptr) {
-      absl::StatusOr<uint64_t> at = shm_->Append(block_.k_bytes);
-      const absl::Status written = at.ok() ? shm_->Append(block_.v_bytes).status() : at.status();
-      if (!written.ok()) {
-        End(written);
-        return;
-      }
-      shm_offset = *at;
-    }
-    KvBlockToProto(block_, dtype_, shm_offset, &response_);
+    KvBlockToProto(block_, dtype_, &response_);
     StartWrite(&response_);
   }
 
@@ -174,15 +158,12 @@ class GetKvReactor final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
       LogRpcFailure("GetKv", status, ctx_->peer());
     }
     reader_.reset();
-    shm_.reset();
     Finish(ToGrpcStatus(status));
   }
 
   grpc::CallbackServerContext* const ctx_;
-  const bool shared_memory_;
   db::KvDtype dtype_ = db::KvDtype::kFp32;
   std::unique_ptr<db::KvReader> reader_;
-  std::unique_ptr<KvShmWriter> shm_;
   db::KvBlock block_;
   v1::GetKvResponse response_;
 };
@@ -288,14 +269,15 @@ class AttendReactor final
 
 }  // namespace
 
-KvService::KvService(db::Store* store, bool shared_memory)
-    : store_(store), shared_memory_(shared_memory) {}
+KvService::KvService(db::Store* store, KvArena* arena, std::string arena_socket)
+    : store_(store), arena_(arena), arena_socket_(std::move(arena_socket)) {}
 
 grpc::ServerUnaryReactor* KvService::RegisterKvModel(
     grpc::CallbackServerContext* ctx, const v1::RegisterKvModelRequest* request,
     v1::RegisterKvModelResponse* response) {
   absl::Status status = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(db::KvConfig config, KvConfigFromProto(request->config()));
+    KvArena::WriteLock arena_lock(arena_, request->namespace_());
     ASSIGN_OR_RETURN(db::KvStats stats, store_->RegisterKvModel(request->namespace_(), config));
     KvStatsToProto(stats, response->mutable_stats());
     LogEvent(spdlog::level::info, "KV model registered",
@@ -308,12 +290,15 @@ grpc::ServerUnaryReactor* KvService::RegisterKvModel(
 
 grpc::ServerReadReactor<v1::PutKvRequest>* KvService::PutKv(grpc::CallbackServerContext* ctx,
                                                                v1::PutKvResponse* response) {
-  return new PutKvReactor(store_, ctx, response);
+  return new PutKvReactor(store_, arena_, ctx, response);
 }
 
 grpc::ServerWriteReactor<v1::GetKvResponse>* KvService::GetKv(
     grpc::CallbackServerContext* ctx, const v1::GetKvRequest* request) {
-  return new GetKvReactor(store_, ctx, *request, shared_memory_);
+  if (!request->arena_session().empty()) {
+    return NewKvArenaGetReactor(store_, arena_, ctx, *request);
+  }
+  return new GetKvReactor(store_, ctx, *request);
 }
 
 grpc::ServerUnaryReactor* KvService::ExistsKv(grpc::CallbackServerContext* ctx,
@@ -333,6 +318,7 @@ grpc::ServerUnaryReactor* KvService::DeleteKv(grpc::CallbackServerContext* ctx,
                                                  const v1::DeleteKvRequest* request,
                                                  v1::DeleteKvResponse* response) {
   absl::Status status = [&]() -> absl::Status {
+    KvArena::WriteLock arena_lock(arena_, request->namespace_());
     ASSIGN_OR_RETURN(uint64_t deleted,
                      store_->DeleteKv(request->namespace_(), IdsFromProto(request->chunk_ids())));
     response->set_deleted(deleted);
@@ -360,6 +346,7 @@ grpc::ServerUnaryReactor* KvService::SetKvRetention(grpc::CallbackServerContext*
                                                        v1::SetKvRetentionResponse* response) {
   absl::Status status = [&]() -> absl::Status {
     const KvRetention retention = KvRetentionFromProto(*request);
+    KvArena::WriteLock arena_lock(arena_, request->namespace_());
     ASSIGN_OR_RETURN(uint64_t updated,
                      store_->SetKvRetention(request->namespace_(),
                                             IdsFromProto(request->chunk_ids()), retention.pin,

@@ -5,25 +5,27 @@
 // converts the result back and maps the status in one place (FinishUnary).
 // PutKv and GetKv are streams: PutKv encodes each layer as it arrives and
 // commits when the client half-closes; GetKv reads and writes one block at
-// a time, into the client's shared memory region when it names one
-// (server/kv_shm_writer.h).
+// a time; a GetKv naming a KV arena session is answered with leases on
+// the hot tier instead (server/kv_arena_get.h).
 //
 // Handlers run on gRPC's callback threads; the store is thread-safe.
 #ifndef MNEMO_SERVER_KV_SERVICE_H_
 #define MNEMO_SERVER_KV_SERVICE_H_
 
+#include <string>
+
 #include "db/store.h"
 #include "mnemo/v1/mnemo.grpc.pb.h"
+#include "server/kv_arena.h"
 
 namespace mnemo::server {
 
 class KvService final : public v1::MnemoKv::CallbackService {
  public:
   // Borrows `store`, which must outlive the service (and the server it is
-  // registered with). `shared_memory` lets GetKv write into a client's
-  // shared memory region (same host; a request naming one is
-  // FAILED_PRECONDITION when off).
-  explicit KvService(db::Store* store, bool shared_memory = true);
+  // registered with). `arena` (may be null: no hot tier) is borrowed too;
+  // `arena_socket` is where clients get it (server/kv_arena_socket.h).
+  explicit KvService(db::Store* store, KvArena* arena = nullptr, std::string arena_socket = "");
 
   grpc::ServerUnaryReactor* RegisterKvModel(grpc::CallbackServerContext* ctx,
                                             const v1::RegisterKvModelRequest* request,
@@ -54,10 +56,19 @@ class KvService final : public v1::MnemoKv::CallbackService {
   // answers each step with a partial or the top keys (db/kv_context.h).
   grpc::ServerBidiReactor<v1::AttendRequest, v1::AttendResponse>* Attend(
       grpc::CallbackServerContext* ctx) override;
+  // The hot tier (server/kv_arena_rpc.cc): where its socket is, and
+  // releasing leases.
+  grpc::ServerUnaryReactor* KvArenaInfo(grpc::CallbackServerContext* ctx,
+                                        const v1::KvArenaInfoRequest* request,
+                                        v1::KvArenaInfoResponse* response) override;
+  grpc::ServerUnaryReactor* KvArenaRelease(grpc::CallbackServerContext* ctx,
+                                           const v1::KvArenaReleaseRequest* request,
+                                           v1::KvArenaReleaseResponse* response) override;
 
  private:
   db::Store* const store_;
-  const bool shared_memory_;
+  KvArena* const arena_;
+  const std::string arena_socket_;
 };
 
 }  // namespace mnemo::server

@@ -34,6 +34,8 @@
 #include "common/status_macros.h"
 #include "db/store.h"
 #include "server/logging.h"
+#include "server/kv_arena.h"
+#include "server/kv_arena_socket.h"
 #include "server/kv_service.h"
 #include "server/service.h"
 
@@ -111,11 +113,12 @@ struct Flags {
   uint32_t max_query_batch = db::Limits{}.max_query_batch;
   uint32_t max_write_batch = db::Limits{}.max_write_batch;
   bool sync_writes = true;
-  bool kv_shared_memory = true;
   uint32_t kv_expiry_interval_seconds =
       static_cast<uint32_t>(db::StoreOptions{}.kv_expiry_interval_ms / 1000);
   uint32_t kv_recency_flush_seconds =
       static_cast<uint32_t>(db::StoreOptions{}.kv_recency_flush_ms / 1000);
+  uint64_t kv_arena_bytes = 0;  // 0: no hot tier
+  std::string kv_arena_socket;  // default: <data_dir>/kv-arena.sock
   std::string log_format = "text";
   std::string log_level = "info";
   // Used when assets_dir_set; otherwise $MNEMO_ASSETS_DIR, else ./.assets
@@ -171,7 +174,36 @@ int Run(const Flags& flags) {
   std::unique_ptr<db::Store> store = std::move(store_or).value();
 
   MnemoService service(store.get(), MNEMO_VERSION);
-  KvService kv_service(store.get(), flags.kv_shared_memory);
+  std::unique_ptr<KvArena> arena;
+  std::unique_ptr<KvArenaSocket> arena_socket;
+  if (flags.kv_arena_bytes > 0) {
+    absl::StatusOr<std::unique_ptr<KvArena>> made = KvArena::Create(flags.kv_arena_bytes);
+    // Absolute: clients are told this path (KvArenaInfo).
+    std::error_code ec;
+    const std::string socket_path =
+        std::filesystem::absolute(flags.kv_arena_socket.empty()
+                                      ? std::filesystem::path(flags.data_dir) / "kv-arena.sock"
+                                      : std::filesystem::path(flags.kv_arena_socket),
+                                  ec)
+            .string();
+    absl::StatusOr<std::unique_ptr<KvArenaSocket>> served =
+        made.ok() ? KvArenaSocket::Start(socket_path, made->get()) : made.status();
+    if (!served.ok()) {
+      LogEvent(spdlog::level::critical, "cannot start the KV arena",
+               {{"bytes", flags.kv_arena_bytes},
+                {"socket", socket_path},
+                {"error", std::string(served.status().message())}});
+      mnemo::IgnoreError(store->Close());
+      return 1;
+    }
+    arena = *std::move(made);
+    arena_socket = *std::move(served);
+    LogEvent(spdlog::level::info, "KV arena",
+             {{"bytes", arena->size()}, {"huge_pages", arena->huge_pages()},
+              {"socket", socket_path}});
+  }
+  KvService kv_service(store.get(), arena.get(),
+                       arena_socket != nullptr ? arena_socket->path() : "");
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -259,8 +291,9 @@ int main(int argc, char** argv) {
   app.add_option("--sync-writes", flags.sync_writes,
                  "sync the WAL before acknowledging writes (true/false)")
       ->capture_default_str();
-  app.add_option("--kv-shared-memory", flags.kv_shared_memory,
-                 "serve GetKv through clients' shared memory regions (same host; true/false)")
+  app.add_option("--kv-arena-bytes", flags.kv_arena_bytes,
+                 "size of the shared memory hot tier for chunk KV, served to same-host clients "
+                 "as read-only leases (0 = off)")
       ->capture_default_str();
   app.add_option("--kv-expiry-interval-seconds", flags.kv_expiry_interval_seconds,
                  "remove expired chunk KV in the background this often (0 = only at the "
@@ -272,6 +305,9 @@ int main(int argc, char** argv) {
                  "often (0 = only at shutdown)")
       ->capture_default_str()
       ->check(CLI::Range(0, 86400));
+  app.add_option("--kv-arena-socket", flags.kv_arena_socket,
+                 "Unix-domain socket handing the KV arena to same-host clients "
+                 "(default: <data-dir>/kv-arena.sock)");
   app.add_option("--log-format", flags.log_format, "text or json")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "json"}));

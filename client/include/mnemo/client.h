@@ -282,16 +282,33 @@ struct KvGetRequest {
   // Empty: keys before RoPE. Else one start position per chunk: keys come
   // rotated for [position, position + tokens).
   std::vector<int64_t> positions;
-  // Same-host fast path: K and V travel through a POSIX shared memory
-  // region (/dev/shm/mnemo-*) that the client creates and mnemod fills; the
-  // stream carries only offsets. Costs one ExistsKv call to size the
-  // region. The client keeps regions for reuse and removes them when it is
-  // destroyed. Needs mnemod on the same host (otherwise NOT_FOUND).
+  // Same-host hot tier: use mnemod's shared memory KV arena when it offers
+  // one (mnemod --kv-arena-bytes) and this process can reach it (same host,
+  // same uid or root); otherwise, silently, the gRPC stream. Through the
+  // arena every block is a lease on bytes mnemod keeps in the arena, which
+  // this Client maps read-only once: with `raw` the blocks are views into
+  // it (KvBlock::lease), without it they are converted to floats.
   bool shared_memory = false;
   // Leave blocks in the wire dtype (KvBlock::k_raw, v_raw) instead of
   // converting them to floats: what a GPU decoder uploads as is.
   // OpenKvReader only (GetKv always converts).
   bool raw = false;
+};
+
+// A pin on one block in mnemod's shared memory KV arena (README "KV
+// arena"): K at k_offset, V at v_offset, `bytes` each, 64-byte aligned.
+// Lifetime: the block's bytes (KvBlock::k_raw, v_raw) stay mapped, valid
+// and unchanged while any copy of the lease is held, also after its reader
+// is destroyed, but not after its Client is destroyed (that closes the
+// arena session, which releases every lease; the bytes may then be reused)
+// nor after mnemod restarts. Dropping the last copy releases the lease: the
+// release is sent with the Client's next arena read, and mnemod may evict
+// the block from then on.
+class KvArenaLease {
+ public:
+  virtual ~KvArenaLease() = default;
+  uint64_t id = 0;
+  uint64_t k_offset = 0, v_offset = 0, bytes = 0;
 };
 
 // One (chunk, layer) block of a GetKv.
@@ -303,10 +320,13 @@ struct KvBlock {
   KvDtype dtype = KvDtype::kFp32;  // what it travelled as
   std::vector<float> k, v;         // shape.elements() floats each (unless raw)
   // With KvGetRequest::raw: K and V as shape.elements() little-endian
-  // elements of `dtype`, borrowed: into the shared memory region (valid
-  // while the reader lives) or into the received message (valid until the
-  // next Next()).
+  // elements of `dtype`, borrowed: into the KV arena when `lease` is set
+  // (valid while the lease is held, see KvArenaLease), else into the
+  // received message (valid until the next Next()).
   std::string_view k_raw, v_raw;
+  // With KvGetRequest::shared_memory and raw, served from the KV arena:
+  // the pin on this block's bytes. Null otherwise.
+  std::shared_ptr<const KvArenaLease> lease;
   float key_error = 0, value_error = 0;  // measured when it was stored
   std::vector<int32_t> tokens;     // the chunk's token ids, in its first block only
   int64_t position = -1;           // start position the keys are rotated for; -1 = pre-RoPE

@@ -1,0 +1,217 @@
+// GetKv answered with KV arena leases (server/kv_arena_get.h).
+#include "server/kv_arena_get.h"
+
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "server/convert.h"
+#include "server/convert_kv_arena.h"
+#include "server/logging.h"
+#include "server/service.h"
+#include "server/status_mapping.h"
+
+namespace mnemo::server {
+namespace {
+
+class KvArenaGetReactor final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
+ public:
+  KvArenaGetReactor(db::Store* store, KvArena* arena, grpc::CallbackServerContext* ctx,
+                    const v1::GetKvRequest& request)
+      : arena_(arena), ctx_(ctx), token_(request.arena_session()), ns_(request.namespace_()) {
+    absl::Status status = Open(store, request);
+    if (!status.ok()) {
+      End(status);
+      return;
+    }
+    WriteNext();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      End(absl::CancelledError("GetKv stream broken"));
+      return;
+    }
+    WriteNext();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  struct Layer {
+    std::vector<std::optional<KvArenaBlock>> blocks;  // per chunk, pinned
+    std::unique_ptr<db::KvReader> reader;             // of the misses
+    std::vector<size_t> missing;                      // chunk indexes the reader reads
+    std::future<absl::Status> filled;
+    bool started = false;
+  };
+
+  absl::Status Open(db::Store* store, const v1::GetKvRequest& request) {
+    if (arena_ == nullptr) {
+      return absl::FailedPreconditionError(
+          "this mnemod runs without a KV arena (mnemod --kv-arena-bytes)");
+    }
+    if (!arena_->HasSession(token_)) {
+      return absl::FailedPreconditionError(
+          "unknown or closed KV arena session (reconnect to the arena socket)");
+    }
+    ASSIGN_OR_RETURN(db::KvReadOptions options, KvReadOptionsFromProto(request));
+    dtype_ = *options.as_bytes;
+    ids_ = options.chunk_ids;
+    // Under the namespace's read lock no KV write commits, so the
+    // generation, the hits and the reads opened here are of the same KV.
+    auto lock = arena_->ReadLock(ns_);
+    generation_ = arena_->Generation(ns_);
+    uint32_t layers = 0;
+    {
+      // Validates the request (unknown chunks, layers, positions, model)
+      // and counts as a use of each chunk, as GetKv without the arena.
+      ASSIGN_OR_RETURN(std::unique_ptr<db::KvReader> check, store->ReadKv(ns_, options));
+      if (ids_.empty()) return absl::InvalidArgumentError("GetKv names no chunk");
+      layers = static_cast<uint32_t>(check->total_blocks() / ids_.size());
+    }
+    layer_begin_ = options.layer_begin;
+    layers_.resize(layers);
+    for (uint32_t i = 0; i < layers; ++i) {
+      Layer& layer = layers_[i];
+      layer.blocks.resize(ids_.size());
+      for (size_t c = 0; c < ids_.size(); ++c) {
+        layer.blocks[c] = arena_->Lookup(KeyOf(c, layer_begin_ + i, options), generation_);
+        if (!layer.blocks[c].has_value()) layer.missing.push_back(c);
+      }
+      if (layer.missing.empty()) continue;
+      db::KvReadOptions read;
+      read.model = options.model;
+      read.as_bytes = options.as_bytes;
+      read.layer_begin = layer_begin_ + i;
+      read.layer_end = layer_begin_ + i + 1;
+      for (size_t c : layer.missing) {
+        read.chunk_ids.push_back(ids_[c]);
+        if (!options.positions.empty()) read.positions.push_back(options.positions[c]);
+      }
+      ASSIGN_OR_RETURN(layer.reader, store->ReadKv(ns_, read));
+    }
+    positions_ = options.positions;
+    for (uint32_t i = 0; i < layers && i < static_cast<uint32_t>(kKvArenaFillAhead); ++i) {
+      StartFill(i);
+    }
+    return absl::OkStatus();
+  }
+
+  KvArenaKey KeyOf(size_t chunk, uint32_t layer, const db::KvReadOptions& options) const {
+    return KvArenaKey{ns_, ids_[chunk], layer, static_cast<int>(dtype_),
+                      options.positions.empty() ? -1 : options.positions[chunk]};
+  }
+
+  void StartFill(uint32_t i) {
+    Layer& layer = layers_[i];
+    if (layer.started) return;
+    layer.started = true;
+    if (layer.reader == nullptr) return;
+    layer.filled = std::async(std::launch::async, [this, i] { return Fill(i); });
+  }
+
+  // Reads layer i's misses and copies them into the arena (a fill thread).
+  absl::Status Fill(uint32_t i) {
+    Layer& layer = layers_[i];
+    db::KvBlock block;
+    while (true) {
+      ASSIGN_OR_RETURN(bool more, layer.reader->Next(&block));
+      if (!more) break;
+      if (block.chunk_index >= layer.missing.size()) {
+        return absl::InternalError("the store answered a chunk it was not asked for");
+      }
+      const size_t c = layer.missing[block.chunk_index];
+      const KvArenaKey key{ns_, ids_[c], layer_begin_ + i, static_cast<int>(dtype_),
+                           positions_.empty() ? -1 : positions_[c]};
+      ASSIGN_OR_RETURN(KvArenaBlock pinned,
+                       arena_->Insert(key, generation_, block.k_bytes, block.v_bytes,
+                                      std::make_shared<const KvArenaMeta>(KvArenaMetaOf(block))));
+      layer.blocks[c] = std::move(pinned);
+    }
+    layer.reader.reset();
+    return absl::OkStatus();
+  }
+
+  void WriteNext() {
+    if (layer_ >= layers_.size()) {
+      End(absl::OkStatus());
+      return;
+    }
+    Layer& layer = layers_[layer_];
+    if (chunk_ == 0) {
+      StartFill(layer_);
+      if (layer.filled.valid()) {
+        absl::Status filled = layer.filled.get();
+        if (!filled.ok()) {
+          End(filled);
+          return;
+        }
+      }
+      if (layer_ + kKvArenaFillAhead < layers_.size()) StartFill(layer_ + kKvArenaFillAhead);
+    }
+    std::optional<KvArenaBlock>& block = layer.blocks[chunk_];
+    if (!block.has_value()) {
+      End(absl::InternalError("a KV arena block was not filled"));
+      return;
+    }
+    const KvArenaBlock pinned = *block;
+    block.reset();  // its pin becomes the lease
+    absl::StatusOr<uint64_t> lease = arena_->Lease(token_, pinned.entry);
+    if (!lease.ok()) {
+      End(lease.status());
+      return;
+    }
+    KvArenaBlockToProto(pinned, *lease, static_cast<uint32_t>(chunk_), ids_[chunk_],
+                        layer_begin_ + static_cast<uint32_t>(layer_), dtype_, layer_ == 0,
+                        &response_);
+    if (++chunk_ == ids_.size()) {
+      chunk_ = 0;
+      ++layer_;
+    }
+    StartWrite(&response_);
+  }
+
+  // Waits for every fill and drops the pins no lease took over.
+  void End(const absl::Status& status) {
+    if (!status.ok()) LogRpcFailure("GetKv", status, ctx_->peer());
+    for (Layer& layer : layers_) {
+      if (layer.filled.valid()) IgnoreError(layer.filled.get());
+    }
+    for (Layer& layer : layers_) {
+      for (std::optional<KvArenaBlock>& b : layer.blocks) {
+        if (b.has_value()) arena_->Unpin(b->entry);
+      }
+      layer.reader.reset();
+    }
+    layers_.clear();
+    Finish(ToGrpcStatus(status));
+  }
+
+  KvArena* const arena_;
+  grpc::CallbackServerContext* const ctx_;
+  const std::string token_;
+  const std::string ns_;
+  db::KvDtype dtype_ = db::KvDtype::kFp32;
+  std::vector<std::string> ids_;
+  std::vector<int64_t> positions_;
+  uint64_t generation_ = 0;
+  uint32_t layer_begin_ = 0;
+  std::vector<Layer> layers_;
+  size_t layer_ = 0, chunk_ = 0;
+  v1::GetKvResponse response_;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::GetKvResponse>* NewKvArenaGetReactor(
+    db::Store* store, KvArena* arena, grpc::CallbackServerContext* ctx,
+    const v1::GetKvRequest& request) {
+  return new KvArenaGetReactor(store, arena, ctx, request);
+}
+
+}  // namespace mnemo::server
