@@ -144,6 +144,11 @@ struct KvReadOptions {
   // Also read each block's key index (KvBlock::key_index), from the same
   // snapshot; a block without one fails the read with FAILED_PRECONDITION.
   bool with_key_index = false;
+  // Blocks read ahead of the consumer, several in flight on a few threads
+  // (db/kv_block_prefetch.h), so a cold read keeps the disk busy; 0 reads
+  // each block when Next() asks for it. The blocks and their order are the
+  // same either way. Costs up to this many blocks of memory per reader.
+  uint32_t read_ahead_blocks = 8;
 };
 
 // One (chunk, layer) block as read.

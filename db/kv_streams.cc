@@ -1,6 +1,7 @@
 // The KV put and read objects a store hands out (see kv_streams.h).
 #include "db/kv_streams.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <utility>
@@ -30,6 +31,9 @@ std::optional<KvDtype> StoredAs(KvCodecKind kind) {
       return std::nullopt;
   }
 }
+
+// Bound on KvReadOptions::read_ahead_blocks (memory per reader).
+constexpr uint32_t kMaxReadAheadBlocks = 64;
 
 }  // namespace
 
@@ -140,7 +144,8 @@ absl::StatusOr<KvPutResult> KvChunkWriterImpl::Commit() {
 KvReaderImpl::KvReaderImpl(std::shared_ptr<StoreLifetime> lifetime, rocksdb::DB* db,
                            rocksdb::ColumnFamilyHandle* cf, uint32_t nsid, std::vector<Item> items,
                            uint32_t layer_begin, uint32_t layer_end, ModelFingerprint model,
-                           std::optional<KvDtype> as_bytes, bool with_key_index)
+                           std::optional<KvDtype> as_bytes, bool with_key_index,
+                           uint32_t read_ahead_blocks)
     : lifetime_(std::move(lifetime)),
       as_bytes_(as_bytes),
       with_key_index_(with_key_index),
@@ -151,7 +156,8 @@ KvReaderImpl::KvReaderImpl(std::shared_ptr<StoreLifetime> lifetime, rocksdb::DB*
       layer_begin_(layer_begin),
       layer_end_(layer_end),
       model_(std::move(model)),
-      fingerprint_hash_(model_.Hash()) {
+      fingerprint_hash_(model_.Hash()),
+      read_ahead_blocks_(std::min<uint32_t>(read_ahead_blocks, kMaxReadAheadBlocks)) {
   lifetime_->Register(this);
 }
 
@@ -161,6 +167,8 @@ KvReaderImpl::~KvReaderImpl() {
 }
 
 void KvReaderImpl::ReleaseDb(rocksdb::DB* db) {
+  if (prefetch_ != nullptr) prefetch_->Stop();  // no read in flight after this
+  prefetch_.reset();
   value_.Reset();
   k_out_.clear();
   v_out_.clear();
@@ -179,6 +187,26 @@ absl::StatusOr<bool> KvReaderImpl::Next(KvBlock* block) {
   StoreLifetime::Pin pin(lifetime_.get());
   if (pin.db() == nullptr) return StoreLifetime::UsedAfterClose("KvReader");
   return NextFrom(pin.db(), block);
+}
+
+rocksdb::Status KvReaderImpl::ReadBlock(rocksdb::DB* db, const rocksdb::ReadOptions& ro,
+                                        size_t i) {
+  value_.Reset();
+  const auto key = [this](size_t j) {
+    return kvrecords::BlockKey(nsid_, items_[j % items_.size()].internal_id,
+                               layer_begin_ + static_cast<uint32_t>(j / items_.size()));
+  };
+  if (read_ahead_blocks_ == 0 || total_blocks() - i < 2) {
+    if (prefetch_ == nullptr) return db->Get(ro, cf_, key(i), &value_);
+  } else if (prefetch_ == nullptr) {
+    // From block i on: the blocks before it were read without read-ahead.
+    std::vector<std::string> keys;
+    keys.reserve(total_blocks() - i);
+    for (size_t j = i; j < total_blocks(); ++j) keys.push_back(key(j));
+    prefetch_ = std::make_unique<KvBlockPrefetcher>(db, cf_, ro, std::move(keys),
+                                                    read_ahead_blocks_);
+  }
+  return prefetch_->Next(&value_);
 }
 
 absl::StatusOr<bool> KvReaderImpl::NextFrom(rocksdb::DB* db, KvBlock* block) {
@@ -205,9 +233,7 @@ absl::StatusOr<bool> KvReaderImpl::NextFrom(rocksdb::DB* db, KvBlock* block) {
     ASSIGN_OR_RETURN(kvrecords::KvChunkRecord r, kvrecords::DecodeChunkRecord(record));
     block->tokens = std::move(r.tokens);
   }
-  value_.Reset();
-  rocksdb::Status s =
-      db->Get(ro, cf_, kvrecords::BlockKey(nsid_, item.internal_id, layer), &value_);
+  rocksdb::Status s = ReadBlock(db, ro, next_ - 1);
   if (!s.ok()) return corrupt(absl::StrCat("block unreadable: ", s.ToString()));
   ASSIGN_OR_RETURN(kvrecords::BlockView view, kvrecords::DecodeBlock(View(value_)));
   if (view.fingerprint_hash != fingerprint_hash_) {

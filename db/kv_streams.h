@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "db/kv.h"
+#include "db/kv_block_prefetch.h"
 #include "db/namespace.h"
 #include "db/store_lifetime.h"
 #include "rocksdb/db.h"
@@ -67,7 +68,8 @@ class KvReaderImpl final : public KvReader, private StoreLifetime::Holder {
   KvReaderImpl(std::shared_ptr<StoreLifetime> lifetime, rocksdb::DB* db,
                rocksdb::ColumnFamilyHandle* cf, uint32_t nsid, std::vector<Item> items,
                uint32_t layer_begin, uint32_t layer_end, ModelFingerprint model,
-               std::optional<KvDtype> as_bytes, bool with_key_index);
+               std::optional<KvDtype> as_bytes, bool with_key_index,
+               uint32_t read_ahead_blocks = 0);
   ~KvReaderImpl() override;
 
   absl::StatusOr<bool> Next(KvBlock* block) override;
@@ -80,6 +82,9 @@ class KvReaderImpl final : public KvReader, private StoreLifetime::Holder {
   // StoreLifetime::Holder: Close releases the snapshot and pinned block.
   void ReleaseDb(rocksdb::DB* db) override;
   absl::StatusOr<bool> NextFrom(rocksdb::DB* db, KvBlock* block);
+  // Block i's value (i in read order) into value_: from the read-ahead when
+  // there is one (started on the first call), else one Get.
+  rocksdb::Status ReadBlock(rocksdb::DB* db, const rocksdb::ReadOptions& ro, size_t i);
 
   const std::shared_ptr<StoreLifetime> lifetime_;
   const std::optional<KvDtype> as_bytes_;
@@ -92,7 +97,11 @@ class KvReaderImpl final : public KvReader, private StoreLifetime::Holder {
   const uint32_t layer_begin_, layer_end_;
   const ModelFingerprint model_;
   const uint64_t fingerprint_hash_;
+  const uint32_t read_ahead_blocks_;
   size_t next_ = 0;
+  // Reads the blocks ahead of next_ (db/kv_block_prefetch.h); stopped by
+  // ReleaseDb before the snapshot goes.
+  std::unique_ptr<KvBlockPrefetcher> prefetch_;
   // The block being read and the bytes handed out of it (views into these
   // stay valid until the next Next() or Store::Close()).
   rocksdb::PinnableSlice value_;
