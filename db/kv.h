@@ -144,11 +144,14 @@ struct KvReadOptions {
   // Also read each block's key index (KvBlock::key_index), from the same
   // snapshot; a block without one fails the read with FAILED_PRECONDITION.
   bool with_key_index = false;
-  // Blocks read ahead of the consumer, several in flight on a few threads
-  // (db/kv_block_prefetch.h), so a cold read keeps the disk busy; 0 reads
+  // Bytes of blocks read ahead of the consumer (about; sized by fp16
+  // blocks), on two threads (db/kv_block_prefetch.h): with room for two
+  // groups of R >= 2 layers of every chunk, each group is read chunk by
+  // chunk, R blocks that lie back to back on disk, so a cold read runs at
+  // sequential speed; else blocks are read ahead in read order. 0 reads
   // each block when Next() asks for it. The blocks and their order are the
-  // same either way. Costs up to this many blocks of memory per reader.
-  uint32_t read_ahead_blocks = 8;
+  // same either way.
+  uint64_t read_ahead_bytes = uint64_t{64} << 20;
 };
 
 // One (chunk, layer) block as read.

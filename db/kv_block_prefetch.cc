@@ -8,11 +8,18 @@ namespace mnemo::db {
 
 KvBlockPrefetcher::KvBlockPrefetcher(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
                                      rocksdb::ReadOptions read_options,
-                                     std::vector<std::string> keys, size_t depth)
+                                     std::vector<std::string> keys,
+                                     std::vector<size_t> issue_order, size_t depth)
     : db_(db),
       cf_(cf),
       read_options_(std::move(read_options)),
       keys_(std::move(keys)),
+      issue_order_(issue_order.empty() ? [n = keys_.size()] {
+        std::vector<size_t> identity(n);
+        for (size_t i = 0; i < n; ++i) identity[i] = i;
+        return identity;
+      }()
+                                       : std::move(issue_order)),
       depth_(std::max<size_t>(depth, 1)) {
   {
     absl::MutexLock l(&mu_);
@@ -41,11 +48,11 @@ void KvBlockPrefetcher::Work() {
     {
       absl::MutexLock l(&mu_);
       auto can_issue = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopped_ || issued_ >= keys_.size() || issued_ < taken_ + depth_;
+        return stopped_ || issued_ >= keys_.size() || issue_order_[issued_] < taken_ + depth_;
       };
       mu_.Await(absl::Condition(&can_issue));
       if (stopped_ || issued_ >= keys_.size()) return;
-      i = issued_++;
+      i = issue_order_[issued_++];
       slot = slots_[i % depth_].get();
     }
     // The slot is this worker's until it marks it ready: Next() waits for

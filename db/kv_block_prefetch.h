@@ -1,12 +1,15 @@
-// Read-ahead of KV blocks: reads a fixed, ordered list of keys of one
-// column family from one snapshot, with up to `depth` reads in flight on
-// its own threads, and hands the values back in list order.
+// Read-ahead of KV blocks: reads a fixed list of keys of one column family
+// from one snapshot on its own threads, in an issue order of the caller's
+// choosing, at most `depth` values ahead of the consumer, and hands the
+// values back in list order.
 //
 // Why: a KV read is layer-major (every chunk's block of layer l, then of
-// l + 1), so consecutive blocks lie in different places of the blob files,
-// and one blocking read at a time leaves the disk idle between requests.
-// Several reads in flight keep it busy (this RocksDB has no io_uring, so
-// MultiGet would issue its blob reads one after the other).
+// l + 1), but a chunk's blocks lie back to back in a blob file, chunk after
+// chunk. Read in consumer order, the disk sees strided 1-block reads. The
+// KV reader (kv_streams.cc) issues a group of layers chunk by chunk
+// instead, so the disk (and the kernel's readahead) sees long sequential
+// runs, while the consumer still gets layer-major order. (This RocksDB has
+// no io_uring, so MultiGet would issue its blob reads one by one too.)
 //
 // The values are exactly what DB::Get with the same ReadOptions returns, in
 // the same order: read-ahead changes when a block is read, never which
@@ -32,17 +35,21 @@ namespace mnemo::db {
 
 class KvBlockPrefetcher {
  public:
-  // Reads `keys` in order with at most `depth` (>= 1) values read but not
-  // yet taken, on min(depth, kMaxThreads) threads. Borrows db, cf and the
-  // snapshot in `read_options` until Stop().
+  // Reads keys[issue_order[0]], keys[issue_order[1]], ... (issue_order a
+  // permutation of 0..keys.size()-1; empty = list order), a key only once
+  // it is within `depth` (>= 1) of the next one Next() hands out, on
+  // min(depth, kMaxThreads) threads. Every key issued before key i must be
+  // within `depth` of i (issue order may only shuffle within such windows),
+  // else Next() would wait forever. Borrows db, cf and the snapshot in
+  // `read_options` until Stop().
   KvBlockPrefetcher(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
                     rocksdb::ReadOptions read_options, std::vector<std::string> keys,
-                    size_t depth);
+                    std::vector<size_t> issue_order, size_t depth);
   ~KvBlockPrefetcher();
   KvBlockPrefetcher(const KvBlockPrefetcher&) = delete;
   KvBlockPrefetcher& operator=(const KvBlockPrefetcher&) = delete;
 
-  static constexpr size_t kMaxThreads = 4;
+  static constexpr size_t kMaxThreads = 2;
 
   // The next key's Get: waits until it is read, then moves its value into
   // *value. Past the last key, or after Stop(): Aborted.
@@ -64,12 +71,13 @@ class KvBlockPrefetcher {
   rocksdb::ColumnFamilyHandle* const cf_;
   const rocksdb::ReadOptions read_options_;
   const std::vector<std::string> keys_;
+  const std::vector<size_t> issue_order_;
   const size_t depth_;
 
   absl::Mutex mu_;
   // Slot i % depth_ holds key i from its issue until Next() takes it.
   std::vector<std::unique_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);
-  size_t issued_ ABSL_GUARDED_BY(mu_) = 0;  // keys handed to a worker
+  size_t issued_ ABSL_GUARDED_BY(mu_) = 0;  // entries of issue_order_ handed to a worker
   size_t taken_ ABSL_GUARDED_BY(mu_) = 0;   // keys handed to the consumer
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;

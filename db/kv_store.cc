@@ -280,7 +280,7 @@ absl::StatusOr<std::unique_ptr<KvReader>> KvStore::ReadKv(absl::string_view ns_n
                                                     options.layer_begin, layer_end,
                                                     options.model, options.as_bytes,
                                                     options.with_key_index,
-                                                    options.read_ahead_blocks));
+                                                    options.read_ahead_bytes));
 }
 
 absl::StatusOr<std::vector<uint32_t>> KvStore::ExistsKv(absl::string_view ns_name,

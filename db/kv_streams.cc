@@ -32,8 +32,8 @@ std::optional<KvDtype> StoredAs(KvCodecKind kind) {
   }
 }
 
-// Bound on KvReadOptions::read_ahead_blocks (memory per reader).
-constexpr uint32_t kMaxReadAheadBlocks = 64;
+// Bound on KvReadOptions::read_ahead_bytes (memory per reader).
+constexpr uint64_t kMaxReadAheadBytes = uint64_t{1} << 30;
 
 }  // namespace
 
@@ -145,7 +145,7 @@ KvReaderImpl::KvReaderImpl(std::shared_ptr<StoreLifetime> lifetime, rocksdb::DB*
                            rocksdb::ColumnFamilyHandle* cf, uint32_t nsid, std::vector<Item> items,
                            uint32_t layer_begin, uint32_t layer_end, ModelFingerprint model,
                            std::optional<KvDtype> as_bytes, bool with_key_index,
-                           uint32_t read_ahead_blocks)
+                           uint64_t read_ahead_bytes)
     : lifetime_(std::move(lifetime)),
       as_bytes_(as_bytes),
       with_key_index_(with_key_index),
@@ -157,7 +157,7 @@ KvReaderImpl::KvReaderImpl(std::shared_ptr<StoreLifetime> lifetime, rocksdb::DB*
       layer_end_(layer_end),
       model_(std::move(model)),
       fingerprint_hash_(model_.Hash()),
-      read_ahead_blocks_(std::min<uint32_t>(read_ahead_blocks, kMaxReadAheadBlocks)) {
+      read_ahead_bytes_(std::min(read_ahead_bytes, kMaxReadAheadBytes)) {
   lifetime_->Register(this);
 }
 
@@ -192,19 +192,46 @@ absl::StatusOr<bool> KvReaderImpl::Next(KvBlock* block) {
 rocksdb::Status KvReaderImpl::ReadBlock(rocksdb::DB* db, const rocksdb::ReadOptions& ro,
                                         size_t i) {
   value_.Reset();
-  const auto key = [this](size_t j) {
-    return kvrecords::BlockKey(nsid_, items_[j % items_.size()].internal_id,
-                               layer_begin_ + static_cast<uint32_t>(j / items_.size()));
+  const size_t chunks = items_.size();
+  const size_t n = total_blocks();
+  const auto key = [&](size_t j) {
+    return kvrecords::BlockKey(nsid_, items_[j % chunks].internal_id,
+                               layer_begin_ + static_cast<uint32_t>(j / chunks));
   };
-  if (read_ahead_blocks_ == 0 || total_blocks() - i < 2) {
-    if (prefetch_ == nullptr) return db->Get(ro, cf_, key(i), &value_);
-  } else if (prefetch_ == nullptr) {
-    // From block i on: the blocks before it were read without read-ahead.
+  if (prefetch_ == nullptr) {
+    if (read_ahead_bytes_ == 0 || n - i < 2) return db->Get(ro, cf_, key(i), &value_);
+    // Started at block i: those before it were read without read-ahead.
+    uint64_t block_bytes = 1;  // the largest block, as fp16 K + V
+    for (const Item& item : items_) {
+      block_bytes = std::max<uint64_t>(block_bytes, uint64_t{4} * item.tokens *
+                                                        model_.n_kv_heads * model_.head_dim);
+    }
+    const uint64_t budget = std::max<uint64_t>(1, read_ahead_bytes_ / block_bytes);
+    // Layers per group: two groups of every chunk's blocks fit the budget.
+    const size_t group = std::min<uint64_t>(budget / (2 * chunks), layer_end_ - layer_begin_);
     std::vector<std::string> keys;
-    keys.reserve(total_blocks() - i);
-    for (size_t j = i; j < total_blocks(); ++j) keys.push_back(key(j));
+    std::vector<size_t> order;
+    keys.reserve(n - i);
+    for (size_t j = i; j < n; ++j) keys.push_back(key(j));
+    size_t depth = budget;
+    if (group >= 2) {
+      // Group by group (of `group` layers from block i on, in read
+      // order), chunk by chunk within a group: each chunk's blocks of the
+      // group's layers, which lie back to back in its blob file.
+      depth = 2 * group * chunks;
+      order.reserve(n - i);
+      for (size_t g = 0; g < n - i; g += group * chunks) {
+        const size_t g_end = std::min(n - i, g + group * chunks);
+        for (size_t c = 0; c < chunks; ++c) {
+          // The first block of chunk c at or after g, then its next layers.
+          for (size_t j = g + (c + chunks - (i + g) % chunks) % chunks; j < g_end; j += chunks) {
+            order.push_back(j);
+          }
+        }
+      }
+    }
     prefetch_ = std::make_unique<KvBlockPrefetcher>(db, cf_, ro, std::move(keys),
-                                                    read_ahead_blocks_);
+                                                    std::move(order), depth);
   }
   return prefetch_->Next(&value_);
 }

@@ -69,7 +69,7 @@ class KvReaderImpl final : public KvReader, private StoreLifetime::Holder {
                rocksdb::ColumnFamilyHandle* cf, uint32_t nsid, std::vector<Item> items,
                uint32_t layer_begin, uint32_t layer_end, ModelFingerprint model,
                std::optional<KvDtype> as_bytes, bool with_key_index,
-               uint32_t read_ahead_blocks = 0);
+               uint64_t read_ahead_bytes = 0);
   ~KvReaderImpl() override;
 
   absl::StatusOr<bool> Next(KvBlock* block) override;
@@ -97,7 +97,7 @@ class KvReaderImpl final : public KvReader, private StoreLifetime::Holder {
   const uint32_t layer_begin_, layer_end_;
   const ModelFingerprint model_;
   const uint64_t fingerprint_hash_;
-  const uint32_t read_ahead_blocks_;
+  const uint64_t read_ahead_bytes_;
   size_t next_ = 0;
   // Reads the blocks ahead of next_ (db/kv_block_prefetch.h); stopped by
   // ReleaseDb before the snapshot goes.

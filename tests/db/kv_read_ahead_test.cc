@@ -1,4 +1,4 @@
-// KV reads with read-ahead (KvReadOptions::read_ahead_blocks,
+// KV reads with read-ahead (KvReadOptions::read_ahead_bytes,
 // db/kv_block_prefetch.h): the same blocks in the same order as a plain
 // read, one snapshot even while puts and deletes land mid-read, a corrupt
 // blob still DATA_LOSS at its block, and a reader dropped mid-read or
@@ -29,6 +29,7 @@ constexpr int kHeadDim = 8;
 // blob (min_blob_size 1024), as real KV is.
 constexpr int kTokens = 40;
 constexpr int kChunks = 5;
+constexpr uint64_t kBlockBytes = 4 * kKvHeads * kTokens * kHeadDim;
 
 ModelFingerprint TestModel() {
   ModelFingerprint m;
@@ -115,11 +116,12 @@ class KvReadAheadTest : public ::testing::Test {
     return (*writer)->Commit();
   }
 
-  KvReadOptions Options(uint32_t read_ahead, bool raw) {
+  // read_ahead in blocks (of this test's size, 4 bytes per element).
+  KvReadOptions Options(uint64_t read_ahead, bool raw) {
     KvReadOptions options;
     for (int i = 0; i < kChunks; ++i) options.chunk_ids.push_back(absl::StrCat("c", i));
     options.model = TestModel();
-    options.read_ahead_blocks = read_ahead;
+    options.read_ahead_bytes = read_ahead * kBlockBytes;
     if (raw) options.as_bytes = KvDtype::kFp16;
     return options;
   }
@@ -169,7 +171,9 @@ TEST_F(KvReadAheadTest, SameBlocksInTheSameOrderAsAPlainRead) {
         EXPECT_EQ((*want)[i].tokens.empty(), i >= static_cast<size_t>(kChunks));
         EXPECT_EQ((*want)[i].k_bytes.empty(), !raw);
       }
-      for (uint32_t ahead : {1u, 2u, 3u, 8u, 64u, 1000u}) {
+      // 1..9 blocks: read ahead in read order; 20: groups of two layers,
+      // chunk by chunk; 1000: all three layers at once.
+      for (uint64_t ahead : {1u, 2u, 3u, 9u, 20u, 27u, 1000u}) {
         KvReadOptions options = Options(ahead, raw);
         options.layer_begin = begin;
         auto got = Read(options);
@@ -184,7 +188,7 @@ TEST_F(KvReadAheadTest, SameBlocksInTheSameOrderAsAPlainRead) {
 TEST_F(KvReadAheadTest, OneSnapshotWhilePutsAndDeletesLandMidRead) {
   auto want = Read(Options(0, true));
   ASSERT_TRUE(want.ok()) << want.status();
-  auto reader = store_->ReadKv("ns", Options(2, true));
+  auto reader = store_->ReadKv("ns", Options(20, true));  // groups of two layers
   ASSERT_TRUE(reader.ok()) << reader.status();
   KvBlock block;
   absl::StatusOr<bool> more = (*reader)->Next(&block);
@@ -267,7 +271,7 @@ TEST_F(KvReadAheadTest, CorruptBlobIsDataLossAtItsBlock) {
     for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
   }
   Open();
-  for (uint32_t ahead : {0u, 4u}) {
+  for (uint64_t ahead : {0u, 4u, 1000u}) {
     for (bool raw : {false, true}) {
       auto reader = store_->ReadKv("ns", Options(ahead, raw));
       ASSERT_TRUE(reader.ok()) << reader.status();
