@@ -144,14 +144,16 @@ struct KvReadOptions {
   // Also read each block's key index (KvBlock::key_index), from the same
   // snapshot; a block without one fails the read with FAILED_PRECONDITION.
   bool with_key_index = false;
-  // Bytes of blocks read ahead of the consumer (about; sized by fp16
-  // blocks), on two threads (db/kv_block_prefetch.h): with room for two
-  // groups of R >= 2 layers of every chunk, each group is read chunk by
-  // chunk, R blocks that lie back to back on disk, so a cold read runs at
-  // sequential speed; else blocks are read ahead in read order. 0 reads
-  // each block when Next() asks for it. The blocks and their order are the
-  // same either way.
-  uint64_t read_ahead_bytes = uint64_t{64} << 20;
+  // Read-ahead budget (about; blocks sized as fp16), off by default: the
+  // read takes groups of layers, as many as every chunk's blocks of them
+  // fit in this, reads each group chunk by chunk (a chunk's blocks of
+  // consecutive layers lie back to back in its blob file, so the disk sees
+  // long sequential runs instead of strided single blocks), and hands them
+  // out layer-major. The blocks and their order are the same either way; a
+  // group costs up to this much memory and its first block waits for the
+  // whole group. Not faster than plain reads on the machine it was
+  // measured on (bench_kv_read --read-ahead), hence off.
+  uint64_t read_ahead_bytes = 0;
 };
 
 // One (chunk, layer) block as read.

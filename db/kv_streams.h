@@ -17,7 +17,6 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "db/kv.h"
-#include "db/kv_block_prefetch.h"
 #include "db/namespace.h"
 #include "db/store_lifetime.h"
 #include "rocksdb/db.h"
@@ -82,8 +81,9 @@ class KvReaderImpl final : public KvReader, private StoreLifetime::Holder {
   // StoreLifetime::Holder: Close releases the snapshot and pinned block.
   void ReleaseDb(rocksdb::DB* db) override;
   absl::StatusOr<bool> NextFrom(rocksdb::DB* db, KvBlock* block);
-  // Block i's value (i in read order) into value_: from the read-ahead when
-  // there is one (started on the first call), else one Get.
+  // Block i's value (i in read order) into value_: with read-ahead from
+  // the group of layers holding it (read whole, chunk by chunk, when i
+  // leaves the previous group), else one Get.
   rocksdb::Status ReadBlock(rocksdb::DB* db, const rocksdb::ReadOptions& ro, size_t i);
 
   const std::shared_ptr<StoreLifetime> lifetime_;
@@ -99,9 +99,10 @@ class KvReaderImpl final : public KvReader, private StoreLifetime::Holder {
   const uint64_t fingerprint_hash_;
   const uint64_t read_ahead_bytes_;
   size_t next_ = 0;
-  // Reads the blocks ahead of next_ (db/kv_block_prefetch.h); stopped by
-  // ReleaseDb before the snapshot goes.
-  std::unique_ptr<KvBlockPrefetcher> prefetch_;
+  // The read-ahead group: blocks [group_begin_, + size) in read order.
+  size_t group_begin_ = 0;
+  std::vector<rocksdb::PinnableSlice> group_values_;
+  std::vector<rocksdb::Status> group_statuses_;
   // The block being read and the bytes handed out of it (views into these
   // stay valid until the next Next() or Store::Close()).
   rocksdb::PinnableSlice value_;

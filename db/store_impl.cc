@@ -56,12 +56,6 @@ absl::Status StoreImpl::OpenDb() {
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = options_.create_if_missing;
   db_options.create_missing_column_families = true;
-  // Let the kernel read ahead (no POSIX_FADV_RANDOM on open): a KV read
-  // takes a chunk's blocks of consecutive layers, which lie back to back in
-  // a blob file, so readahead turns its strided 1 MiB reads into large
-  // sequential ones (bench_kv_read); the small SST reads cost at most the
-  // kernel's small initial window.
-  db_options.advise_random_on_open = false;
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options_.block_cache_bytes);

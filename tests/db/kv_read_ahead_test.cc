@@ -1,5 +1,5 @@
-// KV reads with read-ahead (KvReadOptions::read_ahead_bytes,
-// db/kv_block_prefetch.h): the same blocks in the same order as a plain
+// KV reads with read-ahead (KvReadOptions::read_ahead_bytes: groups of
+// layers read chunk by chunk, db/kv_streams.cc): the same blocks in the same order as a plain
 // read, one snapshot even while puts and deletes land mid-read, a corrupt
 // blob still DATA_LOSS at its block, and a reader dropped mid-read or
 // closed under leaves nothing reading.
@@ -171,9 +171,9 @@ TEST_F(KvReadAheadTest, SameBlocksInTheSameOrderAsAPlainRead) {
         EXPECT_EQ((*want)[i].tokens.empty(), i >= static_cast<size_t>(kChunks));
         EXPECT_EQ((*want)[i].k_bytes.empty(), !raw);
       }
-      // 1..9 blocks: read ahead in read order; 20: groups of two layers,
-      // chunk by chunk; 1000: all three layers at once.
-      for (uint64_t ahead : {1u, 2u, 3u, 9u, 20u, 27u, 1000u}) {
+      // Budgets of 1..9 blocks: groups of one layer; 10..14: two layers;
+      // 15 and more: all three at once (kChunks = 5 blocks a layer).
+      for (uint64_t ahead : {1u, 3u, 5u, 9u, 10u, 14u, 15u, 1000u}) {
         KvReadOptions options = Options(ahead, raw);
         options.layer_begin = begin;
         auto got = Read(options);
@@ -188,7 +188,7 @@ TEST_F(KvReadAheadTest, SameBlocksInTheSameOrderAsAPlainRead) {
 TEST_F(KvReadAheadTest, OneSnapshotWhilePutsAndDeletesLandMidRead) {
   auto want = Read(Options(0, true));
   ASSERT_TRUE(want.ok()) << want.status();
-  auto reader = store_->ReadKv("ns", Options(20, true));  // groups of two layers
+  auto reader = store_->ReadKv("ns", Options(10, true));  // groups of two layers
   ASSERT_TRUE(reader.ok()) << reader.status();
   KvBlock block;
   absl::StatusOr<bool> more = (*reader)->Next(&block);
@@ -217,12 +217,12 @@ TEST_F(KvReadAheadTest, ReaderDroppedOrClosedMidReadStopsReading) {
     ASSERT_TRUE(reader.ok());
     KvBlock block;
     ASSERT_TRUE(*(*reader)->Next(&block));
-  }  // destroyed with reads in flight
+  }  // destroyed mid-group
   auto reader = store_->ReadKv("ns", Options(8, false));
   ASSERT_TRUE(reader.ok());
   KvBlock block;
   ASSERT_TRUE(*(*reader)->Next(&block));
-  ASSERT_TRUE(store_->Close().ok());  // stops the read-ahead before the DB goes
+  ASSERT_TRUE(store_->Close().ok());  // releases the group it holds
   store_.reset();
   reader->reset();
 }
