@@ -314,7 +314,8 @@ absl::StatusOr<std::unique_ptr<KvReader>> KvStore::ReadKv(absl::string_view ns_n
                                                     ns->nsid, std::move(items),
                                                     options.layer_begin, layer_end,
                                                     options.model, options.as_bytes,
-                                                    options.with_key_index));
+                                                    options.with_key_index,
+                                                    options.read_ahead_bytes));
 }
 
 absl::StatusOr<std::vector<uint32_t>> KvStore::ExistsKv(absl::string_view ns_name,

@@ -67,7 +67,8 @@ class KvReaderImpl final : public KvReader, private StoreLifetime::Holder {
   KvReaderImpl(std::shared_ptr<StoreLifetime> lifetime, rocksdb::DB* db,
                rocksdb::ColumnFamilyHandle* cf, uint32_t nsid, std::vector<Item> items,
                uint32_t layer_begin, uint32_t layer_end, ModelFingerprint model,
-               std::optional<KvDtype> as_bytes, bool with_key_index);
+               std::optional<KvDtype> as_bytes, bool with_key_index,
+               uint64_t read_ahead_bytes = 0);
   ~KvReaderImpl() override;
 
   absl::StatusOr<bool> Next(KvBlock* block) override;
@@ -80,6 +81,10 @@ class KvReaderImpl final : public KvReader, private StoreLifetime::Holder {
   // StoreLifetime::Holder: Close releases the snapshot and pinned block.
   void ReleaseDb(rocksdb::DB* db) override;
   absl::StatusOr<bool> NextFrom(rocksdb::DB* db, KvBlock* block);
+  // Block i's value (i in read order) into value_: with read-ahead from
+  // the group of layers holding it (read whole, chunk by chunk, when i
+  // leaves the previous group), else one Get.
+  rocksdb::Status ReadBlock(rocksdb::DB* db, const rocksdb::ReadOptions& ro, size_t i);
 
   const std::shared_ptr<StoreLifetime> lifetime_;
   const std::optional<KvDtype> as_bytes_;
@@ -92,7 +97,12 @@ class KvReaderImpl final : public KvReader, private StoreLifetime::Holder {
   const uint32_t layer_begin_, layer_end_;
   const ModelFingerprint model_;
   const uint64_t fingerprint_hash_;
+  const uint64_t read_ahead_bytes_;
   size_t next_ = 0;
+  // The read-ahead group: blocks [group_begin_, + size) in read order.
+  size_t group_begin_ = 0;
+  std::vector<rocksdb::PinnableSlice> group_values_;
+  std::vector<rocksdb::Status> group_statuses_;
   // The block being read and the bytes handed out of it (views into these
   // stay valid until the next Next() or Store::Close()).
   rocksdb::PinnableSlice value_;
