@@ -279,8 +279,9 @@ absl::Status EncodeKvq(absl::Span<const float> x, uint32_t heads, uint32_t token
   const float top = HalfBitsToFloat(top_h);
   for (uint64_t l = 0; l < lines; ++l) {
     if (need[l] <= 0) continue;
-    int q = std::clamp(static_cast<int>(std::floor(-8.0 * std::log2(need[l] / top))), 0,
-                       kKvqZeroScale - 1);
+    // In double: need / top >= 2^-149 / 65504, so the log is finite.
+    const double steps = -8.0 * std::log2(static_cast<double>(need[l]) / top);
+    int q = static_cast<int>(std::clamp(std::floor(steps), 0.0, kKvqZeroScale - 1.0));
     while (q > 0 && HalfBitsToFloat(LineScaleBits(top, static_cast<uint8_t>(q))) < need[l]) --q;
     scale_q[l] = static_cast<uint8_t>(q);
     scale[l] = HalfBitsToFloat(LineScaleBits(top, scale_q[l]));

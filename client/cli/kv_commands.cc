@@ -89,7 +89,11 @@ std::string KvStatsText(const std::string& ns, const KvStats& s) {
   if (s.config.codec == KvCodec::kInt4) {
     absl::StrAppend(&codec, " (groups of ", s.config.int4_group_size, ")");
   }
-  if (s.config.entropy.value_or(true)) absl::StrAppend(&codec, " + zstd");
+  if (s.config.codec == KvCodec::kKvq) {
+    absl::StrAppend(&codec, " (rANS)");  // its own entropy stage; zstd never runs on it
+  } else if (s.config.entropy.value_or(true)) {
+    absl::StrAppend(&codec, " + zstd");
+  }
   absl::StrAppendFormat(&t, "codec:             %s\n", codec);
   if (s.config.capacity_bytes == 0) {
     absl::StrAppendFormat(&t, "capacity:          unlimited\n");
