@@ -323,6 +323,26 @@ absl::Status EncodeKvq(absl::Span<const float> x, uint32_t heads, uint32_t token
           --q;
         }
       }
+      // A code must decode within kKvqMaxMagnitude (a scale rounded up and
+      // a level at +-1 can overshoot a value near the limit): else the
+      // in-range level nearest to x, else the element becomes an outlier.
+      const auto decoded = [&](int j) { return DecodeCode(levels[j], scale[l], offset[l]); };
+      if (!outlier[e] && !(std::abs(decoded(q)) <= kKvqMaxMagnitude)) {
+        int best = -1;
+        float best_err = std::numeric_limits<float>::infinity();
+        for (int j = 0; j < n_levels; ++j) {
+          const float d = decoded(j);
+          if (std::abs(d) <= kKvqMaxMagnitude && std::abs(d - x[e]) < best_err) {
+            best = j;
+            best_err = std::abs(d - x[e]);
+          }
+        }
+        if (best < 0) {
+          outlier[e] = 1;
+          best = 0;
+        }
+        q = best;
+      }
       codes[l * len + k] = static_cast<uint8_t>(q);
       ++counts[q];
     }

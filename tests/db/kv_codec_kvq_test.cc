@@ -271,6 +271,27 @@ TEST(KvqTest, ZeroAndConstantTensorsAndAllSinkShapes) {
   }
 }
 
+TEST(KvqTest, ValuesAtTheRangeLimitDecode) {
+  // Scales rounded up could carry a level at +-1 past kKvqMaxMagnitude;
+  // the encoder picks in-range codes (or keeps the value as an outlier), so
+  // every block it writes decodes and every decoded value can be encoded
+  // again.
+  std::mt19937 rng(15);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> x(kShape.elements());
+  for (float& v : x) v = attention::kKvqMaxMagnitude * u(rng);
+  x[kHeadDim * 5] = attention::kKvqMaxMagnitude;
+  x[kHeadDim * 7 + 3] = -attention::kKvqMaxMagnitude;
+  for (int bits : {1, 2, 3, 4}) {
+    for (KvTensorRole role : {KvTensorRole::kKeys, KvTensorRole::kValues}) {
+      const RoundTrip r = RoundTripOf(x, role, Kvq(bits, 1, 0.0, 0.0));
+      ASSERT_EQ(r.out.size(), x.size()) << bits;
+      auto again = EncodeKvTensor(r.out, kShape, role, Kvq(bits));
+      ASSERT_TRUE(again.ok()) << again.status();
+    }
+  }
+}
+
 TEST(KvqTest, BadOptionsAndInputsAreInvalidArgument) {
   const std::vector<float> v = Gaussian(10, kShape.elements());
   for (const KvCodecOptions& o : {Kvq(0), Kvq(9), Kvq(3, 1, -0.1), Kvq(3, 1, 0.6)}) {
