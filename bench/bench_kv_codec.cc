@@ -17,7 +17,9 @@
 // queries over the context, perplexity of the continuation, and greedy
 // decoding of --greedy tokens after the context plus --question tokens:
 // how many windows give exactly the recompute tokens, and position-wise
-// agreement with the recompute and with the full prefill.
+// agreement with the recompute and with the full prefill. Ends with the kvq
+// codec's goal lines (ratio vs fp16 >= 4, perplexity within 1% of the
+// recompute, >= 95% of windows greedy-identical to it).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -120,6 +122,9 @@ int main(int argc, char** argv) {
   std::string text_path = ".assets/decoder-data/val.txt";
   int chunks = 4, chunk_tokens = 64, cont_tokens = 64, question = 16, greedy = 32, windows = 32;
   std::string json_out;
+  int kvq_bits = 3;
+  uint32_t kvq_sinks = 1;
+  double kvq_outliers = 0.01, kvq_rate = 0.005;
   app.add_option("--model", model_dir, "model directory")->capture_default_str();
   app.add_option("--text", text_path, "validation text (scripts/fetch_decoder_corpora)")
       ->capture_default_str();
@@ -132,6 +137,12 @@ int main(int argc, char** argv) {
   app.add_option("--greedy", greedy, "greedy tokens compared")->capture_default_str();
   app.add_option("--windows", windows, "windows of validation text")->capture_default_str();
   app.add_option("--json", json_out, "also write the results as JSON here");
+  app.add_option("--kvq-bits", kvq_bits, "kvq code width")->capture_default_str();
+  app.add_option("--kvq-sinks", kvq_sinks, "kvq leading tokens kept fp16")->capture_default_str();
+  app.add_option("--kvq-outliers", kvq_outliers, "kvq share of elements kept fp16")
+      ->capture_default_str();
+  app.add_option("--kvq-rate", kvq_rate, "kvq rate weight (entropy-constrained levels)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (question >= cont_tokens) {
     std::fprintf(stderr, "bench_kv_codec: --question must be below --cont-tokens\n");
@@ -199,6 +210,12 @@ int main(int argc, char** argv) {
   add("int8", KvCodecKind::kInt8);
   add("int4 g32", KvCodecKind::kInt4, 32);
   add("int4 g64", KvCodecKind::kInt4, 64);
+  add("kvq", KvCodecKind::kKvq);
+  results.back().options.kvq_bits = kvq_bits;
+  results.back().options.kvq_sink_tokens = kvq_sinks;
+  results.back().options.kvq_outlier_fraction = kvq_outliers;
+  results.back().options.kvq_rate_weight = kvq_rate;
+  const size_t kvq_row = results.size() - 1;
 
   CpuForward fwd(*model);
   const int vocab = cfg.vocab_size;
@@ -356,5 +373,18 @@ int main(int argc, char** argv) {
               "prefill's.\n",
               greedy);
   if (!json_out.empty()) std::ofstream(json_out) << j.dump(2) << "\n";
+  {
+    const CodecResult& r = results[kvq_row];
+    const double ppl = std::exp(r.nll / static_cast<double>(r.scored));
+    std::printf("\nkvq: %d-bit levels, %u sink token(s), %.3g outliers; attention-output error "
+                "%.3e (int4 g32: %.3e)\n",
+                kvq_bits, kvq_sinks, kvq_outliers, r.attn_samples ? r.attn_error / r.attn_samples : 0,
+                results[4].attn_samples ? results[4].attn_error / results[4].attn_samples : 0);
+    std::printf("goal kvq_ratio_vs_fp16 %.3f 4.0\n",
+                static_cast<double>(r.fp16_bytes) / static_cast<double>(r.stored_bytes));
+    std::printf("goal kvq_ppl_ratio_vs_recompute %.4f 1.01\n", ppl / recompute_ppl);
+    std::printf("goal kvq_windows_equal_recompute %.3f 0.95\n",
+                static_cast<double>(r.greedy_equal_recompute) / static_cast<double>(wins.size()));
+  }
   return 0;
 }

@@ -322,6 +322,8 @@ v1::KvCodec KvCodecToProto(KvCodec codec) {
       return v1::KV_CODEC_INT8;
     case KvCodec::kInt4:
       return v1::KV_CODEC_INT4;
+    case KvCodec::kKvq:
+      return v1::KV_CODEC_KVQ;
   }
   return static_cast<v1::KvCodec>(static_cast<int>(codec));
 }
@@ -339,6 +341,8 @@ absl::StatusOr<KvCodec> KvCodecFromProto(v1::KvCodec codec) {
       return KvCodec::kInt8;
     case v1::KV_CODEC_INT4:
       return KvCodec::kInt4;
+    case v1::KV_CODEC_KVQ:
+      return KvCodec::kKvq;
     default:
       break;
   }

@@ -8,7 +8,7 @@ namespace {
 
 constexpr KvDtype kDtypes[] = {KvDtype::kFp32, KvDtype::kFp16, KvDtype::kBf16};
 constexpr KvCodec kCodecs[] = {KvCodec::kFp32, KvCodec::kFp16, KvCodec::kBf16, KvCodec::kInt8,
-                               KvCodec::kInt4};
+                               KvCodec::kInt4, KvCodec::kKvq};
 
 }  // namespace
 
@@ -28,7 +28,7 @@ absl::StatusOr<KvCodec> ParseKvCodec(absl::string_view name) {
     if (name == KvCodecName(c)) return c;
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown KV codec \"", name, "\" (expected fp32, fp16, bf16, int8 or int4)"));
+      absl::StrCat("unknown KV codec \"", name, "\" (expected fp32, fp16, bf16, int8, int4 or kvq)"));
 }
 
 absl::string_view KvDtypeName(KvDtype dtype) {
@@ -55,6 +55,8 @@ absl::string_view KvCodecName(KvCodec codec) {
       return "int8";
     case KvCodec::kInt4:
       return "int4";
+    case KvCodec::kKvq:
+      return "kvq";
   }
   return "unknown";
 }

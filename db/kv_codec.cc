@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "attention/kv_quant.h"
+#include "attention/kvq.h"
 #include "common/hash.h"
 #include "common/status_macros.h"
 #include "mnemo/kv_names.h"
@@ -107,8 +108,18 @@ attention::KvQuantSpec QuantSpecOf(KvCodecKind kind, KvTensorRole role, const Kv
              : attention::Int4ValueSpec(s.heads, s.tokens, s.head_dim, group_size, params);
 }
 
+attention::KvqOptions KvqOptionsOf(const KvCodecOptions& o) {
+  attention::KvqOptions k;
+  k.bits = o.kvq_bits;
+  k.sink_tokens = o.kvq_sink_tokens;
+  k.outlier_fraction = o.kvq_outlier_fraction;
+  k.rate_weight = o.kvq_rate_weight;
+  return k;
+}
+
 // Raw (pre-entropy) payload size of a block whose fields are validated.
 uint64_t RawPayloadBytes(const KvTensorHeader& h) {
+  if (h.kind == KvCodecKind::kKvq) return h.payload_bytes;  // sized by its own sections
   if (IsFloatKind(h.kind)) return h.shape.elements() * FloatKindBytes(h.kind);
   return attention::QuantLayout(QuantSpecOf(h.kind, h.role, h.shape, h.group_size, h.fp32_params))
       .payload_bytes;
@@ -296,6 +307,9 @@ absl::Status ValidateKvCodecOptions(const KvCodecOptions& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("int4 group_size must be in [1, ", kMaxKvGroupSize, "], got ", o.group_size));
   }
+  if (o.kind == KvCodecKind::kKvq) {
+    return attention::ValidateKvqOptions(KvqOptionsOf(o));
+  }
   return absl::OkStatus();
 }
 
@@ -362,10 +376,26 @@ absl::StatusOr<EncodedKvTensor> EncodeKvTensor(absl::Span<const float> x,
       error = RelativeError(x, back);
       break;
     }
+    case KvCodecKind::kKvq: {
+      const attention::KvqOptions k = KvqOptionsOf(options);
+      const bool keys = role == KvTensorRole::kKeys;
+      RETURN_IF_ERROR(
+          attention::EncodeKvq(x, shape.heads, shape.tokens, shape.head_dim, keys, k, &raw));
+      if (raw.size() > kMaxKvPayloadBytes) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "kvq payload would be ", raw.size(), " bytes, over ", kMaxKvPayloadBytes));
+      }
+      ASSIGN_OR_RETURN(const attention::KvqPlanes planes,
+                       attention::ParseKvq(raw, shape.heads, shape.tokens, shape.head_dim, keys));
+      std::vector<float> back(x.size());
+      RETURN_IF_ERROR(attention::DequantizeKvqPlanes(planes, absl::MakeSpan(back)));
+      error = RelativeError(x, back);
+      break;
+    }
   }
 
   std::string payload;
-  if (options.entropy) {
+  if (options.entropy && h.kind != KvCodecKind::kKvq) {
     const bool fp = IsFloatKind(h.kind);
     ASSIGN_OR_RETURN(
         std::string packed,
@@ -411,7 +441,7 @@ absl::StatusOr<KvTensorHeader> PeekKvTensor(absl::string_view bytes) {
   }
   KvTensorHeader h;
   const int kind = Load<uint8_t>(bytes, kOffKind);
-  if (kind > static_cast<uint8_t>(KvCodecKind::kInt4)) {
+  if (kind > static_cast<uint8_t>(KvCodecKind::kKvq)) {
     return Corrupt(absl::StrCat("unknown codec kind ", kind));
   }
   h.kind = static_cast<KvCodecKind>(kind);
@@ -422,7 +452,8 @@ absl::StatusOr<KvTensorHeader> PeekKvTensor(absl::string_view bytes) {
   h.role = static_cast<KvTensorRole>(role);
   const int flags = Load<uint8_t>(bytes, kOffFlags);
   if ((flags & ~(kFlagEntropy | kFlagFp32Params)) != 0 ||
-      (IsFloatKind(h.kind) && (flags & kFlagFp32Params) != 0)) {
+      ((IsFloatKind(h.kind) || h.kind == KvCodecKind::kKvq) && (flags & kFlagFp32Params) != 0) ||
+      (h.kind == KvCodecKind::kKvq && (flags & kFlagEntropy) != 0)) {
     return Corrupt(absl::StrCat("bad flags ", flags, " for ", KvCodecName(h.kind)));
   }
   h.entropy = (flags & kFlagEntropy) != 0;
@@ -498,6 +529,20 @@ absl::Status DecodeKvTensor(absl::string_view bytes, std::vector<float>* out,
   OpenedBlock b;
   RETURN_IF_ERROR(OpenBlock(bytes, &b));
   const KvTensorHeader& h = b.header;
+  if (h.kind == KvCodecKind::kKvq) {
+    // Parse (sizes, counts, positions, rANS) before allocating the output.
+    absl::StatusOr<attention::KvqPlanes> planes =
+        attention::ParseKvq(b.raw, h.shape.heads, h.shape.tokens, h.shape.head_dim,
+                            h.role == KvTensorRole::kKeys);
+    if (!planes.ok()) return Corrupt(planes.status().message());
+    out->resize(h.shape.elements());
+    if (absl::Status s = attention::DequantizeKvqPlanes(*planes, absl::MakeSpan(*out)); !s.ok()) {
+      out->clear();
+      return Corrupt(s.message());
+    }
+    if (header != nullptr) *header = h;
+    return absl::OkStatus();
+  }
   const uint64_t n = h.shape.elements();
   out->resize(n);
   float* y = out->data();
@@ -526,6 +571,8 @@ absl::Status DecodeKvTensor(absl::string_view bytes, std::vector<float>* out,
       }
       break;
     }
+    case KvCodecKind::kKvq:  // decoded above
+      break;
     case KvCodecKind::kInt8:
     case KvCodecKind::kInt4:
       status = attention::DequantizeKv(

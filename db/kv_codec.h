@@ -11,6 +11,10 @@
 //         channel) over group_size consecutive tokens), values per token
 //         (each (head, token) over group_size consecutive channels), KIVI's
 //         split; two codes per byte.
+//   kvq   non-uniform levels scaled per channel (keys) / per token
+//         (values), ~1% outliers and the first sink tokens in fp16, codes
+//         rANS-coded: attention/kvq.h has the math and its payload layout
+//         (its own entropy stage: the zstd flag is never set on kvq).
 // The int math and its payload layout are attention/kv_quant.h; its scales
 // and mins are fp16 when the tensor's magnitudes allow it without loss
 // (attention::ChooseQuantParamType), fp32 otherwise; the header says which.
@@ -39,7 +43,7 @@
 //   52       payload: the codec's raw bytes, or one zstd frame of them that
 //            declares their exact size
 // The raw payload size follows from the header alone (kind, shape, flags,
-// group_size); decoding checks it against the header, the zstd frame and
+// group_size), except for kvq, whose payload states its own section sizes; decoding checks it against the header, the zstd frame and
 // kMaxKvTensorElements before it allocates anything.
 //
 // All functions are thread-safe.
@@ -94,12 +98,13 @@ inline constexpr size_t kKvTensorHeaderBytes = 52;
 
 struct KvCodecOptions {
   // Element format of the payload. fp16 (default) is lossless for KV
-  // computed in fp16; int8 / int4 store ~1.9x / ~3.2x less with a small,
-  // measured error.
+  // computed in fp16; int8 / int4 / kvq store ~1.9x / ~3.2x / ~4.1x less
+  // with a measured error (kvq's is about twice int4's).
   KvCodecKind kind = KvCodecKind::kFp16;
   // zstd on top of the payload (default on): lossless; on Gaussian data
   // ~15% smaller for fp16, ~30% for bf16, ~5% for int8 / int4 codes; costs
-  // encode time. Skipped per block when it would not shrink it.
+  // encode time. Skipped per block when it would not shrink it, and always
+  // for kvq (rANS-coded already).
   bool entropy = true;
   // zstd level when entropy is on, 1..ZSTD_maxCLevel() (default 3: fast;
   // higher levels buy little on float data).
@@ -108,6 +113,14 @@ struct KvCodecOptions {
   // (default 32, KIVI's). Smaller groups: lower error, more parameter
   // overhead (4 bytes per group). Ignored by the other kinds.
   uint32_t group_size = 32;
+  // kvq only (attention/kvq.h): code width (1..8), leading tokens kept in
+  // fp16, share of the other elements kept in fp16 as outliers, weight of
+  // the code length against the error when choosing levels and codes
+  // (attention::KvqOptions).
+  int kvq_bits = 3;
+  uint32_t kvq_sink_tokens = 1;
+  double kvq_outlier_fraction = 0.01;
+  double kvq_rate_weight = 0.005;
 };
 
 // INVALID_ARGUMENT for an unknown kind, or a zstd_level / group_size out of
@@ -164,7 +177,9 @@ absl::Status DecodeKvTensor(absl::string_view bytes, std::vector<float>* out,
 // Validates a block like DecodeKvTensor and hands back its raw payload with
 // the entropy stage undone, for a consumer that decodes elsewhere (int8 /
 // int4: the attention/kv_quant.h layout, which kernels/kv_dequant.h
-// decodes on a GPU; fp kinds: little-endian elements). The payload's
+// decodes on a GPU; kvq: the attention/kvq.h payload, which
+// attention::ParseKvq turns into the planes kernels/kvq_dequant.h decodes;
+// fp kinds: little-endian elements). The payload's
 // elements are not checked (DecodeKvTensor does that).
 absl::Status DecodeKvPayload(absl::string_view bytes, KvTensorHeader* header, std::string* payload);
 

@@ -61,6 +61,8 @@ absl::StatusOr<db::KvCodecKind> KvCodecFromProto(v1::KvCodec codec) {
       return db::KvCodecKind::kInt8;
     case v1::KV_CODEC_INT4:
       return db::KvCodecKind::kInt4;
+    case v1::KV_CODEC_KVQ:
+      return db::KvCodecKind::kKvq;
     default:
       break;
   }
@@ -77,6 +79,8 @@ v1::KvCodec KvCodecToProto(db::KvCodecKind codec) {
       return v1::KV_CODEC_INT8;
     case db::KvCodecKind::kInt4:
       return v1::KV_CODEC_INT4;
+    case db::KvCodecKind::kKvq:
+      return v1::KV_CODEC_KVQ;
     case db::KvCodecKind::kFp16:
       break;
   }

@@ -89,7 +89,11 @@ std::string KvStatsText(const std::string& ns, const KvStats& s) {
   if (s.config.codec == KvCodec::kInt4) {
     absl::StrAppend(&codec, " (groups of ", s.config.int4_group_size, ")");
   }
-  if (s.config.entropy.value_or(true)) absl::StrAppend(&codec, " + zstd");
+  if (s.config.codec == KvCodec::kKvq) {
+    absl::StrAppend(&codec, " (rANS)");  // its own entropy stage; zstd never runs on it
+  } else if (s.config.entropy.value_or(true)) {
+    absl::StrAppend(&codec, " + zstd");
+  }
   absl::StrAppendFormat(&t, "codec:             %s\n", codec);
   if (s.config.capacity_bytes == 0) {
     absl::StrAppendFormat(&t, "capacity:          unlimited\n");
@@ -693,8 +697,9 @@ void AddKvVerbs(CLI::App& app, const GlobalOptions* global, KvAction* action) {
   AddModelOptions(r, &reg->model, "");
   r->add_option("--codec", reg->codec,
                 "Storage codec: fp32 (lossless), fp16, bf16, int8 (per-token scale, ~1.9x "
-                "smaller than fp16) or int4 (groups, ~3.2x smaller)")
-      ->check(CLI::IsMember({"fp32", "fp16", "bf16", "int8", "int4"}))
+                "smaller than fp16), int4 (groups, ~3.2x smaller) or kvq (non-uniform levels, "
+                "outliers, rANS; >= 4x smaller)")
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16", "int8", "int4", "kvq"}))
       ->capture_default_str();
   r->add_flag("--no-entropy", reg->no_entropy,
               "Skip the lossless zstd stage on top of the codec (faster puts, more bytes)");

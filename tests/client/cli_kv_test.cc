@@ -316,6 +316,13 @@ TEST_F(CliKvTest, RegisterOptionsAndUsageErrors) {
   EXPECT_EQ(stats["capacity_bytes"], 1048576);
   EXPECT_EQ(stats["eviction_policy"], "fifo");
   EXPECT_EQ(stats["default_ttl_seconds"], 600);
+  // The same model again with the kvq codec.
+  r = Mnemo({"kv", "register", "--ns", "reg", "--model-dir", kModelDir, "--codec", "kvq", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(ParseJson(r)["codec"], "kvq");
+  r = Mnemo({"kv", "stats", "--ns", "reg"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_THAT(r.out, HasSubstr("codec:             kvq (rANS)"));
 
   // Neither or both model sources; unknown codec; bad fingerprint text.
   r = Mnemo({"kv", "register", "--ns", "reg"});

@@ -80,6 +80,8 @@ double Bound(KvCodecKind kind) {
       return 1e-2;
     case KvCodecKind::kInt4:
       return 0.1;
+    case KvCodecKind::kKvq:  // tests/db/kv_codec_kvq_test.cc
+      return 0.2;
   }
   return 0;
 }
@@ -530,7 +532,7 @@ TEST(KvCodecCorruptionTest, ResealedBadFieldsAreDataLoss) {
   ASSERT_TRUE(PeekKvTensor(zstd)->entropy);
 
   ExpectCorrupt(Resealed(fp16, 4, "\x02"), "unsupported version 2");
-  ExpectCorrupt(Resealed(fp16, 5, "\x05"), "unknown codec kind 5");
+  ExpectCorrupt(Resealed(fp16, 5, "\x06"), "unknown codec kind 6");
   ExpectCorrupt(Resealed(fp16, 6, "\x02"), "unknown role 2");
   ExpectCorrupt(Resealed(fp16, 7, "\x04"), "bad flags");
   ExpectCorrupt(Resealed(fp16, 7, "\x02"), "bad flags");  // fp32 params on an fp kind

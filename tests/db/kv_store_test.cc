@@ -276,7 +276,7 @@ INSTANTIATE_TEST_SUITE_P(
     Codecs, KvCodecStoreTest,
     ::testing::Values(std::pair{KvCodecKind::kFp32, 0.0}, std::pair{KvCodecKind::kFp16, 1e-3},
                       std::pair{KvCodecKind::kBf16, 8e-3}, std::pair{KvCodecKind::kInt8, 2e-2},
-                      std::pair{KvCodecKind::kInt4, 0.2}),
+                      std::pair{KvCodecKind::kInt4, 0.2}, std::pair{KvCodecKind::kKvq, 0.25}),
     [](const auto& info) { return std::string(KvCodecName(info.param.first)); });
 
 TEST_F(KvStoreTest, PositionsRotateStoredPreRopeKeysExactly) {

@@ -31,7 +31,7 @@ struct Seed {
 };
 
 // Small valid blocks: every codec, both roles, entropy on and off, fp16 and
-// fp32 quantization parameters.
+// fp32 quantization parameters, kvq with and without sinks and outliers.
 std::vector<Seed> Seeds() {
   std::vector<Seed> seeds;
   std::mt19937 rng(1);
@@ -75,12 +75,36 @@ std::vector<Seed> Seeds() {
     if (enc.ok())
       seeds.push_back({absl::StrCat("seed-", db::KvCodecName(kind), "-fp32params"), enc->bytes});
   }
+  // kvq: both roles; 2-bit codes with two sink tokens and 10% outliers;
+  // every token a sink.
+  struct KvqSeed {
+    const char* name;
+    int bits;
+    uint32_t sinks;
+    double outliers;
+  };
+  for (const KvqSeed& k : {KvqSeed{"", 3, 1, 0.01}, KvqSeed{"-b2-s2-o10", 2, 2, 0.1},
+                           KvqSeed{"-allsinks", 3, 9, 0.01}}) {
+    for (KvTensorRole role : {KvTensorRole::kKeys, KvTensorRole::kValues}) {
+      db::KvCodecOptions o;
+      o.kind = KvCodecKind::kKvq;
+      o.kvq_bits = k.bits;
+      o.kvq_sink_tokens = k.sinks;
+      o.kvq_outlier_fraction = k.outliers;
+      auto enc = db::EncodeKvTensor(x, shape, role, o);
+      EXPECT_TRUE(enc.ok()) << enc.status();
+      if (enc.ok()) {
+        seeds.push_back({absl::StrCat("seed-kvq", role == KvTensorRole::kKeys ? "-k" : "-v", k.name),
+                         enc->bytes});
+      }
+    }
+  }
   return seeds;
 }
 
 TEST(KvCodecCorpusTest, SeedBlocksDecodeAndHoldTheProperty) {
   const std::vector<Seed> seeds = Seeds();
-  ASSERT_EQ(seeds.size(), 14u);
+  ASSERT_EQ(seeds.size(), 20u);
   for (const Seed& s : seeds) {
     std::vector<float> out;
     EXPECT_TRUE(db::DecodeKvTensor(s.bytes, &out).ok()) << s.name;
