@@ -1,9 +1,12 @@
 // The GetKv block sender (server/kv_block_sender.h).
 #include "server/kv_block_sender.h"
 
+#include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
-#include <optional>
+#include <thread>
+#include <vector>
 
 #include "common/status_macros.h"
 #include "server/convert.h"
@@ -14,11 +17,16 @@
 namespace mnemo::server {
 namespace {
 
-// Two messages, a handshake between the thread that prepares the next one
-// and OnWriteDone of the one in flight: whichever of the two comes second
-// goes on (sends the prepared message, or ends the call), so the reader and
-// the messages are only ever used by one thread at a time, and the reactor
-// is not finished (and deleted) while a block is still being prepared.
+// Messages per call: one on the wire, the others filled ahead.
+constexpr int kMessages = 3;
+
+// A producer thread reads the blocks and fills free messages; the reactor
+// sends the filled ones in order. Reading on a thread of its own matters:
+// a write started from a gRPC callback goes out only after the callback
+// returns, so a block read in the callback after StartWrite delays that
+// write instead of overlapping it. Decisions are made under mu_ and acted
+// on (StartWrite, Finish) outside it; OnDone joins the producer before the
+// reactor is deleted.
 class KvBlockSender final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
  public:
   KvBlockSender(db::Store* store, grpc::CallbackServerContext* ctx,
@@ -26,33 +34,54 @@ class KvBlockSender final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
       : ctx_(ctx) {
     absl::Status status = Open(store, request);
     if (!status.ok()) {
-      End(status);
+      LogRpcFailure("GetKv", status, ctx_->peer());
+      Finish(ToGrpcStatus(status));
       return;
     }
-    Step(Prepare(&responses_[0]));
+    for (v1::GetKvResponse& m : messages_) free_.push_back(&m);
+    producer_ = std::thread([this] { Produce(); });
   }
 
   void OnWriteDone(bool ok) override {
-    std::optional<absl::StatusOr<bool>> prepared;
+    Action action;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (!prepared_.has_value()) {  // still preparing: the preparer goes on
-        write_done_ = ok;
-        return;
+      free_.push_back(in_flight_);
+      in_flight_ = nullptr;
+      if (!ok) {
+        stop_ = true;
+        action = FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "GetKv stream broken"));
+      } else {
+        action = NextLocked();
       }
-      prepared = std::move(prepared_);
-      prepared_.reset();
     }
-    if (!ok) {
-      Broken();
-      return;
-    }
-    Step(*std::move(prepared));
+    space_.notify_one();
+    Do(action);
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    if (producer_.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        stop_ = true;
+      }
+      space_.notify_one();
+      if (producer_.get_id() == std::this_thread::get_id()) {
+        producer_.detach();  // it returns right after this reaction
+      } else {
+        producer_.join();
+      }
+    }
+    delete this;
+  }
 
  private:
+  struct Action {
+    v1::GetKvResponse* write = nullptr;
+    bool finish = false;
+    grpc::Status status;
+  };
+
   absl::Status Open(db::Store* store, const v1::GetKvRequest& request) {
     ASSIGN_OR_RETURN(db::KvReadOptions options, KvReadOptionsFromProto(request));
     dtype_ = *options.as_bytes;
@@ -60,58 +89,83 @@ class KvBlockSender final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
     return absl::OkStatus();
   }
 
-  // The next block into `out`: true if there was one.
-  absl::StatusOr<bool> Prepare(v1::GetKvResponse* out) {
-    ASSIGN_OR_RETURN(bool more, reader_->Next(&block_));
-    if (more) KvBlockToProto(block_, dtype_, out);
-    return more;
-  }
-
-  // `prepared` (the outcome of preparing responses_[next_]) is to go out
-  // now: no write is in flight.
-  void Step(absl::StatusOr<bool> prepared) {
+  void Produce() {
     while (true) {
-      if (!prepared.ok() || !*prepared) {
-        End(prepared.status());
-        return;
+      v1::GetKvResponse* slot;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        space_.wait(lock, [&] { return stop_ || !free_.empty(); });
+        if (stop_) return;
+        slot = free_.back();
+        free_.pop_back();
       }
-      StartWrite(&responses_[next_]);
-      next_ ^= 1;
-      prepared = Prepare(&responses_[next_]);
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!write_done_.has_value()) {  // the write is still going: it goes on
-        prepared_ = std::move(prepared);
-        return;
+      absl::StatusOr<bool> more = reader_->Next(&block_);
+      if (more.ok() && *more) KvBlockToProto(block_, dtype_, slot);
+      Action action;
+      bool last = false;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (more.ok() && *more) {
+          ready_.push_back(slot);
+        } else {
+          free_.push_back(slot);
+          end_ = more.status();
+          produced_all_ = last = true;
+        }
+        if (idle_ && !stop_) action = NextLocked();
       }
-      const bool ok = *write_done_;
-      write_done_.reset();
-      if (!ok) {
-        Broken();
-        return;
-      }
+      Do(action);
+      if (last) return;
     }
   }
 
-  void Broken() {
-    reader_.reset();
-    Finish(grpc::Status(grpc::StatusCode::CANCELLED, "GetKv stream broken"));
+  // What to do now that no write is in flight (under mu_).
+  Action NextLocked() {
+    idle_ = false;
+    if (!ready_.empty()) {
+      in_flight_ = ready_.front();
+      ready_.pop_front();
+      return Action{in_flight_};
+    }
+    if (produced_all_) {
+      if (!end_.ok()) LogRpcFailure("GetKv", end_, ctx_->peer());
+      return FinishLocked(ToGrpcStatus(end_));
+    }
+    idle_ = true;  // the producer sends its next message itself
+    return Action{};
   }
 
-  void End(const absl::Status& status) {
-    if (!status.ok()) LogRpcFailure("GetKv", status, ctx_->peer());
-    reader_.reset();
-    Finish(ToGrpcStatus(status));
+  Action FinishLocked(grpc::Status status) {
+    if (finished_) return Action{};
+    finished_ = true;
+    return Action{nullptr, true, std::move(status)};
+  }
+
+  void Do(const Action& action) {
+    if (action.write != nullptr) {
+      StartWrite(action.write);
+    } else if (action.finish) {
+      Finish(action.status);
+    }
   }
 
   grpc::CallbackServerContext* const ctx_;
   db::KvDtype dtype_ = db::KvDtype::kFp32;
-  std::unique_ptr<db::KvReader> reader_;
-  db::KvBlock block_;
-  v1::GetKvResponse responses_[2];
-  int next_ = 0;  // the message to send next
+  std::unique_ptr<db::KvReader> reader_;  // the producer's
+  db::KvBlock block_;                     // the producer's
+  v1::GetKvResponse messages_[kMessages];
+  std::thread producer_;
   std::mutex mu_;
-  std::optional<absl::StatusOr<bool>> prepared_;  // guarded by mu_
-  std::optional<bool> write_done_;                // guarded by mu_
+  std::condition_variable space_;  // a message was freed, or stop_
+  // Guarded by mu_:
+  std::vector<v1::GetKvResponse*> free_;
+  std::deque<v1::GetKvResponse*> ready_;  // filled, in block order
+  v1::GetKvResponse* in_flight_ = nullptr;
+  bool idle_ = true;  // no write in flight and none started
+  bool produced_all_ = false;
+  absl::Status end_;  // the read's outcome, once produced_all_
+  bool stop_ = false;
+  bool finished_ = false;
 };
 
 }  // namespace
