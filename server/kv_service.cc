@@ -16,6 +16,7 @@
 #include "db/kv_context.h"
 #include "server/convert.h"
 #include "server/kv_arena_get.h"
+#include "server/kv_block_sender.h"
 #include "server/logging.h"
 #include "server/service.h"
 #include "server/status_mapping.h"
@@ -104,68 +105,6 @@ class PutKvReactor final : public grpc::ServerReadReactor<v1::PutKvRequest> {
   std::unique_ptr<db::KvChunkWriter> writer_;
   std::atomic<bool> cancelled_{false};
   std::vector<float> k_, v_;
-};
-
-// Server side of GetKv: one block per message, each read from the store
-// just before it is written, so the first layer leaves as soon as it is
-// read.
-class GetKvReactor final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
- public:
-  GetKvReactor(db::Store* store, grpc::CallbackServerContext* ctx, const v1::GetKvRequest& request)
-      : ctx_(ctx) {
-    absl::Status status = Open(store, request);
-    if (!status.ok()) {
-      End(status);
-      return;
-    }
-    WriteNext();
-  }
-
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "GetKv stream broken"));
-      return;
-    }
-    WriteNext();
-  }
-
-  void OnDone() override { delete this; }
-
- private:
-  absl::Status Open(db::Store* store, const v1::GetKvRequest& request) {
-    ASSIGN_OR_RETURN(db::KvReadOptions options, KvReadOptionsFromProto(request));
-    dtype_ = *options.as_bytes;
-    ASSIGN_OR_RETURN(reader_, store->ReadKv(request.namespace_(), options));
-    return absl::OkStatus();
-  }
-
-  void WriteNext() {
-    absl::StatusOr<bool> more = reader_->Next(&block_);
-    if (!more.ok()) {
-      End(more.status());
-      return;
-    }
-    if (!*more) {
-      End(absl::OkStatus());
-      return;
-    }
-    KvBlockToProto(block_, dtype_, &response_);
-    StartWrite(&response_);
-  }
-
-  void End(const absl::Status& status) {
-    if (!status.ok()) {
-      LogRpcFailure("GetKv", status, ctx_->peer());
-    }
-    reader_.reset();
-    Finish(ToGrpcStatus(status));
-  }
-
-  grpc::CallbackServerContext* const ctx_;
-  db::KvDtype dtype_ = db::KvDtype::kFp32;
-  std::unique_ptr<db::KvReader> reader_;
-  db::KvBlock block_;
-  v1::GetKvResponse response_;
 };
 
 // Server side of Attend: a ping-pong of one response per request. The
@@ -298,7 +237,7 @@ grpc::ServerWriteReactor<v1::GetKvResponse>* KvService::GetKv(
   if (!request->arena_session().empty()) {
     return NewKvArenaGetReactor(store_, arena_, ctx, *request);
   }
-  return new GetKvReactor(store_, ctx, *request);
+  return NewKvBlockSender(store_, ctx, *request);
 }
 
 grpc::ServerUnaryReactor* KvService::ExistsKv(grpc::CallbackServerContext* ctx,

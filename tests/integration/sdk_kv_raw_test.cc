@@ -155,5 +155,85 @@ TEST_F(KvRawTest, RawBlocksAreTheConvertedBlocksByteForByte) {
   }
 }
 
+// mnemod sends the next block while the previous one is on the wire
+// (server/kv_block_sender.h): readers that walk away after a block or two
+// (their calls cancelled while a block is being prepared) leave it serving,
+// and a full read afterwards still gets every block in order, byte for byte.
+TEST_F(KvRawTest, AbandonedRawReadsLeaveTheStreamIntact) {
+  const std::string ns = "abandon";
+  NamespaceConfig config;
+  config.name = ns;
+  config.dim = kDim;
+  ASSERT_TRUE(client_->CreateNamespace(config).ok());
+  std::vector<std::string> ids;
+  std::vector<Chunk> chunks;
+  for (int i = 0; i < 6; ++i) {
+    Chunk chunk;
+    chunk.id = absl::StrCat("c", i);
+    chunk.text = chunk.id;
+    chunk.vector = {1.0f, static_cast<float>(i), 0.0f, 0.0f};
+    chunks.push_back(chunk);
+    ids.push_back(chunk.id);
+  }
+  ASSERT_TRUE(client_->Upsert(ns, {}, chunks).ok());
+  KvConfig kv;
+  kv.model = TestModel();
+  kv.codec = KvCodec::kFp16;
+  kv.entropy = false;
+  ASSERT_TRUE(client_->RegisterKvModel(ns, kv).ok());
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (const std::string& id : ids) {
+    KvPut put;
+    put.chunk_id = id;
+    put.model = TestModel();
+    const int tokens = 64;
+    for (int t = 0; t < tokens; ++t) put.tokens.push_back(t);
+    for (int l = 0; l < kLayers; ++l) {
+      std::vector<float> k(static_cast<size_t>(kKvHeads) * tokens * kHeadDim), v(k.size());
+      for (float& x : k) x = normal(rng);
+      for (float& x : v) x = normal(rng);
+      put.k.push_back(std::move(k));
+      put.v.push_back(std::move(v));
+    }
+    ASSERT_TRUE(client_->PutKv(ns, put).ok());
+  }
+  KvGetRequest request;
+  request.chunk_ids = ids;
+  request.model = TestModel();
+  request.dtype = KvDtype::kFp16;
+  auto converted = client_->GetKv(ns, request);
+  ASSERT_TRUE(converted.ok()) << converted.status();
+  ASSERT_EQ(converted->size(), ids.size() * kLayers);
+
+  request.raw = true;
+  KvBlock block;
+  for (int round = 0; round < 20; ++round) {
+    auto reader = client_->OpenKvReader(ns, request);
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    for (int b = 0; b <= round % 3; ++b) {
+      auto more = (*reader)->Next(&block);
+      ASSERT_TRUE(more.ok()) << more.status();
+      ASSERT_TRUE(*more);
+      EXPECT_EQ(std::string(block.k_raw), AsDtype((*converted)[b].k, KvDtype::kFp16));
+    }
+  }  // each reader cancelled with blocks left
+  auto reader = client_->OpenKvReader(ns, request);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  size_t i = 0;
+  while (true) {
+    auto more = (*reader)->Next(&block);
+    ASSERT_TRUE(more.ok()) << more.status();
+    if (!*more) break;
+    ASSERT_LT(i, converted->size());
+    const KvBlock& want = (*converted)[i++];
+    EXPECT_EQ(block.chunk_id, want.chunk_id);
+    EXPECT_EQ(block.layer, want.layer);
+    EXPECT_EQ(std::string(block.k_raw), AsDtype(want.k, KvDtype::kFp16)) << "block " << i;
+    EXPECT_EQ(std::string(block.v_raw), AsDtype(want.v, KvDtype::kFp16)) << "block " << i;
+  }
+  EXPECT_EQ(i, converted->size());
+}
+
 }  // namespace
 }  // namespace mnemo::testing

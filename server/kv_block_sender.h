@@ -1,0 +1,24 @@
+// GetKv over the gRPC stream (no arena session): the reactor that sends a
+// read's blocks, one per message. Two response messages alternate: while
+// one is on the wire, the next block is read from the store and written
+// into the other, so the db read, the checksum and the copy into the
+// message overlap gRPC's send instead of following it.
+#ifndef MNEMO_SERVER_KV_BLOCK_SENDER_H_
+#define MNEMO_SERVER_KV_BLOCK_SENDER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "db/store.h"
+#include "mnemo/v1/mnemo.grpc.pb.h"
+
+namespace mnemo::server {
+
+// A new reactor for `request` (which names no arena session). Deletes
+// itself when the call is done.
+grpc::ServerWriteReactor<v1::GetKvResponse>* NewKvBlockSender(db::Store* store,
+                                                              grpc::CallbackServerContext* ctx,
+                                                              const v1::GetKvRequest& request);
+
+}  // namespace mnemo::server
+
+#endif  // MNEMO_SERVER_KV_BLOCK_SENDER_H_
