@@ -258,6 +258,31 @@ TEST_F(KvArenaTest, HitsAreLeasesWithTheStoredBytes) {
   EXPECT_EQ((*floats)[0].tokens, a.tokens);
 }
 
+// One GetKv whose blocks are partly hits and partly misses (filled by the
+// call's fill thread): every block once, layer-major in request order,
+// the hits the same arena bytes as before.
+TEST_F(KvArenaTest, HitsAndMissesInOneReadComeLayerMajorInRequestOrder) {
+  const KvPut a = MakePut("a", 1), b = MakePut("b", 2);
+  Put(a);
+  Put(b);
+  auto first = ReadRaw(client_.get(), {"b"});
+  ASSERT_TRUE(first.ok()) << first.status();
+  ExpectBlocks(*first, {&b}, "b filled");
+  auto both = ReadRaw(client_.get(), {"a", "b"});
+  ASSERT_TRUE(both.ok()) << both.status();
+  ExpectBlocks(*both, {&a, &b}, "a filled, b hit");
+  ASSERT_EQ(both->size(), 2u * kLayers);
+  for (size_t i = 0; i < both->size(); ++i) {
+    const KvBlock& blk = (*both)[i];
+    EXPECT_EQ(blk.layer, i / 2) << i;
+    EXPECT_EQ(blk.chunk_index, i % 2) << i;
+    EXPECT_EQ(blk.chunk_id, i % 2 == 0 ? "a" : "b") << i;
+    if (blk.chunk_id == "b") {
+      EXPECT_EQ(blk.lease->k_offset, (*first)[blk.layer].lease->k_offset) << "b is a hit";
+    }
+  }
+}
+
 TEST_F(KvArenaTest, LeasedBlocksSurviveEvictionUntilReleased) {
   const KvPut a = MakePut("a", 1), b = MakePut("b", 2), c = MakePut("c", 3);
   Put(a);
