@@ -1,10 +1,12 @@
 // GetKv answered with KV arena leases (server/kv_arena_get.h).
 #include "server/kv_arena_get.h"
 
-#include <future>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -46,8 +48,9 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<v1::GetKvRespons
     std::vector<std::optional<KvArenaBlock>> blocks;  // per chunk, pinned
     std::unique_ptr<db::KvReader> reader;             // of the misses
     std::vector<size_t> missing;                      // chunk indexes the reader reads
-    std::future<absl::Status> filled;
-    bool started = false;
+    // Set by the fill thread under mu_ when the layer's misses are in.
+    bool filled = false;
+    absl::Status fill_status;
   };
 
   absl::Status Open(db::Store* store, const v1::GetKvRequest& request) {
@@ -96,23 +99,45 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<v1::GetKvRespons
       ASSIGN_OR_RETURN(layer.reader, store->ReadKv(ns_, read));
     }
     positions_ = options.positions;
-    for (uint32_t i = 0; i < layers && i < static_cast<uint32_t>(kKvArenaFillAhead); ++i) {
-      StartFill(i);
+    bool any_miss = false;
+    for (Layer& layer : layers_) {
+      if (layer.reader == nullptr) {
+        layer.filled = true;
+      } else {
+        any_miss = true;
+      }
     }
+    // One fill thread for the whole call, reading the layers in order (one
+    // stream of reads for the disk, no thread per layer).
+    if (any_miss) filler_ = std::thread([this] { FillLoop(); });
     return absl::OkStatus();
+  }
+
+  // The fill thread: layer after layer, at most kKvArenaFillAhead layers
+  // ahead of the one being sent; stops at the first error or when the
+  // call ends.
+  void FillLoop() {
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || i < sending_ + kKvArenaFillAhead; });
+        if (stop_) return;
+        if (layers_[i].filled) continue;
+      }
+      absl::Status status = Fill(static_cast<uint32_t>(i));
+      {
+        std::lock_guard lock(mu_);
+        layers_[i].fill_status = status;
+        layers_[i].filled = true;
+      }
+      cv_.notify_all();
+      if (!status.ok()) return;
+    }
   }
 
   KvArenaKey KeyOf(size_t chunk, uint32_t layer, const db::KvReadOptions& options) const {
     return KvArenaKey{ns_, ids_[chunk], layer, static_cast<int>(dtype_),
                       options.positions.empty() ? -1 : options.positions[chunk]};
-  }
-
-  void StartFill(uint32_t i) {
-    Layer& layer = layers_[i];
-    if (layer.started) return;
-    layer.started = true;
-    if (layer.reader == nullptr) return;
-    layer.filled = std::async(std::launch::async, [this, i] { return Fill(i); });
   }
 
   // Reads layer i's misses and copies them into the arena (a fill thread).
@@ -144,15 +169,18 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<v1::GetKvRespons
     }
     Layer& layer = layers_[layer_];
     if (chunk_ == 0) {
-      StartFill(layer_);
-      if (layer.filled.valid()) {
-        absl::Status filled = layer.filled.get();
-        if (!filled.ok()) {
-          End(filled);
-          return;
-        }
+      absl::Status filled;
+      {
+        std::unique_lock lock(mu_);
+        sending_ = layer_;
+        cv_.notify_all();
+        cv_.wait(lock, [&] { return layer.filled; });
+        filled = layer.fill_status;
       }
-      if (layer_ + kKvArenaFillAhead < layers_.size()) StartFill(layer_ + kKvArenaFillAhead);
+      if (!filled.ok()) {
+        End(filled);
+        return;
+      }
     }
     std::optional<KvArenaBlock>& block = layer.blocks[chunk_];
     if (!block.has_value()) {
@@ -176,12 +204,15 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<v1::GetKvRespons
     StartWrite(&response_);
   }
 
-  // Waits for every fill and drops the pins no lease took over.
+  // Stops the fill thread and drops the pins no lease took over.
   void End(const absl::Status& status) {
     if (!status.ok()) LogRpcFailure("GetKv", status, ctx_->peer());
-    for (Layer& layer : layers_) {
-      if (layer.filled.valid()) IgnoreError(layer.filled.get());
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
     }
+    cv_.notify_all();
+    if (filler_.joinable()) filler_.join();
     for (Layer& layer : layers_) {
       for (std::optional<KvArenaBlock>& b : layer.blocks) {
         if (b.has_value()) arena_->Unpin(b->entry);
@@ -204,6 +235,13 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<v1::GetKvRespons
   std::vector<Layer> layers_;
   size_t layer_ = 0, chunk_ = 0;
   v1::GetKvResponse response_;
+  // Between the stream and the fill thread: the layer being sent, each
+  // layer's filled flag and status, and the stop request.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t sending_ = 0;
+  bool stop_ = false;
+  std::thread filler_;
 };
 
 }  // namespace

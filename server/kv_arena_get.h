@@ -2,9 +2,9 @@
 // call that names an arena session. Every block is answered with a lease
 // on its bytes in the arena. Hits are pinned as found; misses are read
 // from the store (one read per layer, opened together so they see the
-// same KV) and copied into the arena on a few threads, up to
-// kKvArenaFillAhead layers ahead of the stream, so later layers are filled
-// while earlier ones are being sent and used.
+// same KV) and copied into the arena by one fill thread per call, layer
+// after layer, up to kKvArenaFillAhead layers ahead of the stream, so later
+// layers are filled while earlier ones are being sent and used.
 #ifndef MNEMO_SERVER_KV_ARENA_GET_H_
 #define MNEMO_SERVER_KV_ARENA_GET_H_
 

@@ -16,6 +16,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <random>
 #include <set>
@@ -258,6 +259,31 @@ TEST_F(KvArenaTest, HitsAreLeasesWithTheStoredBytes) {
   EXPECT_EQ((*floats)[0].tokens, a.tokens);
 }
 
+// One GetKv whose blocks are partly hits and partly misses (filled by the
+// call's fill thread): every block once, layer-major in request order,
+// the hits the same arena bytes as before.
+TEST_F(KvArenaTest, HitsAndMissesInOneReadComeLayerMajorInRequestOrder) {
+  const KvPut a = MakePut("a", 1), b = MakePut("b", 2);
+  Put(a);
+  Put(b);
+  auto first = ReadRaw(client_.get(), {"b"});
+  ASSERT_TRUE(first.ok()) << first.status();
+  ExpectBlocks(*first, {&b}, "b filled");
+  auto both = ReadRaw(client_.get(), {"a", "b"});
+  ASSERT_TRUE(both.ok()) << both.status();
+  ExpectBlocks(*both, {&a, &b}, "a filled, b hit");
+  ASSERT_EQ(both->size(), 2u * kLayers);
+  for (size_t i = 0; i < both->size(); ++i) {
+    const KvBlock& blk = (*both)[i];
+    EXPECT_EQ(blk.layer, i / 2) << i;
+    EXPECT_EQ(blk.chunk_index, i % 2) << i;
+    EXPECT_EQ(blk.chunk_id, i % 2 == 0 ? "a" : "b") << i;
+    if (blk.chunk_id == "b") {
+      EXPECT_EQ(blk.lease->k_offset, (*first)[blk.layer].lease->k_offset) << "b is a hit";
+    }
+  }
+}
+
 TEST_F(KvArenaTest, LeasedBlocksSurviveEvictionUntilReleased) {
   const KvPut a = MakePut("a", 1), b = MakePut("b", 2), c = MakePut("c", 3);
   Put(a);
@@ -455,6 +481,62 @@ TEST_F(KvArenaTest, RestartedMnemodServesCorrectBytes) {
   ASSERT_TRUE(after.ok()) << after.status();
   ExpectBlocks(*after, {&b, &a}, "after the restart");
   after->clear();
+  client.reset();
+  ASSERT_TRUE((*restarted)->Stop().ok());
+}
+
+// A blob file that lost a byte of a block's payload: the arena GetKv that
+// must fill that block from the store fails with DATA_LOSS (the block's
+// own checksum, found by the call's fill thread), and the arena keeps
+// serving the intact chunk afterwards.
+TEST_F(KvArenaTest, CorruptBlobIsDataLossThroughTheArena) {
+  const KvPut a = MakePut("a", 1);
+  Put(a);
+  const std::string dir = server_->data_dir();
+  client_.reset();
+  ASSERT_TRUE(server_->Stop().ok());
+  // A restart replays the log and flushes it: the blocks go to blob files.
+  {
+    auto flushed = MnemodProcess::Start({"--kv-arena-bytes", kArenaBytes}, dir);
+    ASSERT_TRUE(flushed.ok()) << flushed.status();
+    ASSERT_TRUE((*flushed)->Stop().ok());
+  }
+  int corrupted = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (e.path().extension() != ".blob" || e.file_size() < (1u << 20)) continue;
+    // A quarter in: inside the first block's K payload (each block is
+    // 512 KiB of K then 512 KiB of V).
+    std::fstream f(e.path(), std::ios::in | std::ios::out | std::ios::binary);
+    const auto at = static_cast<std::streamoff>(e.file_size() / 4);
+    f.seekg(at);
+    char c = 0;
+    f.read(&c, 1);
+    c ^= 0x10;
+    f.seekp(at);
+    f.write(&c, 1);
+    ASSERT_TRUE(f.good());
+    ++corrupted;
+  }
+  ASSERT_GT(corrupted, 0) << "no blob file under " << dir;
+  // server_ keeps owning (and finally removes) the data directory.
+  auto restarted = MnemodProcess::Start({"--kv-arena-bytes", kArenaBytes}, dir);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  auto client = ConnectOrDie((*restarted)->target());
+  ASSERT_NE(client, nullptr);
+  auto read = ReadRaw(client.get(), {"a"});
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss) << read.status();
+  // Nothing stays pinned by the failed call: two new chunks still fill the
+  // whole arena (4 blocks) and read back intact.
+  const KvPut b = MakePut("b", 2), c = MakePut("c", 3);
+  for (const KvPut* put : {&b, &c}) {
+    auto result = client->PutKv("kv", *put);
+    ASSERT_TRUE(result.ok()) << result.status();
+  }
+  auto ok = ReadRaw(client.get(), {"b", "c"});
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  ExpectBlocks(*ok, {&b, &c}, "after the failed read");
+  ok->clear();
   client.reset();
   ASSERT_TRUE((*restarted)->Stop().ok());
 }
