@@ -44,6 +44,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "bench/bench_must.h"
 #include "db/kv_codec.h"
 #include "db/store.h"
 #include "grpcpp/grpcpp.h"
@@ -56,18 +57,8 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-[[noreturn]] void Die(const std::string& what, const absl::Status& status) {
-  std::fprintf(stderr, "bench_kv_read: %s: %s\n", what.c_str(), status.ToString().c_str());
-  std::exit(1);
-}
-template <typename T>
-T Must(absl::StatusOr<T> v, const std::string& what) {
-  if (!v.ok()) Die(what, v.status());
-  return *std::move(v);
-}
-void Must(const absl::Status& s, const std::string& what) {
-  if (!s.ok()) Die(what, s);
-}
+using mnemo::bench::Die;
+using mnemo::bench::Must;
 double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }

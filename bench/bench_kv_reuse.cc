@@ -48,6 +48,8 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_format.h"
+#include "bench/bench_must.h"
+#include "bench/greedy_metrics.h"
 #include "decoder/chunk_kv.h"
 #include "decoder/model.h"
 #include "decoder/parallel_encoding.h"
@@ -59,38 +61,11 @@ namespace {
 
 namespace dec = mnemo::decoder;
 
-[[noreturn]] void Die(const std::string& what, const absl::Status& status) {
-  std::fprintf(stderr, "bench_kv_reuse: %s: %s\n", what.c_str(), status.ToString().c_str());
-  std::exit(1);
-}
+using mnemo::bench::Die;
+using mnemo::bench::Must;
 
-template <typename T>
-T Must(absl::StatusOr<T> v, const std::string& what) {
-  if (!v.ok()) Die(what, v.status());
-  return *std::move(v);
-}
-
-void Must(const absl::Status& s, const std::string& what) {
-  if (!s.ok()) Die(what, s);
-}
-
-// Sum of -log p(targets[r]) over the first `rows` rows of `logits`.
-double Nll(const std::vector<float>& logits, int vocab, const std::vector<int32_t>& targets,
-           size_t rows) {
-  double nll = 0;
-  for (size_t r = 0; r < rows; ++r) {
-    const float* row = logits.data() + r * vocab;
-    const float m = *std::max_element(row, row + vocab);
-    double sum = 0;
-    for (int i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(row[i] - m));
-    nll += -(static_cast<double>(row[targets[r]] - m) - std::log(sum));
-  }
-  return nll;
-}
-
-int32_t Argmax(const std::vector<float>& logits) {
-  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-}
+using mnemo::bench::Argmax;
+using mnemo::bench::Nll;
 
 // Greedy tokens after `prompt` on top of `cache` (which it extends).
 std::vector<int32_t> Greedy(dec::CpuForward* fwd, dec::KvCache* cache,

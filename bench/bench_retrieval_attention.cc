@@ -121,6 +121,7 @@
 #include "attention/partial.h"
 #include "attention/rope.h"
 #include "attention/vector_ops.h"
+#include "bench/bench_must.h"
 #include "decoder/chunk_kv.h"
 #include "decoder/model.h"
 #include "decoder/tokenizer.h"
@@ -135,21 +136,8 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-[[noreturn]] void Die(const std::string& what, const absl::Status& status) {
-  std::fprintf(stderr, "bench_retrieval_attention: %s: %s\n", what.c_str(),
-               status.ToString().c_str());
-  std::exit(1);
-}
-
-template <typename T>
-T Must(absl::StatusOr<T> v, const std::string& what) {
-  if (!v.ok()) Die(what, v.status());
-  return *std::move(v);
-}
-
-void Must(const absl::Status& s, const std::string& what) {
-  if (!s.ok()) Die(what, s);
-}
+using mnemo::bench::Die;
+using mnemo::bench::Must;
 
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());

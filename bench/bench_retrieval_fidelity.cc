@@ -43,6 +43,8 @@
 #include "attention/key_clusters.h"
 #include "attention/partial.h"
 #include "attention/rope.h"
+#include "bench/bench_must.h"
+#include "bench/bench_must.h"
 #include "decoder/chunk_kv.h"
 #include "decoder/model.h"
 #include "decoder/session.h"
@@ -63,22 +65,7 @@ using mnemo::decoder::KvCache;
 using mnemo::decoder::LogitsMode;
 using mnemo::decoder::Model;
 
-template <typename T>
-T Must(absl::StatusOr<T> v, const std::string& what) {
-  if (!v.ok()) {
-    std::fprintf(stderr, "bench_retrieval_fidelity: %s: %s\n", what.c_str(),
-                 std::string(v.status().message()).c_str());
-    std::exit(1);
-  }
-  return *std::move(v);
-}
-void Must(const absl::Status& s, const std::string& what) {
-  if (!s.ok()) {
-    std::fprintf(stderr, "bench_retrieval_fidelity: %s: %s\n", what.c_str(),
-                 std::string(s.message()).c_str());
-    std::exit(1);
-  }
-}
+using mnemo::bench::Must;
 
 // A context of stored chunks, prepared as mnemod holds it: per chunk and
 // layer the chunk-local keys, values and key clusters; plus the keys at
