@@ -63,63 +63,6 @@ absl::Status ReceiveHello(int sock, KvArenaHello* hello, int* fd) {
   return absl::OkStatus();
 }
 
-class KvArenaReaderImpl final : public KvReader {
- public:
-  KvArenaReaderImpl(v1::MnemoKv::Stub* stub, std::shared_ptr<KvArenaSession> session,
-                    v1::GetKvRequest request, std::chrono::system_clock::time_point deadline,
-                    bool raw)
-      : session_(std::move(session)), raw_(raw) {
-    context_.set_deadline(deadline);
-    request.set_arena_session(session_->token());
-    reader_ = stub->GetKv(&context_, request);
-  }
-
-  ~KvArenaReaderImpl() override {
-    if (!finished_) {
-      context_.TryCancel();
-      mnemo::IgnoreError(FromGrpc(reader_->Finish()));
-    }
-  }
-
-  absl::StatusOr<bool> Next(KvBlock* block) override {
-    if (finished_) {
-      if (!final_status_.ok()) return final_status_;
-      return false;
-    }
-    if (reader_->Read(&response_)) {
-      // Adopted first, so the lease is released even when the block is bad.
-      std::shared_ptr<const KvArenaLease> lease = session_->Adopt(response_.lease());
-      absl::Status converted =
-          response_.has_lease()
-              ? KvBlockFromProto(response_, block, session_->mapping()->bytes(), raw_)
-              : absl::DataLossError("a KV arena read answered a block without a lease");
-      if (converted.ok()) {
-        // Float blocks are copies: their lease is released at once.
-        block->lease = raw_ ? std::move(lease) : nullptr;
-        return true;
-      }
-      context_.TryCancel();
-      mnemo::IgnoreError(FromGrpc(reader_->Finish()));
-      finished_ = true;
-      final_status_ = converted;
-      return converted;
-    }
-    finished_ = true;
-    final_status_ = FromGrpc(reader_->Finish());
-    if (!final_status_.ok()) return final_status_;
-    return false;
-  }
-
- private:
-  const std::shared_ptr<KvArenaSession> session_;
-  const bool raw_;
-  grpc::ClientContext context_;
-  v1::GetKvResponse response_;
-  std::unique_ptr<grpc::ClientReader<v1::GetKvResponse>> reader_;
-  bool finished_ = false;
-  absl::Status final_status_;
-};
-
 }  // namespace
 
 KvArenaMapping::~KvArenaMapping() {
@@ -237,15 +180,6 @@ absl::StatusOr<std::shared_ptr<KvArenaSession>> KvArenaClient::Session(
     RETURN_IF_ERROR(FromGrpc(stub->KvArenaRelease(&ctx, request, &response)));
   }
   return session_;
-}
-
-std::unique_ptr<KvReader> OpenKvArenaReader(v1::MnemoKv::Stub* stub,
-                                            std::shared_ptr<KvArenaSession> session,
-                                            v1::GetKvRequest request,
-                                            std::chrono::system_clock::time_point deadline,
-                                            bool raw) {
-  return std::make_unique<KvArenaReaderImpl>(stub, std::move(session), std::move(request),
-                                             deadline, raw);
 }
 
 }  // namespace mnemo::client_internal

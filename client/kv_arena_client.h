@@ -88,13 +88,6 @@ class KvArenaClient {
   std::chrono::steady_clock::time_point retry_after_{};
 };
 
-// A GetKv through `session`: every block is a lease read in place.
-std::unique_ptr<KvReader> OpenKvArenaReader(v1::MnemoKv::Stub* stub,
-                                            std::shared_ptr<KvArenaSession> session,
-                                            v1::GetKvRequest request,
-                                            std::chrono::system_clock::time_point deadline,
-                                            bool raw);
-
 }  // namespace mnemo::client_internal
 
 #endif  // MNEMO_CLIENT_KV_ARENA_CLIENT_H_

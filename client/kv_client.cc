@@ -92,13 +92,15 @@ class KvWriterImpl final : public KvWriter {
   bool cancelled_ = false;
 };
 
-// Client side of GetKv over the synchronous ClientReader.
+// Client side of GetKv over the synchronous ClientReader: blocks as bytes
+// in the messages, or, with an arena session, as leases read in place.
 class KvReaderImpl final : public KvReader {
  public:
-  KvReaderImpl(v1::MnemoKv::Stub* stub, v1::GetKvRequest request, Clock::time_point deadline,
-               bool raw)
-      : raw_(raw) {
+  KvReaderImpl(v1::MnemoKv::Stub* stub, std::shared_ptr<KvArenaSession> session,
+               v1::GetKvRequest request, Clock::time_point deadline, bool raw)
+      : session_(std::move(session)), raw_(raw) {
     context_.set_deadline(deadline);
+    if (session_ != nullptr) request.set_arena_session(session_->token());
     reader_ = stub->GetKv(&context_, request);
   }
 
@@ -115,7 +117,9 @@ class KvReaderImpl final : public KvReader {
       return false;
     }
     if (reader_->Read(&response_)) {
-      absl::Status converted = KvBlockFromProto(response_, block, std::nullopt, raw_);
+      absl::Status converted = session_ == nullptr
+                                   ? KvBlockFromProto(response_, block, std::nullopt, raw_)
+                                   : FromLease(block);
       if (converted.ok()) return true;
       context_.TryCancel();
       mnemo::IgnoreError(FromGrpc(reader_->Finish()));
@@ -130,6 +134,20 @@ class KvReaderImpl final : public KvReader {
   }
 
  private:
+  // The block of response_ as a lease on the arena mapping.
+  absl::Status FromLease(KvBlock* block) {
+    // Adopted first, so the lease is released even when the block is bad.
+    std::shared_ptr<const KvArenaLease> lease = session_->Adopt(response_.lease());
+    if (!response_.has_lease()) {
+      return absl::DataLossError("a KV arena read answered a block without a lease");
+    }
+    RETURN_IF_ERROR(KvBlockFromProto(response_, block, session_->mapping()->bytes(), raw_));
+    // Float blocks are copies: their lease is released at once.
+    block->lease = raw_ ? std::move(lease) : nullptr;
+    return absl::OkStatus();
+  }
+
+  const std::shared_ptr<KvArenaSession> session_;  // null: bytes in the messages
   const bool raw_;
   grpc::ClientContext context_;
   v1::GetKvResponse response_;
@@ -182,12 +200,13 @@ absl::StatusOr<std::unique_ptr<KvReader>> ClientImpl::OpenKvReader(const std::st
     ASSIGN_OR_RETURN(std::shared_ptr<KvArenaSession> session,
                      arena_.Session(kv_stub_.get(), Deadline(call)));
     if (session != nullptr) {
-      return OpenKvArenaReader(kv_stub_.get(), std::move(session),
-                               GetKvRequestToProto(ns, request), Deadline(call), request.raw);
+      return std::unique_ptr<KvReader>(new KvReaderImpl(kv_stub_.get(), std::move(session),
+                                                        GetKvRequestToProto(ns, request),
+                                                        Deadline(call), request.raw));
     }
   }
   return std::unique_ptr<KvReader>(new KvReaderImpl(
-      kv_stub_.get(), GetKvRequestToProto(ns, request), Deadline(call), request.raw));
+      kv_stub_.get(), nullptr, GetKvRequestToProto(ns, request), Deadline(call), request.raw));
 }
 
 absl::StatusOr<std::vector<KvBlock>> ClientImpl::GetKv(const std::string& ns, const KvGetRequest& r,
