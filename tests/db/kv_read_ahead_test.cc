@@ -31,20 +31,7 @@ constexpr int kTokens = 40;
 constexpr int kChunks = 5;
 constexpr uint64_t kBlockBytes = 4 * kKvHeads * kTokens * kHeadDim;
 
-ModelFingerprint TestModel() {
-  ModelFingerprint m;
-  m.architecture = "llama";
-  m.n_layers = kLayers;
-  m.n_heads = 4;
-  m.n_kv_heads = kKvHeads;
-  m.head_dim = kHeadDim;
-  m.dim = 32;
-  m.rope_theta = 10000.0;
-  m.rope_style = "half";
-  m.dtype = "float32";
-  m.tokenizer_sha256 = "00ff";
-  return m;
-}
+ModelFingerprint TestModel() { return test::SmallKvModel(kLayers, kKvHeads, kHeadDim); }
 
 // What a read hands out of one block, owned.
 struct Got {

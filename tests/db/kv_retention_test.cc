@@ -34,20 +34,7 @@ constexpr int kKvHeads = 2;
 constexpr int kHeadDim = 8;
 constexpr int kTokens = 8;
 
-ModelFingerprint TestModel() {
-  ModelFingerprint m;
-  m.architecture = "llama";
-  m.n_layers = kLayers;
-  m.n_heads = 4;
-  m.n_kv_heads = kKvHeads;
-  m.head_dim = kHeadDim;
-  m.dim = 32;
-  m.rope_theta = 10000.0;
-  m.rope_style = "half";
-  m.dtype = "float32";
-  m.tokenizer_sha256 = "00ff";
-  return m;
-}
+ModelFingerprint TestModel() { return test::SmallKvModel(kLayers, kKvHeads, kHeadDim); }
 
 // Rows of the kv CF of the closed store (or checkpoint) at `dir`, by the
 // kind byte after the namespace id ('b' block, 'k' key index, 'c' record,

@@ -30,20 +30,7 @@ constexpr int kLayers = 3;
 constexpr int kKvHeads = 2;
 constexpr int kHeadDim = 8;
 
-ModelFingerprint TestModel() {
-  ModelFingerprint m;
-  m.architecture = "llama";
-  m.n_layers = kLayers;
-  m.n_heads = 4;
-  m.n_kv_heads = kKvHeads;
-  m.head_dim = kHeadDim;
-  m.dim = 32;
-  m.rope_theta = 10000.0;
-  m.rope_style = "half";
-  m.dtype = "float32";
-  m.tokenizer_sha256 = "00ff";
-  return m;
-}
+ModelFingerprint TestModel() { return test::SmallKvModel(kLayers, kKvHeads, kHeadDim); }
 
 // K and V of one chunk: per layer [kv_heads, tokens, head_dim].
 struct ChunkKv {

@@ -28,6 +28,21 @@ std::vector<float> VectorFor(absl::string_view id, int dim) {
   return v;
 }
 
+ModelFingerprint SmallKvModel(int n_layers, int n_kv_heads, int head_dim) {
+  ModelFingerprint m;
+  m.architecture = "llama";
+  m.n_layers = n_layers;
+  m.n_heads = 4;
+  m.n_kv_heads = n_kv_heads;
+  m.head_dim = head_dim;
+  m.dim = 32;
+  m.rope_theta = 10000.0;
+  m.rope_style = "half";
+  m.dtype = "float32";
+  m.tokenizer_sha256 = "00ff";
+  return m;
+}
+
 ModelFingerprint CrashKvModel() {
   ModelFingerprint m;
   m.architecture = "llama";

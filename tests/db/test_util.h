@@ -21,6 +21,10 @@ inline constexpr uint32_t kCrashKvTokens = 3;
 ModelFingerprint CrashKvModel();
 std::vector<float> KvFor(absl::string_view id, int layer, char which);
 
+// A small llama-shaped KV model for store tests: 4 query heads, dim 32,
+// RoPE theta 10000 ("half"), float32, tokenizer hash "00ff".
+ModelFingerprint SmallKvModel(int n_layers, int n_kv_heads, int head_dim);
+
 // Creates a fresh directory under testing::TempDir() (or $TMPDIR / /tmp).
 std::string MakeTempDir(absl::string_view tag);
 
