@@ -1,0 +1,269 @@
+"""The one conversion between the Python client's types (mnemo/types.py) and
+the wire messages (mnemo/v1/mnemo_pb2.py). Bad arguments raise ValueError
+or TypeError before anything is sent."""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+from mnemo.v1 import mnemo_pb2 as pb
+from mnemo import types as t
+
+_METRICS = {"": pb.METRIC_UNSPECIFIED, "ip": pb.METRIC_INNER_PRODUCT,
+            "inner_product": pb.METRIC_INNER_PRODUCT, "l2": pb.METRIC_L2,
+            "cosine": pb.METRIC_COSINE}
+_METRIC_NAMES = {pb.METRIC_INNER_PRODUCT: "ip", pb.METRIC_L2: "l2", pb.METRIC_COSINE: "cosine",
+                 pb.METRIC_UNSPECIFIED: ""}
+_MODES = {"": pb.SEARCH_MODE_UNSPECIFIED, "dense": pb.SEARCH_MODE_DENSE,
+          "bm25": pb.SEARCH_MODE_BM25, "hybrid": pb.SEARCH_MODE_HYBRID_RRF,
+          "rrf": pb.SEARCH_MODE_HYBRID_RRF, "weighted": pb.SEARCH_MODE_HYBRID_WEIGHTED,
+          "late": pb.SEARCH_MODE_LATE_INTERACTION}
+_CODECS = {"": pb.KV_CODEC_UNSPECIFIED, "fp32": pb.KV_CODEC_FP32, "fp16": pb.KV_CODEC_FP16,
+           "bf16": pb.KV_CODEC_BF16, "int8": pb.KV_CODEC_INT8, "int4": pb.KV_CODEC_INT4,
+           "kvq": pb.KV_CODEC_KVQ}
+_CODEC_NAMES = {v: k for k, v in _CODECS.items() if k}
+_DTYPES = {"": pb.KV_DTYPE_UNSPECIFIED, "fp32": pb.KV_DTYPE_FP32, "fp16": pb.KV_DTYPE_FP16,
+           "bf16": pb.KV_DTYPE_BF16}
+_DTYPE_NAMES = {pb.KV_DTYPE_UNSPECIFIED: "fp32", pb.KV_DTYPE_FP32: "fp32",
+                pb.KV_DTYPE_FP16: "fp16", pb.KV_DTYPE_BF16: "bf16"}
+
+
+def _choice(table: Dict[str, int], value: str, what: str) -> int:
+    if value not in table:
+        raise ValueError(f"unknown {what} {value!r}; one of {sorted(k for k in table if k)}")
+    return table[value]
+
+
+def metric(name: str) -> int:
+    return _choice(_METRICS, name, "metric")
+
+
+def search_mode(name: str) -> int:
+    return _choice(_MODES, name, "search mode")
+
+
+def kv_codec(name: str) -> int:
+    return _choice(_CODECS, name, "KV codec")
+
+
+def kv_dtype(name: str) -> int:
+    return _choice(_DTYPES, name, "KV dtype")
+
+
+# --- namespaces -------------------------------------------------------------
+
+def namespace_config_to_pb(c: t.NamespaceConfig) -> pb.NamespaceConfig:
+    m = pb.NamespaceConfig(name=c.name, dim=c.dim, metric=metric(c.metric),
+                           index_factory=c.index_factory, train_threshold=c.train_threshold,
+                           description=c.description, encoder=c.encoder,
+                           chunk_max_tokens=c.chunk_max_tokens,
+                           late_interaction_nbits=c.late_interaction_nbits)
+    if c.chunk_overlap_tokens is not None:
+        m.chunk_overlap_tokens = c.chunk_overlap_tokens
+    if c.late_interaction is not None:
+        m.late_interaction = c.late_interaction
+    return m
+
+
+def namespace_config_from_pb(m: pb.NamespaceConfig) -> t.NamespaceConfig:
+    return t.NamespaceConfig(
+        name=m.name, dim=m.dim, metric=_METRIC_NAMES.get(m.metric, ""),
+        index_factory=m.index_factory, encoder=m.encoder, description=m.description,
+        train_threshold=m.train_threshold, chunk_max_tokens=m.chunk_max_tokens,
+        chunk_overlap_tokens=m.chunk_overlap_tokens if m.HasField("chunk_overlap_tokens") else None,
+        late_interaction=m.late_interaction if m.HasField("late_interaction") else None,
+        late_interaction_nbits=m.late_interaction_nbits)
+
+
+def namespace_info_from_pb(m: pb.NamespaceInfo) -> t.NamespaceInfo:
+    return t.NamespaceInfo(config=namespace_config_from_pb(m.config), chunk_count=m.chunk_count,
+                           document_count=m.document_count, index_trained=m.index_trained,
+                           index_description=m.index_description,
+                           created_unix_ms=m.created_unix_ms,
+                           approximate_bytes=m.approximate_bytes)
+
+
+# --- records ----------------------------------------------------------------
+
+def _metadata_json(metadata: Optional[Dict[str, Any]]) -> str:
+    if metadata is None:
+        return ""
+    if not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+    return json.dumps(metadata, separators=(",", ":"), allow_nan=False)
+
+
+def _metadata(text: str) -> Optional[Dict[str, Any]]:
+    return json.loads(text) if text else None
+
+
+def _finite(values: Iterable[float], what: str) -> List[float]:
+    out = [float(v) for v in values]
+    for i, v in enumerate(out):
+        if not math.isfinite(v):
+            raise ValueError(f"{what}[{i}] is {v}; vectors must be finite")
+    return out
+
+
+def chunk_to_pb(c: t.Chunk) -> pb.Chunk:
+    m = pb.Chunk(id=c.id, document_id=c.document_id, text=c.text,
+                 metadata_json=_metadata_json(c.metadata))
+    if c.vector is not None:
+        m.vector.extend(_finite(c.vector, f"chunk {c.id!r} vector"))
+    return m
+
+
+def chunk_from_pb(m: pb.Chunk) -> t.Chunk:
+    return t.Chunk(id=m.id, text=m.text, document_id=m.document_id,
+                   metadata=_metadata(m.metadata_json),
+                   vector=list(m.vector) if len(m.vector) else None,
+                   source_begin=m.source_begin, source_end=m.source_end)
+
+
+def document_to_pb(d: t.Document) -> pb.Document:
+    return pb.Document(id=d.id, text=d.text, metadata_json=_metadata_json(d.metadata))
+
+
+def document_from_pb(m: pb.Document) -> t.Document:
+    return t.Document(id=m.id, text=m.text, metadata=_metadata(m.metadata_json))
+
+
+# --- filters ----------------------------------------------------------------
+
+def _filter_value(v: Any, where: str) -> pb.FilterValue:
+    if isinstance(v, bool):
+        return pb.FilterValue(bool_value=v)
+    if isinstance(v, (int, float)):
+        if not math.isfinite(v):
+            raise ValueError(f"filter {where}: {v} is not finite")
+        return pb.FilterValue(number_value=float(v))
+    if isinstance(v, str):
+        return pb.FilterValue(string_value=v)
+    raise ValueError(f"filter {where}: values are strings, numbers or bools, got {v!r}")
+
+
+_RANGE_OPS = ("gt", "gte", "lt", "lte")
+
+
+def filter_to_pb(f: Optional[Dict[str, Any]]) -> Optional[pb.Filter]:
+    """The metadata filter in the CLI's JSON syntax, as a dict:
+    {"field": value} (equality), {"field": {"in": [v, ...]}},
+    {"field": {"gte": 1, "lt": 5}} (range); fields are ANDed."""
+    if f is None:
+        return None
+    if not isinstance(f, dict):
+        raise TypeError(f"filter must be a dict, got {type(f).__name__}")
+    out = pb.Filter()
+    for name, cond in f.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError("filter: field names are non-empty strings")
+        fc = out.all_of.add(field=name)
+        if isinstance(cond, dict):
+            if not cond:
+                raise ValueError(f"filter {name!r}: empty operator object")
+            if "in" in cond:
+                if len(cond) != 1:
+                    raise ValueError(f"filter {name!r}: 'in' cannot be combined with another operator")
+                values = cond["in"]
+                if not isinstance(values, (list, tuple)) or not values:
+                    raise ValueError(f"filter {name!r}: 'in' takes a non-empty list")
+                getattr(fc, "in").values.extend(
+                    _filter_value(v, f"{name!r} in") for v in values)
+                continue
+            unknown = [op for op in cond if op not in _RANGE_OPS]
+            if unknown:
+                raise ValueError(f"filter {name!r}: unknown operator {unknown[0]!r}")
+            for op, bound in cond.items():
+                if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+                    raise ValueError(f"filter {name!r}: {op} needs a number")
+                setattr(fc.range, op, float(bound))
+        else:
+            fc.eq.CopyFrom(_filter_value(cond, repr(name)))
+    return out
+
+
+# --- search -----------------------------------------------------------------
+
+def hit_from_pb(m: pb.Hit) -> t.Hit:
+    return t.Hit(id=m.id, score=m.score,
+                 chunk=chunk_from_pb(m.chunk) if m.HasField("chunk") else None,
+                 snippet=m.snippet)
+
+
+def query_vectors_to_pb(vectors: Sequence[Sequence[float]]) -> pb.QueryVectors:
+    if not vectors:
+        raise ValueError("no query vectors")
+    dim = len(vectors[0])
+    if dim == 0:
+        raise ValueError("query vectors are empty")
+    q = pb.QueryVectors(dim=dim)
+    for i, v in enumerate(vectors):
+        if len(v) != dim:
+            raise ValueError(f"query {i} has {len(v)} values, query 0 has {dim}")
+        q.data.extend(_finite(v, f"query {i}"))
+    return q
+
+
+# --- KV ---------------------------------------------------------------------
+
+def fingerprint_to_pb(f: t.ModelFingerprint) -> pb.ModelFingerprint:
+    return pb.ModelFingerprint(architecture=f.architecture, n_layers=f.n_layers,
+                               n_heads=f.n_heads, n_kv_heads=f.n_kv_heads,
+                               head_dim=f.head_dim, dim=f.dim, rope_theta=f.rope_theta,
+                               rope_style=f.rope_style, dtype=f.dtype,
+                               tokenizer_sha256=f.tokenizer_sha256)
+
+
+def fingerprint_from_pb(m: pb.ModelFingerprint) -> t.ModelFingerprint:
+    return t.ModelFingerprint(architecture=m.architecture, n_layers=m.n_layers,
+                              n_heads=m.n_heads, n_kv_heads=m.n_kv_heads, head_dim=m.head_dim,
+                              dim=m.dim, rope_theta=m.rope_theta, rope_style=m.rope_style,
+                              dtype=m.dtype, tokenizer_sha256=m.tokenizer_sha256)
+
+
+def kv_config_to_pb(c: t.KvConfig) -> pb.KvConfig:
+    m = pb.KvConfig(model=fingerprint_to_pb(c.model), codec=kv_codec(c.codec),
+                    int4_group_size=c.int4_group_size, capacity_bytes=c.capacity_bytes,
+                    eviction_policy=c.eviction_policy,
+                    default_ttl_seconds=c.default_ttl_seconds)
+    if c.entropy is not None:
+        m.entropy = c.entropy
+    if c.key_index_keys_per_cluster is not None:
+        m.key_index_keys_per_cluster = c.key_index_keys_per_cluster
+    return m
+
+
+def kv_config_from_pb(m: pb.KvConfig) -> t.KvConfig:
+    return t.KvConfig(
+        model=fingerprint_from_pb(m.model), codec=_CODEC_NAMES.get(m.codec, "fp16"),
+        entropy=m.entropy if m.HasField("entropy") else None,
+        int4_group_size=m.int4_group_size, capacity_bytes=m.capacity_bytes,
+        eviction_policy=m.eviction_policy, default_ttl_seconds=m.default_ttl_seconds,
+        key_index_keys_per_cluster=(m.key_index_keys_per_cluster
+                                    if m.HasField("key_index_keys_per_cluster") else None))
+
+
+def kv_stats_from_pb(m: pb.KvStats) -> t.KvStats:
+    return t.KvStats(config=kv_config_from_pb(m.config) if m.HasField("config") else None,
+                     chunks=m.chunks, blocks=m.blocks, tokens=m.tokens,
+                     stored_bytes=m.stored_bytes, fp16_bytes=m.fp16_bytes,
+                     pinned_chunks=m.pinned_chunks, evicted_chunks=m.evicted_chunks,
+                     expired_chunks=m.expired_chunks, mean_key_error=m.mean_key_error,
+                     mean_value_error=m.mean_value_error)
+
+
+def kv_layer_to_pb(layer: t.KvLayer) -> pb.KvLayer:
+    return pb.KvLayer(layer=layer.layer, dtype=kv_dtype(layer.dtype), n_kv_heads=layer.n_kv_heads,
+                      tokens=layer.tokens, head_dim=layer.head_dim, k=bytes(layer.k),
+                      v=bytes(layer.v))
+
+
+def kv_block_from_pb(m: pb.GetKvResponse) -> t.KvBlock:
+    b = m.block
+    return t.KvBlock(chunk_index=m.chunk_index, chunk_id=m.chunk_id,
+                     block=t.KvLayer(layer=b.layer, n_kv_heads=b.n_kv_heads, tokens=b.tokens,
+                                     head_dim=b.head_dim, k=b.k, v=b.v,
+                                     dtype=_DTYPE_NAMES.get(b.dtype, "fp32")),
+                     key_error=m.key_error, value_error=m.value_error,
+                     token_ids=list(m.tokens), position=m.position)

@@ -1,0 +1,308 @@
+"""mnemo.Client: a typed Python client over every RPC of mnemod. Method
+names follow the `mnemo` CLI's verbs (`mnemo ns create` -> ns_create,
+`mnemo kv get` -> get_kv). Failed calls raise the mnemo.errors class of
+their gRPC code; streams come back as iterators."""
+from __future__ import annotations
+
+import functools
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+
+import grpc
+
+from mnemo import _convert as cv
+from mnemo import errors
+from mnemo import types as t
+from mnemo.v1 import mnemo_pb2 as pb
+from mnemo.v1 import mnemo_pb2_grpc as rpc
+
+_DEFAULT_MAX_MESSAGE = 64 << 20
+
+
+def _rpc(method):
+    """Turns grpc.RpcError raised by the call into mnemo.errors."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except grpc.RpcError as e:
+            raise errors.from_rpc_error(e) from None
+    return wrapper
+
+
+def _stream(it: Iterator) -> Iterator:
+    try:
+        yield from it
+    except grpc.RpcError as e:
+        raise errors.from_rpc_error(e) from None
+
+
+class _BearerAuth(grpc.AuthMetadataPlugin):
+    def __init__(self, key: str):
+        self._metadata = (("authorization", f"Bearer {key}"),)
+
+    def __call__(self, context, callback):
+        callback(self._metadata, None)
+
+
+class Client:
+    """A connection to one mnemod.
+
+    address: "host:port". api_key: sent as `authorization: Bearer KEY` on
+    every call. tls_ca: path of a PEM CA bundle; with it the channel is TLS
+    (without, plaintext). timeout: default deadline per call in seconds
+    (None = no deadline; streams never get one).
+    """
+
+    def __init__(self, address: str = "127.0.0.1:7070", api_key: Optional[str] = None,
+                 tls_ca: Optional[str] = None, timeout: Optional[float] = 30.0,
+                 max_message_bytes: int = _DEFAULT_MAX_MESSAGE):
+        options = [("grpc.max_receive_message_length", max_message_bytes),
+                   ("grpc.max_send_message_length", max_message_bytes)]
+        if tls_ca is not None:
+            with open(tls_ca, "rb") as f:
+                creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+            if api_key:
+                creds = grpc.composite_channel_credentials(
+                    creds, grpc.metadata_call_credentials(_BearerAuth(api_key)))
+            self._channel = grpc.secure_channel(address, creds, options=options)
+            self._metadata = None
+        else:
+            self._channel = grpc.insecure_channel(address, options=options)
+            # Call credentials need a secure channel; on plaintext the key
+            # travels as plain metadata.
+            self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
+        self._timeout = timeout
+        self._mnemo = rpc.MnemoStub(self._channel)
+        self._kv = rpc.MnemoKvStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _call(self, method, request, timeout=None):
+        return method(request, timeout=timeout if timeout is not None else self._timeout,
+                      metadata=self._metadata)
+
+    # --- namespaces ---------------------------------------------------------
+
+    @_rpc
+    def ns_create(self, name: str, dim: int = 0, metric: str = "", index_factory: str = "",
+                  encoder: str = "", description: str = "", **options: Any) -> t.NamespaceInfo:
+        """Creates a namespace. `options`: the other NamespaceConfig fields
+        (train_threshold, chunk_max_tokens, chunk_overlap_tokens,
+        late_interaction, late_interaction_nbits)."""
+        config = t.NamespaceConfig(name=name, dim=dim, metric=metric, index_factory=index_factory,
+                                   encoder=encoder, description=description, **options)
+        r = self._call(self._mnemo.CreateNamespace,
+                       pb.CreateNamespaceRequest(config=cv.namespace_config_to_pb(config)))
+        return cv.namespace_info_from_pb(r.info)
+
+    @_rpc
+    def ns_get(self, name: str) -> t.NamespaceInfo:
+        r = self._call(self._mnemo.GetNamespace, pb.GetNamespaceRequest(name=name))
+        return cv.namespace_info_from_pb(r.info)
+
+    @_rpc
+    def ns_list(self) -> List[t.NamespaceInfo]:
+        r = self._call(self._mnemo.ListNamespaces, pb.ListNamespacesRequest())
+        return [cv.namespace_info_from_pb(n) for n in r.namespaces]
+
+    @_rpc
+    def ns_drop(self, name: str) -> None:
+        self._call(self._mnemo.DropNamespace, pb.DropNamespaceRequest(name=name))
+
+    # --- records ------------------------------------------------------------
+
+    @_rpc
+    def upsert(self, ns: str, chunks: Sequence[t.Chunk] = (),
+               documents: Sequence[t.Document] = ()) -> t.UpsertResult:
+        """Inserts or replaces chunks and documents in one commit. In an
+        encoder namespace, documents with text are chunked and embedded on
+        the server, and chunks may come without vectors."""
+        req = pb.UpsertRequest(namespace=ns)
+        req.chunks.extend(cv.chunk_to_pb(c) for c in chunks)
+        req.documents.extend(cv.document_to_pb(d) for d in documents)
+        r = self._call(self._mnemo.Upsert, req)
+        return t.UpsertResult(r.documents_written, r.chunks_written)
+
+    def ingest(self, ns: str, texts: Dict[str, str],
+               metadata: Optional[Dict[str, Dict[str, Any]]] = None) -> t.UpsertResult:
+        """Text ingest into an encoder namespace: each (document id, text)
+        becomes a document the server chunks and embeds (chunk ids
+        "<id>#<n>"), replacing that document's earlier chunks."""
+        metadata = metadata or {}
+        return self.upsert(ns, documents=[t.Document(id=i, text=x, metadata=metadata.get(i))
+                                          for i, x in texts.items()])
+
+    @_rpc
+    def get(self, ns: str, chunk_ids: Sequence[str] = (), document_ids: Sequence[str] = (),
+            include_vectors: bool = False) -> t.GetResult:
+        r = self._call(self._mnemo.Get, pb.GetRequest(
+            namespace=ns, chunk_ids=list(chunk_ids), document_ids=list(document_ids),
+            include_vectors=include_vectors))
+        return t.GetResult([cv.chunk_from_pb(c) for c in r.chunks],
+                           [cv.document_from_pb(d) for d in r.documents], list(r.missing_ids))
+
+    @_rpc
+    def delete(self, ns: str, chunk_ids: Sequence[str] = (),
+               document_ids: Sequence[str] = ()) -> t.DeleteResult:
+        r = self._call(self._mnemo.Delete, pb.DeleteRequest(
+            namespace=ns, chunk_ids=list(chunk_ids), document_ids=list(document_ids)))
+        return t.DeleteResult(r.chunks_deleted, r.documents_deleted)
+
+    # --- search -------------------------------------------------------------
+
+    @_rpc
+    def search_batch(self, ns: str, texts: Optional[Sequence[str]] = None,
+                     vectors: Optional[Sequence[Sequence[float]]] = None, k: int = 10,
+                     mode: str = "", filter: Optional[Dict[str, Any]] = None,
+                     include_payload: bool = False, include_vectors: bool = False,
+                     highlight: bool = False, ef_search: int = 0, nprobe: int = 0,
+                     dense_weight: float = 0.0, bm25_weight: float = 0.0,
+                     rrf_k: int = 0) -> List[List[t.Hit]]:
+        """One hit list per query; give texts (encoder namespaces) or
+        vectors. mode: "dense" (default), "bm25", "hybrid" (RRF),
+        "weighted", "late". filter: the metadata filter as a dict (see
+        mnemo._convert.filter_to_pb)."""
+        if (texts is None) == (vectors is None):
+            raise ValueError("give either texts or vectors")
+        req = pb.SearchRequest(namespace=ns, k=k, mode=cv.search_mode(mode),
+                               include_payload=include_payload,
+                               include_vectors=include_vectors, highlight=highlight,
+                               dense_weight=dense_weight, bm25_weight=bm25_weight, rrf_k=rrf_k)
+        req.params.hnsw_ef_search = ef_search
+        req.params.ivf_nprobe = nprobe
+        if texts is not None:
+            if isinstance(texts, str):
+                raise TypeError("texts is a list of strings; use search() for one query")
+            req.texts.texts.extend(texts)
+        else:
+            req.vectors.CopyFrom(cv.query_vectors_to_pb(vectors))
+        f = cv.filter_to_pb(filter)
+        if f is not None:
+            req.filter.CopyFrom(f)
+        r = self._call(self._mnemo.Search, req)
+        return [[cv.hit_from_pb(h) for h in q.hits] for q in r.results]
+
+    def search(self, ns: str, query: Union[str, Sequence[float]], k: int = 10,
+               **kwargs: Any) -> List[t.Hit]:
+        """One query: a text (encoder namespaces) or a vector."""
+        if isinstance(query, str):
+            return self.search_batch(ns, texts=[query], k=k, **kwargs)[0]
+        return self.search_batch(ns, vectors=[query], k=k, **kwargs)[0]
+
+    # --- admin --------------------------------------------------------------
+
+    @_rpc
+    def stats(self, ns: str = "") -> t.Stats:
+        r = self._call(self._mnemo.Stats, pb.StatsRequest(namespace=ns))
+        return t.Stats([cv.namespace_info_from_pb(n) for n in r.namespaces],
+                       r.total_approximate_bytes, r.data_dir, r.version)
+
+    @_rpc
+    def checkpoint(self, to: str = "") -> int:
+        """Persists index snapshots and flushes; with `to`, also writes a
+        consistent copy of the store there. Returns the last sequence."""
+        return self._call(self._mnemo.Checkpoint,
+                          pb.CheckpointRequest(target_dir=to)).last_sequence
+
+    @_rpc
+    def compact(self, ns: str = "") -> None:
+        self._call(self._mnemo.Compact, pb.CompactRequest(namespace=ns), timeout=None)
+
+    # --- chunk KV -----------------------------------------------------------
+
+    @_rpc
+    def kv_register(self, ns: str, config: t.KvConfig) -> t.KvStats:
+        r = self._call(self._kv.RegisterKvModel, pb.RegisterKvModelRequest(
+            namespace=ns, config=cv.kv_config_to_pb(config)))
+        return cv.kv_stats_from_pb(r.stats)
+
+    @_rpc
+    def kv_put(self, ns: str, chunk_id: str, model: t.ModelFingerprint, tokens: Sequence[int],
+               layers: Sequence[t.KvLayer], pin: bool = False, ttl_seconds: int = 0,
+               keys_position: Optional[int] = None) -> t.KvPutResult:
+        """Stores a chunk's KV: every layer of the model, in order (K before
+        RoPE unless keys_position says where they were rotated for)."""
+        header = pb.PutKvHeader(namespace=ns, chunk_id=chunk_id,
+                                model=cv.fingerprint_to_pb(model), tokens=list(tokens), pin=pin,
+                                ttl_seconds=ttl_seconds)
+        if keys_position is not None:
+            header.keys_position = keys_position
+        wire_layers = [cv.kv_layer_to_pb(layer) for layer in layers]
+
+        def requests():
+            yield pb.PutKvRequest(header=header)
+            for layer in wire_layers:
+                yield pb.PutKvRequest(layer=layer)
+
+        r = self._kv.PutKv(requests(), timeout=self._timeout, metadata=self._metadata)
+        return t.KvPutResult(r.stored_bytes, list(r.key_error), list(r.value_error),
+                             r.evicted_chunks)
+
+    def get_kv(self, ns: str, chunk_ids: Sequence[str], model: t.ModelFingerprint,
+               layer_begin: int = 0, layer_end: int = 0, dtype: str = "",
+               positions: Optional[Sequence[int]] = None) -> Iterator[t.KvBlock]:
+        """Streams the chunks' KV blocks, layer by layer (every chunk's block
+        of layer_begin, then of layer_begin + 1, ...). positions: one start
+        per chunk to get keys rotated for it (default: keys before RoPE)."""
+        req = pb.GetKvRequest(namespace=ns, chunk_ids=list(chunk_ids),
+                              model=cv.fingerprint_to_pb(model), layer_begin=layer_begin,
+                              layer_end=layer_end, dtype=cv.kv_dtype(dtype),
+                              positions=list(positions or []))
+        stream = self._kv.GetKv(req, metadata=self._metadata)
+        return (cv.kv_block_from_pb(m) for m in _stream(stream))
+
+    kv_get = get_kv
+
+    @_rpc
+    def kv_exists(self, ns: str, chunk_ids: Sequence[str],
+                  model: t.ModelFingerprint) -> List[int]:
+        """Per chunk, the tokens of its stored KV (0: none, evicted or expired)."""
+        r = self._call(self._kv.ExistsKv, pb.ExistsKvRequest(
+            namespace=ns, chunk_ids=list(chunk_ids), model=cv.fingerprint_to_pb(model)))
+        return [n if e else 0 for e, n in zip(r.exists, r.tokens)]
+
+    @_rpc
+    def kv_delete(self, ns: str, chunk_ids: Sequence[str]) -> int:
+        return self._call(self._kv.DeleteKv, pb.DeleteKvRequest(
+            namespace=ns, chunk_ids=list(chunk_ids))).deleted
+
+    @_rpc
+    def kv_lookup(self, ns: str, model: t.ModelFingerprint,
+                  tokens: Sequence[int]) -> List[tuple]:
+        """The longest run of stored chunks whose tokens start `tokens`:
+        [(chunk id, tokens), ...]."""
+        r = self._call(self._kv.LookupKvPrefix, pb.LookupKvPrefixRequest(
+            namespace=ns, model=cv.fingerprint_to_pb(model), tokens=list(tokens)))
+        return list(zip(r.chunk_ids, r.chunk_tokens))
+
+    @_rpc
+    def _kv_retention(self, ns: str, chunk_ids: Sequence[str], pin: Optional[bool],
+                      ttl_seconds: Optional[int]) -> int:
+        req = pb.SetKvRetentionRequest(namespace=ns, chunk_ids=list(chunk_ids))
+        if pin is not None:
+            req.pin = pin
+        if ttl_seconds is not None:
+            req.ttl_seconds = ttl_seconds
+        return self._call(self._kv.SetKvRetention, req).updated
+
+    def kv_pin(self, ns: str, chunk_ids: Sequence[str]) -> int:
+        return self._kv_retention(ns, chunk_ids, True, None)
+
+    def kv_unpin(self, ns: str, chunk_ids: Sequence[str]) -> int:
+        return self._kv_retention(ns, chunk_ids, False, None)
+
+    def kv_ttl(self, ns: str, chunk_ids: Sequence[str], seconds: int) -> int:
+        """The chunks' KV expires `seconds` from now (0 = never)."""
+        return self._kv_retention(ns, chunk_ids, None, seconds)
+
+    @_rpc
+    def kv_stats(self, ns: str) -> t.KvStats:
+        return cv.kv_stats_from_pb(
+            self._call(self._kv.GetKvStats, pb.GetKvStatsRequest(namespace=ns)).stats)

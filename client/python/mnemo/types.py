@@ -1,0 +1,186 @@
+"""The Python client's own types: plain dataclasses, so callers never handle
+protobuf messages. mnemo/_convert.py is the one place that turns them into
+wire messages and back."""
+from __future__ import annotations
+
+import array
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+
+@dataclass
+class NamespaceConfig:
+    """What a namespace is created with (see proto NamespaceConfig).
+    metric: "ip" (inner product), "l2" or "cosine" ("" = the server's
+    default: cosine with an encoder, else inner product)."""
+    name: str
+    dim: int = 0
+    metric: str = ""
+    index_factory: str = ""
+    encoder: str = ""           # "" (clients bring vectors) or "use-lite"
+    description: str = ""
+    train_threshold: int = 0
+    chunk_max_tokens: int = 0
+    chunk_overlap_tokens: Optional[int] = None
+    late_interaction: Optional[bool] = None
+    late_interaction_nbits: int = 0
+
+
+@dataclass
+class NamespaceInfo:
+    config: NamespaceConfig
+    chunk_count: int = 0
+    document_count: int = 0
+    index_trained: bool = False
+    index_description: str = ""
+    created_unix_ms: int = 0
+    approximate_bytes: int = 0
+
+
+@dataclass
+class Chunk:
+    id: str
+    text: str = ""
+    document_id: str = ""
+    metadata: Optional[Dict[str, Any]] = None
+    vector: Optional[List[float]] = None
+    source_begin: int = 0
+    source_end: int = 0
+
+
+@dataclass
+class Document:
+    id: str
+    text: str = ""
+    metadata: Optional[Dict[str, Any]] = None
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    chunk: Optional[Chunk] = None   # with include_payload / include_vectors
+    snippet: str = ""               # with highlight
+
+
+@dataclass
+class UpsertResult:
+    documents_written: int
+    chunks_written: int
+
+
+@dataclass
+class GetResult:
+    chunks: List[Chunk]
+    documents: List[Document]
+    missing_ids: List[str]
+
+
+@dataclass
+class DeleteResult:
+    chunks_deleted: int
+    documents_deleted: int
+
+
+@dataclass
+class Stats:
+    namespaces: List[NamespaceInfo]
+    total_approximate_bytes: int
+    data_dir: str
+    version: str
+
+
+@dataclass
+class ModelFingerprint:
+    """The decoder model a namespace's KV belongs to (mnemo/model_fingerprint.h)."""
+    architecture: str
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    dim: int
+    rope_theta: float
+    rope_style: str
+    dtype: str
+    tokenizer_sha256: str
+
+
+@dataclass
+class KvConfig:
+    """codec: "fp32", "fp16", "bf16", "int8", "int4" or "kvq" ("" = fp16)."""
+    model: ModelFingerprint
+    codec: str = ""
+    entropy: Optional[bool] = None
+    int4_group_size: int = 0
+    capacity_bytes: int = 0
+    eviction_policy: str = ""
+    default_ttl_seconds: int = 0
+    key_index_keys_per_cluster: Optional[int] = None
+
+
+@dataclass
+class KvStats:
+    config: Optional[KvConfig]
+    chunks: int = 0
+    blocks: int = 0
+    tokens: int = 0
+    stored_bytes: int = 0
+    fp16_bytes: int = 0
+    pinned_chunks: int = 0
+    evicted_chunks: int = 0
+    expired_chunks: int = 0
+    mean_key_error: float = 0.0
+    mean_value_error: float = 0.0
+
+
+@dataclass
+class KvLayer:
+    """K and V of one layer, each [n_kv_heads, tokens, head_dim] row-major,
+    little-endian elements of `dtype` ("fp32", "fp16" or "bf16")."""
+    layer: int
+    n_kv_heads: int
+    tokens: int
+    head_dim: int
+    k: bytes
+    v: bytes
+    dtype: str = "fp32"
+
+    def k_floats(self) -> array.array:
+        """K as floats (fp32 blocks only)."""
+        return _floats(self.k, self.dtype)
+
+    def v_floats(self) -> array.array:
+        return _floats(self.v, self.dtype)
+
+
+@dataclass
+class KvBlock:
+    """One (chunk, layer) block of a GetKv stream."""
+    chunk_index: int
+    chunk_id: str
+    block: KvLayer
+    key_error: float = 0.0
+    value_error: float = 0.0
+    token_ids: List[int] = field(default_factory=list)  # in a chunk's first block only
+    position: int = -1   # start position the keys are rotated for; -1: before RoPE
+
+
+@dataclass
+class KvPutResult:
+    stored_bytes: int
+    key_error: List[float]
+    value_error: List[float]
+    evicted_chunks: int
+
+
+def _floats(data: bytes, dtype: str) -> array.array:
+    if dtype != "fp32":
+        raise ValueError(f"k_floats/v_floats need an fp32 block, this one is {dtype}")
+    out = array.array("f")
+    out.frombytes(data)
+    return out
+
+
+__all__ = ["NamespaceConfig", "NamespaceInfo", "Chunk", "Document", "Hit", "UpsertResult",
+           "GetResult", "DeleteResult", "Stats", "ModelFingerprint", "KvConfig", "KvStats",
+           "KvLayer", "KvBlock", "KvPutResult"]
