@@ -5,6 +5,7 @@ their gRPC code; streams come back as iterators."""
 from __future__ import annotations
 
 import functools
+import queue
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 import grpc
@@ -306,3 +307,94 @@ class Client:
     def kv_stats(self, ns: str) -> t.KvStats:
         return cv.kv_stats_from_pb(
             self._call(self._kv.GetKvStats, pb.GetKvStatsRequest(namespace=ns)).stats)
+
+    # --- retrieval attention ------------------------------------------------
+
+    def attend(self, ns: str, model: t.ModelFingerprint,
+               chunks: Sequence[tuple]) -> "AttendSession":
+        """Opens an Attend stream (one generation) over stored chunks placed
+        at start positions: chunks = [(chunk id, start), ...]. Returns the
+        session once the server accepted the layout (NOT_FOUND for an
+        unknown chunk, FAILED_PRECONDITION for another model, ...)."""
+        return AttendSession(self._kv, self._metadata, ns, model, chunks)
+
+    @_rpc
+    def kv_arena_info(self) -> Dict[str, Any]:
+        """Where the same-host KV arena is handed out: socket_path and
+        arena_bytes (0 and "" when mnemod runs without one)."""
+        r = self._call(self._kv.KvArenaInfo, pb.KvArenaInfoRequest())
+        return {"socket_path": r.socket_path, "arena_bytes": r.arena_bytes}
+
+    def health(self) -> bool:
+        """True when mnemod answers a Search-free call (ListNamespaces)."""
+        try:
+            self.ns_list()
+            return True
+        except errors.UnavailableError:
+            return False
+
+
+class AttendSession:
+    """One Attend stream: step() sends a layer's query heads and returns the
+    server's answer for them, in order. close() (or `with`) ends it."""
+
+    def __init__(self, stub, metadata, ns, model, chunks):
+        self._requests: "queue.Queue" = queue.Queue()
+        opening = pb.AttendOpen(namespace=ns, model=cv.fingerprint_to_pb(model))
+        for chunk_id, start in chunks:
+            opening.chunks.add(chunk_id=chunk_id, start=int(start))
+        self._requests.put(pb.AttendRequest(open=opening))
+        self._responses = stub.Attend(iter(self._requests.get, None), metadata=metadata)
+        self._ended = False
+        first = self._next()
+        self.chunks = first.opened.chunks
+        self.tokens = first.opened.tokens
+        self.end_position = first.opened.end_position
+
+    def _next(self):
+        try:
+            return next(self._responses)
+        except grpc.RpcError as e:
+            self._ended = True  # an error ends the stream
+            self._requests.put(None)
+            raise errors.from_rpc_error(e) from None
+
+    def step(self, layer: int, position: int, queries: bytes, n_queries: int = 1,
+             mode: str = "partial", exact_fraction: Optional[float] = None,
+             estimated_fraction: Optional[float] = None) -> Dict[str, Any]:
+        """queries: float32 [n_queries, n_heads, head_dim] before RoPE.
+        mode "partial": {"out", "lse", "max"} as bytes (float32) plus
+        "stats"; mode "top_k": {"heads": [(positions, keys, values)], ...}."""
+        modes = {"partial": pb.ATTEND_MODE_PARTIAL, "top_k": pb.ATTEND_MODE_TOP_K}
+        if mode not in modes:
+            raise ValueError(f"unknown attend mode {mode!r}; one of {sorted(modes)}")
+        st = pb.AttendStep(layer=layer, position=position, n_queries=n_queries,
+                           queries=bytes(queries), mode=modes[mode])
+        if exact_fraction is not None:
+            st.exact_fraction = exact_fraction
+        if estimated_fraction is not None:
+            st.estimated_fraction = estimated_fraction
+        self._requests.put(pb.AttendRequest(step=st))
+        r = self._next()
+        stats = {"keys": r.stats.keys, "exact_keys": r.stats.exact_keys,
+                 "clusters": r.stats.clusters, "exact_clusters": r.stats.exact_clusters,
+                 "estimated_clusters": r.stats.estimated_clusters}
+        if r.HasField("partial"):
+            return {"out": r.partial.out, "lse": r.partial.lse, "max": r.partial.max,
+                    "stats": stats}
+        return {"heads": [(list(h.positions), h.keys, h.values) for h in r.top_keys.heads],
+                "stats": stats}
+
+    def close(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self._requests.put(None)
+        for _ in _stream(self._responses):
+            pass
+
+    def __enter__(self) -> "AttendSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -94,3 +94,38 @@ def test_bad_input(client, kv_ns):
     # The KV stored before the failed calls is intact.
     blocks = list(client.get_kv(kv_ns, ["c1"], model()))
     assert blocks[0].block.k == layers(3, 4)[0].k
+
+
+def test_attend_top_k_and_partial(client, kv_ns):
+    sent = {"c0": layers(5, 11), "c1": layers(3, 12)}
+    for cid, ls in sent.items():
+        client.kv_put(kv_ns, cid, model(), tokens=list(range(ls[0].tokens)), layers=ls)
+    q = array.array("f", (0.1 * ((i % 7) - 3) for i in range(HEADS * HEAD_DIM))).tobytes()
+    with client.attend(kv_ns, model(), [("c0", 0), ("c1", 5)]) as s:
+        assert (s.chunks, s.tokens, s.end_position) == (2, 8, 8)
+        # The whole budget: every key is read, and the values come back as stored.
+        top = s.step(0, 8, q, mode="top_k", exact_fraction=1.0, estimated_fraction=0.0)
+        assert len(top["heads"]) == KV_HEADS
+        for h, (positions, keys, values) in enumerate(top["heads"]):
+            assert positions == list(range(8))
+            got = array.array("f")
+            got.frombytes(values)
+            want = []
+            for cid in ("c0", "c1"):
+                v = sent[cid][0].v_floats()
+                n = sent[cid][0].tokens
+                want += v[h * n * HEAD_DIM:(h + 1) * n * HEAD_DIM]
+            assert list(got) == pytest.approx(want)
+        part = s.step(1, 8, q)
+        assert len(part["out"]) == HEADS * HEAD_DIM * 4
+        lse = array.array("f")
+        lse.frombytes(part["lse"])
+        assert len(lse) == HEADS and all(abs(x) < 1e30 for x in lse)
+        with pytest.raises(ValueError):
+            s.step(0, 8, q, mode="everything")
+    with pytest.raises(mnemo.NotFoundError):
+        client.attend(kv_ns, model(), [("c0", 0), ("zz", 40)])
+    nan_q = array.array("f", [float("nan")] * (HEADS * HEAD_DIM)).tobytes()
+    with client.attend(kv_ns, model(), [("c0", 0)]) as s:
+        with pytest.raises(mnemo.InvalidArgumentError):
+            s.step(0, 8, nan_q)
