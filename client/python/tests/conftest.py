@@ -27,7 +27,7 @@ def have_use_lite():
 
 
 class Mnemod:
-    def __init__(self, work):
+    def __init__(self, work, extra_flags=()):
         self.work = work
         self.data_dir = os.path.join(work, "data")
         port_file = os.path.join(work, "port")
@@ -38,6 +38,7 @@ class Mnemod:
                 "--data-dir", self.data_dir]
         if have_use_lite():
             args += ["--assets-dir", assets_dir()]
+        args += list(extra_flags)
         self.log = open(os.path.join(work, "mnemod.log"), "w")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT)
