@@ -143,13 +143,18 @@ KvArenaBlock KvArena::BlockOf(uint64_t id, const Entry& e) const {
 std::optional<KvArenaBlock> KvArena::Lookup(const KvArenaKey& key, uint64_t generation) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = by_key_.find(key.Encode());
-  if (it == by_key_.end()) return std::nullopt;
+  if (it == by_key_.end()) {
+    ++misses_;
+    return std::nullopt;
+  }
   const uint64_t id = it->second;
   Entry& e = entries_.at(id);
   if (e.generation != generation) {
     ForgetLocked(id);
+    ++misses_;
     return std::nullopt;
   }
+  ++hits_;
   if (e.pins++ == 0) lru_.erase(e.lru);
   return BlockOf(id, e);
 }
@@ -334,6 +339,10 @@ KvArena::Stats KvArena::GetStats() {
   for (const auto& [id, e] : entries_) s.pinned_entries += e.pins > 0 ? 1 : 0;
   s.used_bytes = used_;
   s.evictions = evictions_;
+  s.hits = hits_;
+  s.misses = misses_;
+  s.sessions = sessions_.size();
+  for (const auto& [token, session] : sessions_) s.leases += session.leases.size();
   return s;
 }
 

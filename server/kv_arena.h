@@ -124,8 +124,11 @@ class KvArena {
   // this session.
   absl::StatusOr<uint64_t> Release(const std::string& token, absl::Span<const uint64_t> ids);
 
+  // Counters (hits, misses, evictions) since the arena was created; the
+  // rest as of now. A hit is a Lookup that found the block current.
   struct Stats {
     uint64_t entries = 0, pinned_entries = 0, used_bytes = 0, evictions = 0;
+    uint64_t hits = 0, misses = 0, sessions = 0, leases = 0;
   };
   Stats GetStats();
 
@@ -168,7 +171,7 @@ class KvArena {
   std::unordered_map<std::string, uint64_t> by_key_;
   std::list<uint64_t> lru_;  // unpinned findable entries, least recent first
   uint64_t next_entry_ = 1;
-  uint64_t used_ = 0, evictions_ = 0;
+  uint64_t used_ = 0, evictions_ = 0, hits_ = 0, misses_ = 0;
   struct Session {
     std::unordered_map<uint64_t, uint64_t> leases;  // lease id -> entry
   };

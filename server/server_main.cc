@@ -23,11 +23,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <prometheus/registry.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -37,6 +39,9 @@
 #include "server/kv_arena.h"
 #include "server/kv_arena_socket.h"
 #include "server/kv_service.h"
+#include "server/metrics_endpoint.h"
+#include "server/rpc_metrics.h"
+#include "server/store_metrics.h"
 #include "server/service.h"
 
 #ifndef MNEMO_VERSION
@@ -119,6 +124,8 @@ struct Flags {
       static_cast<uint32_t>(db::StoreOptions{}.kv_recency_flush_ms / 1000);
   uint64_t kv_arena_bytes = 0;  // 0: no hot tier
   std::string kv_arena_socket;  // default: <data_dir>/kv-arena.sock
+  std::string metrics_listen;   // empty: no /metrics endpoint
+  std::string metrics_port_file;
   std::string log_format = "text";
   std::string log_level = "info";
   // Used when assets_dir_set; otherwise $MNEMO_ASSETS_DIR, else ./.assets
@@ -204,9 +211,18 @@ int Run(const Flags& flags) {
   }
   KvService kv_service(store.get(), arena.get(),
                        arena_socket != nullptr ? arena_socket->path() : "");
+  // Metrics: the RPC interceptor records from the first call on; the
+  // endpoint starts once the server serves.
+  auto registry = std::make_shared<prometheus::Registry>();
+  RpcMetrics rpc_metrics(*registry);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  if (!flags.metrics_listen.empty()) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(rpc_metrics.NewInterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   int port = 0;
   builder.AddListeningPort(flags.listen, grpc::InsecureServerCredentials(), &port);
   // Oversized messages are refused by gRPC itself with RESOURCE_EXHAUSTED.
@@ -221,6 +237,27 @@ int Run(const Flags& flags) {
     return 1;
   }
 
+  std::unique_ptr<MetricsEndpoint> metrics;
+  if (!flags.metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<MetricsEndpoint>> started = MetricsEndpoint::Start(
+        flags.metrics_listen,
+        {registry, std::make_shared<StoreMetrics>(store.get(), arena.get())});
+    absl::Status s = started.ok() ? absl::OkStatus() : started.status();
+    if (s.ok() && !flags.metrics_port_file.empty()) {
+      s = WritePortFile(flags.metrics_port_file, (*started)->port());
+    }
+    if (!s.ok()) {
+      LogEvent(spdlog::level::critical, "cannot serve metrics",
+               {{"metrics_listen", flags.metrics_listen}, {"error", std::string(s.message())}});
+      server->Shutdown();
+      mnemo::IgnoreError(store->Close());
+      return 1;
+    }
+    metrics = *std::move(started);
+    LogEvent(spdlog::level::info, "metrics",
+             {{"address", absl::StrCat(HostOf(flags.metrics_listen), ":", metrics->port())},
+              {"path", "/metrics"}});
+  }
   if (!flags.port_file.empty()) {
     if (absl::Status s = WritePortFile(flags.port_file, port); !s.ok()) {
       LogEvent(spdlog::level::critical, "cannot write port file",
@@ -251,6 +288,7 @@ int Run(const Flags& flags) {
            {{"elapsed_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
                                std::chrono::steady_clock::now() - shutdown_start)
                                .count()}});
+  metrics.reset();  // its collectors read the store
   absl::Status close_status = store->Close();
   if (!close_status.ok()) {
     LogEvent(spdlog::level::err, "store close failed",
@@ -308,6 +346,11 @@ int main(int argc, char** argv) {
   app.add_option("--kv-arena-socket", flags.kv_arena_socket,
                  "Unix-domain socket handing the KV arena to same-host clients "
                  "(default: <data-dir>/kv-arena.sock)");
+  app.add_option("--metrics-listen", flags.metrics_listen,
+                 "serve Prometheus metrics at http://HOST:PORT/metrics (port 0 = any; "
+                 "default: off)");
+  app.add_option("--metrics-port-file", flags.metrics_port_file,
+                 "write the metrics endpoint's bound port here once serving (atomically)");
   app.add_option("--log-format", flags.log_format, "text or json")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "json"}));
