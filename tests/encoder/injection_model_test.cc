@@ -28,7 +28,7 @@ using testing::TinyModelFiles;
 // Parity tolerance against the PyTorch outputs of parity.safetensors:
 // |ours - torch| <= kAbsTol + kRelTol * |torch| per value (float32 sums in
 // a different order; the compressor's two layers and attention add up).
-constexpr float kAbsTol = 2e-4f;
+constexpr float kAbsTol = 1e-4f;
 constexpr float kRelTol = 1e-4f;
 
 // $MNEMO_INJECT_MODEL_DIR, else the committed decoder/models/mnemo-ref-4m-inject.
@@ -96,6 +96,24 @@ TEST(InjectionModelParityTest, MatchesPyTorch) {
   ASSERT_TRUE(memory.ok()) << memory.status();
   absl::Span<const float> ref_memory = *p.F32("out.memory");
   ExpectClose(*memory, ref_memory, "memory");
+
+  // The texts behind those ids (metadata "texts"): our tokenization gives
+  // the same ids, and Compress the same memory.
+  auto texts_entry = p.metadata().find("texts");
+  if (texts_entry != p.metadata().end()) {
+    const nlohmann::json texts = nlohmann::json::parse(texts_entry->second, nullptr, false);
+    ASSERT_TRUE(texts.is_array() && texts.size() == chunks) << texts_entry->second;
+    std::vector<std::string> text_list;
+    for (size_t i = 0; i < chunks; ++i) {
+      text_list.push_back(texts[i].get<std::string>());
+      absl::StatusOr<std::vector<int>> tokenized = m.Tokenize(text_list.back());
+      ASSERT_TRUE(tokenized.ok()) << tokenized.status();
+      EXPECT_EQ(*tokenized, ids[i]) << "text " << i;
+    }
+    absl::StatusOr<std::vector<float>> from_text = m.Compress(text_list);
+    ASSERT_TRUE(from_text.ok()) << from_text.status();
+    ExpectClose(*from_text, ref_memory, "memory from text");
+  }
 
   // Live conditioning and reranker on the reference memory of chunk 0.
   absl::Span<const float> query = *p.F32("in.query");
