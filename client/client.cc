@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/client_impl.h"
 #include "client/convert.h"
+#include "client/tls_credentials.h"
 #include "common/status_macros.h"
 
 namespace mnemo {
@@ -254,8 +255,9 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const std::string& targe
   // mnemod usually runs on the same host; an http_proxy in the environment
   // must not capture loopback traffic.
   args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                   client_internal::ChannelCredentials(options));
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(target, credentials, args);
   if (channel == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("cannot create a channel to ", target));
   }

@@ -42,6 +42,7 @@
 #include "server/metrics_endpoint.h"
 #include "server/rpc_metrics.h"
 #include "server/store_metrics.h"
+#include "server/tls_credentials.h"
 #include "server/service.h"
 
 #ifndef MNEMO_VERSION
@@ -125,6 +126,7 @@ struct Flags {
   uint64_t kv_arena_bytes = 0;  // 0: no hot tier
   std::string kv_arena_socket;  // default: <data_dir>/kv-arena.sock
   std::string metrics_listen;   // empty: no /metrics endpoint
+  TlsFiles tls;                 // no cert: plaintext
   std::string metrics_port_file;
   std::string log_format = "text";
   std::string log_level = "info";
@@ -209,6 +211,14 @@ int Run(const Flags& flags) {
              {{"bytes", arena->size()}, {"huge_pages", arena->huge_pages()},
               {"socket", socket_path}});
   }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      ServerCredentials(flags.tls);
+  if (!credentials.ok()) {
+    LogEvent(spdlog::level::critical, "cannot set up TLS",
+             {{"error", std::string(credentials.status().message())}});
+    mnemo::IgnoreError(store->Close());
+    return 1;
+  }
   KvService kv_service(store.get(), arena.get(),
                        arena_socket != nullptr ? arena_socket->path() : "");
   // Metrics: the RPC interceptor records from the first call on; the
@@ -224,7 +234,7 @@ int Run(const Flags& flags) {
     builder.experimental().SetInterceptorCreators(std::move(creators));
   }
   int port = 0;
-  builder.AddListeningPort(flags.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(flags.listen, *credentials, &port);
   // Oversized messages are refused by gRPC itself with RESOURCE_EXHAUSTED.
   builder.SetMaxReceiveMessageSize(flags.max_message_bytes);
   builder.SetMaxSendMessageSize(flags.max_message_bytes);
@@ -275,6 +285,8 @@ int Run(const Flags& flags) {
             {"data_dir", flags.data_dir},
             {"version", MNEMO_VERSION},
             {"max_message_bytes", flags.max_message_bytes},
+            {"tls", flags.tls.cert.empty() ? "off"
+                    : flags.tls.client_ca.empty() ? "on" : "mutual"},
             {"sync_writes", flags.sync_writes}});
 
   const int signo = WaitForSignal();
@@ -346,6 +358,12 @@ int main(int argc, char** argv) {
   app.add_option("--kv-arena-socket", flags.kv_arena_socket,
                  "Unix-domain socket handing the KV arena to same-host clients "
                  "(default: <data-dir>/kv-arena.sock)");
+  app.add_option("--tls-cert", flags.tls.cert,
+                 "serve TLS with this PEM certificate chain (with --tls-key; default: plaintext)");
+  app.add_option("--tls-key", flags.tls.key, "PEM private key of --tls-cert");
+  app.add_option("--tls-client-ca", flags.tls.client_ca,
+                 "require every client to present a certificate signed by this PEM CA bundle "
+                 "(mutual TLS)");
   app.add_option("--metrics-listen", flags.metrics_listen,
                  "serve Prometheus metrics at http://HOST:PORT/metrics (port 0 = any; "
                  "default: off)");

@@ -31,7 +31,7 @@ struct Invocation {
 };
 
 constexpr char kFooter[] =
-    "Every verb accepts --server, --timeout and --json after it too.\n"
+    "Every verb accepts --server, --timeout, --json and --tls-* after it too.\n"
     "Errors go to stderr as \"error: <CODE>: <message>\" with exit code 1\n"
     "(2 for a usage error).";
 
@@ -377,6 +377,17 @@ int RunCli(int argc, char** argv) {
           ->type_name("SECONDS")
           ->check(CLI::PositiveNumber);
   app.add_flag("--json", inv.global.json, "Print one machine-readable JSON document on stdout");
+  app.add_option("--tls-ca", inv.global.tls_ca,
+                 "Speak TLS, trusting this PEM CA bundle for mnemod's certificate")
+      ->type_name("FILE")
+      ->envname("MNEMO_TLS_CA");
+  app.add_option("--tls-cert", inv.global.tls_cert,
+                 "PEM client certificate, for a mnemod that requires one (with --tls-key)")
+      ->type_name("FILE")
+      ->envname("MNEMO_TLS_CERT");
+  app.add_option("--tls-key", inv.global.tls_key, "PEM private key of --tls-cert")
+      ->type_name("FILE")
+      ->envname("MNEMO_TLS_KEY");
 
   AddNamespaceVerbs(app, inv);
   AddDataVerbs(app, inv);

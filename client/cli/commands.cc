@@ -337,6 +337,9 @@ absl::StatusOr<std::unique_ptr<Client>> ConnectClient(const GlobalOptions& globa
         std::chrono::milliseconds(static_cast<int64_t>(*global.timeout_s * 1000));
     options.connect_timeout = std::min(options.connect_timeout, options.default_timeout);
   }
+  options.tls_ca_file = global.tls_ca;
+  options.tls_cert_file = global.tls_cert;
+  options.tls_key_file = global.tls_key;
   return Client::Connect(global.server, options);
 }
 

@@ -28,6 +28,10 @@ struct GlobalOptions {
   std::optional<double> timeout_s;
   // Machine-readable output: exactly one JSON document on stdout.
   bool json = false;
+  // TLS: the CA bundle of mnemod's certificate (empty = plaintext), and a
+  // client certificate and key for a mnemod that requires one
+  // (env MNEMO_TLS_CA, MNEMO_TLS_CERT, MNEMO_TLS_KEY).
+  std::string tls_ca, tls_cert, tls_key;
 };
 
 struct NsCreateOptions {

@@ -45,6 +45,15 @@ struct ClientOptions {
   int max_message_bytes = 256 << 20;
   // Wait this long in Connect for the channel to become ready (0 = don't).
   std::chrono::milliseconds connect_timeout{5000};
+  // TLS (mnemod --tls-cert/--tls-key): a PEM file of the CA certificates
+  // that may sign the server's certificate. Empty = plaintext. With it,
+  // tls_cert_file and tls_key_file (PEM) present a client certificate, for
+  // a mnemod that requires one (--tls-client-ca). Connect fails with
+  // NOT_FOUND for an unreadable file and INVALID_ARGUMENT for a cert
+  // without its key (or the reverse).
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 struct CallOptions {

@@ -50,18 +50,29 @@ class Client:
 
     address: "host:port". api_key: sent as `authorization: Bearer KEY` on
     every call. tls_ca: path of a PEM CA bundle; with it the channel is TLS
-    (without, plaintext). timeout: default deadline per call in seconds
+    (without, plaintext); tls_cert and tls_key (PEM paths) present a client
+    certificate to a mnemod that requires one (--tls-client-ca). timeout: default deadline per call in seconds
     (None = no deadline; streams never get one).
     """
 
     def __init__(self, address: str = "127.0.0.1:7070", api_key: Optional[str] = None,
                  tls_ca: Optional[str] = None, timeout: Optional[float] = 30.0,
-                 max_message_bytes: int = _DEFAULT_MAX_MESSAGE):
+                 max_message_bytes: int = _DEFAULT_MAX_MESSAGE, tls_cert: Optional[str] = None,
+                 tls_key: Optional[str] = None):
         options = [("grpc.max_receive_message_length", max_message_bytes),
                    ("grpc.max_send_message_length", max_message_bytes)]
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("a TLS client certificate needs both tls_cert and tls_key")
+        if tls_cert is not None and tls_ca is None:
+            raise ValueError("a TLS client certificate needs tls_ca")
         if tls_ca is not None:
-            with open(tls_ca, "rb") as f:
-                creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+            def read(path):
+                with open(path, "rb") as f:
+                    return f.read()
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=read(tls_ca),
+                private_key=read(tls_key) if tls_key else None,
+                certificate_chain=read(tls_cert) if tls_cert else None)
             if api_key:
                 creds = grpc.composite_channel_credentials(
                     creds, grpc.metadata_call_credentials(_BearerAuth(api_key)))
