@@ -261,8 +261,27 @@ struct Hit {
   std::string snippet;         // when highlight was asked for
 };
 
+// One backup in a backup directory (db/backup.cc).
+struct BackupInfo {
+  uint32_t id = 0;              // 1, 2, ... in creation order
+  int64_t created_unix_s = 0;
+  uint64_t size_bytes = 0;      // bytes of its files (files shared with other backups included)
+  uint32_t files = 0;
+  // Every write acknowledged before the backup began has a RocksDB
+  // sequence number <= this one and is in the backup.
+  uint64_t sequence = 0;
+};
+
 class Store {
  public:
+  // Restores backup `id` (0 = the newest) of `backup_dir` into `data_dir`,
+  // which must not exist or be empty (FAILED_PRECONDITION otherwise); the
+  // store then opens there as usual, its indexes rebuilt from the restored
+  // vectors. NOT_FOUND for a missing backup directory or id, DATA_LOSS for
+  // a backup whose files fail their checksums.
+  static absl::Status RestoreBackup(const std::string& backup_dir, uint32_t id,
+                                    const std::string& data_dir);
+
   // Opens (or creates) the store in `path`. Loads index snapshots and
   // replays the index log. Fails with FAILED_PRECONDITION when another
   // process holds the directory, DATA_LOSS on unreadable data.
@@ -335,6 +354,22 @@ class Store {
   // Compacts one namespace's key range (or everything) and rebuilds indexes
   // that carry dead entries.
   virtual absl::Status Compact(absl::string_view ns) = 0;
+
+  // --- Backups (db/backup.cc): RocksDB's BackupEngine in `backup_dir` (an
+  // absolute path on this host, created when missing). Incremental: files
+  // already in an earlier backup are shared, not copied again. Online:
+  // writes go on while it runs; the backup holds every write acknowledged
+  // before it began (BackupInfo::sequence). Index files are not copied: a
+  // restored store rebuilds its indexes from the stored vectors, which are
+  // the truth they are built from. INVALID_ARGUMENT for a relative path.
+  virtual absl::StatusOr<BackupInfo> CreateBackup(const std::string& backup_dir) = 0;
+  // Oldest first. NOT_FOUND when `backup_dir` holds no backup engine.
+  virtual absl::StatusOr<std::vector<BackupInfo>> ListBackups(const std::string& backup_dir) = 0;
+  // Re-reads every file of backup `id` (0 = every backup) and checks its
+  // size and checksum: DATA_LOSS naming what differs, NOT_FOUND for an
+  // unknown id. Returns the ids verified.
+  virtual absl::StatusOr<std::vector<uint32_t>> VerifyBackup(const std::string& backup_dir,
+                                                             uint32_t id) = 0;
 
   // --- Chunk KV caches (db/kv.h). NOT_FOUND for an unknown namespace; every
   // call but RegisterKvModel is FAILED_PRECONDITION on a namespace without

@@ -9,6 +9,7 @@
 //   get.cc                point reads of chunks and documents
 //   search.cc             dense, BM25, hybrid and late-interaction search
 //   maintenance.cc        index snapshots, Checkpoint, Compact
+//   backup.cc             backups (BackupEngine): create, list, verify, restore
 //   kv_store.cc           chunk KV caches (KvStore)
 //   kv_streams.cc         the KV writer and reader handed out
 //   kv_retention.cc       KV expiry and recency flush timers (PeriodicTask)
@@ -23,6 +24,7 @@
 //
 // LOCK ORDER (the one place it is written down; other files refer here):
 //
+//   backup_mu_ -> mu_ (CreateBackup holds both while it copies)
 //   close_mu_ -> mu_ -> StoreLifetime pin -> Namespace::snapshot_mu
 //             -> Namespace::mu -> {bg_mu_, parallel_search_mu_,
 //                                  KvSpace's lock, StoreLifetime registry}
@@ -120,6 +122,10 @@ class StoreImpl final : public Store {
   absl::StatusOr<std::vector<NamespaceInfo>> Stats(absl::string_view ns) override;
   absl::StatusOr<uint64_t> Checkpoint(const std::string& target_dir) override;
   absl::Status Compact(absl::string_view ns) override;
+  absl::StatusOr<BackupInfo> CreateBackup(const std::string& backup_dir) override;
+  absl::StatusOr<std::vector<BackupInfo>> ListBackups(const std::string& backup_dir) override;
+  absl::StatusOr<std::vector<uint32_t>> VerifyBackup(const std::string& backup_dir,
+                                                     uint32_t id) override;
   // KV calls are KvStore's (kv_store.h).
   absl::StatusOr<KvStats> RegisterKvModel(absl::string_view ns, const KvConfig& config) override {
     return kv_store_.RegisterKvModel(ns, config);
@@ -333,6 +339,8 @@ class StoreImpl final : public Store {
   const int search_threads_ = std::max(1, omp_get_max_threads());
   // Held by a search that uses the whole OpenMP team (see store.h).
   absl::Mutex parallel_search_mu_;
+  // Serialises backups (one BackupEngine writer per backup directory).
+  absl::Mutex backup_mu_ ABSL_ACQUIRED_BEFORE(mu_);
 
   // Chunk KV caches; uses the services above.
   KvStore kv_store_{this};
