@@ -56,6 +56,23 @@ absl::StatusOr<absl::flat_hash_set<int64_t>> IdsWithRecords(StoreImpl* owner, ui
   return ids;
 }
 
+// FAILED_PRECONDITION naming the first stored chunk without text: its
+// memory tokens could not be computed, so a registration stores nothing.
+absl::Status CheckEveryChunkHasText(StoreImpl* owner, const Namespace& ns) {
+  BoundedIterator it(owner->db(), owner->chunks_cf(), keys::NsEnd(ns.nsid));
+  for (it->Seek(keys::NsPrefix(ns.nsid)); it->Valid(); it->Next()) {
+    Chunk chunk;
+    RETURN_IF_ERROR(records::DecodeChunk(View(it->value()), &chunk));
+    if (chunk.text.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "chunk '", chunk.id, "' of namespace '", ns.config.name, "' has no text; an ",
+          "injection model computes every chunk's memory tokens from its text (give the ",
+          "chunk text or delete it, then register)"));
+    }
+  }
+  return FromRocks(it->status(), "scanning chunks");
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const InjectionState>> UsableInjection(const Namespace& ns) {
@@ -267,6 +284,7 @@ absl::StatusOr<InjectionInfo> InjectionStore::Register(absl::string_view ns_name
     }
     state = current;  // idempotent: keep it, finish any backfill left
   } else {
+    RETURN_IF_ERROR(CheckEveryChunkHasText(owner_, *ns));
     injection::ModelRecord record;
     record.files = files;
     record.exact = exact;

@@ -342,7 +342,24 @@ TEST_F(InjectionStoreTest, BadRegistrationsStoreNothing) {
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(store_->Recall("ns", TextRecall(kTexts[0], RecallMode::kMemory)).status().code(),
             absl::StatusCode::kFailedPrecondition);
+  // A stored chunk without text (a vector only) cannot get memory tokens.
+  Chunk bare;
+  bare.id = "bare";
+  bare.vector.assign(512, 0.0f);
+  bare.vector[0] = 1;
+  ASSERT_TRUE(store_->Upsert("ns", {}, {bare}).ok());
+  auto refused = store_->RegisterInjectionModel("ns", ModelFiles(), false);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(), HasSubstr("'bare'"));
+  EXPECT_EQ(store_->GetInjectionModel("ns").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(store_->Delete("ns", {"bare"}, {}).ok());
   Register();  // still possible afterwards
+  EXPECT_EQ(RecordCount(), 1u);
+  // With the model, a chunk without text is refused at upsert.
+  auto up = store_->Upsert("ns", {}, {bare});
+  EXPECT_EQ(up.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(up.status().message(), HasSubstr("'bare'"));
   EXPECT_EQ(RecordCount(), 1u);
 }
 
