@@ -58,8 +58,7 @@ absl::StatusOr<ModelRecord> DecodeModel(absl::string_view value) {
   uint8_t format = 0, exact = 0;
   uint32_t nfiles = 0;
   ModelRecord record;
-  if (!r.Get(&format) || !r.Get(&exact) || !r.Get(&record.registered_unix_ms) ||
-      !r.Get(&nfiles)) {
+  if (!r.Get(&format) || !r.Get(&exact) || !r.Get(&record.registered_unix_ms) || !r.Get(&nfiles)) {
     return Truncated("model");
   }
   if (format != kFormat) {
@@ -70,8 +69,8 @@ absl::StatusOr<ModelRecord> DecodeModel(absl::string_view value) {
     uint32_t name_len = 0;
     uint64_t size = 0;
     absl::string_view name, bytes;
-    if (!r.Get(&name_len) || !r.Bytes(name_len, &name) || !r.Get(&size) ||
-        size > r.left() || !r.Bytes(size, &bytes)) {
+    if (!r.Get(&name_len) || !r.Bytes(name_len, &name) || !r.Get(&size) || size > r.left() ||
+        !r.Bytes(size, &bytes)) {
       return Truncated("model");
     }
     record.files[std::string(name)] = std::string(bytes);
@@ -86,9 +85,8 @@ std::string ModelTag(absl::string_view model_sha256) {
   return tag;
 }
 
-std::string EncodeChunk(absl::string_view tag, uint32_t memory_tokens,
-                        absl::Span<const float> xrag, absl::Span<const uint8_t> codes,
-                        absl::Span<const float> exact) {
+std::string EncodeChunk(absl::string_view tag, uint32_t memory_tokens, absl::Span<const float> xrag,
+                        absl::Span<const uint8_t> codes, absl::Span<const float> exact) {
   std::string out;
   PutLe<uint8_t>(&out, kFormat);
   PutLe<uint8_t>(&out, exact.empty() ? 0 : kFlagExact);
@@ -97,7 +95,8 @@ std::string EncodeChunk(absl::string_view tag, uint32_t memory_tokens,
   out += t;
   PutLe<uint32_t>(&out, static_cast<uint32_t>(xrag.size()));
   PutLe<uint32_t>(&out, memory_tokens);
-  PutLe<uint32_t>(&out, memory_tokens == 0 ? 0 : static_cast<uint32_t>(codes.size() / memory_tokens));
+  PutLe<uint32_t>(&out,
+                  memory_tokens == 0 ? 0 : static_cast<uint32_t>(codes.size() / memory_tokens));
   PutFloats(&out, xrag);
   out.append(reinterpret_cast<const char*>(codes.data()), codes.size());
   PutFloats(&out, exact);
@@ -109,8 +108,8 @@ absl::StatusOr<ChunkRecord> DecodeChunk(absl::string_view value) {
   uint8_t format = 0, flags = 0;
   ChunkRecord rec;
   absl::string_view tag;
-  if (!r.Get(&format) || !r.Get(&flags) || !r.Bytes(kTagSize, &tag) ||
-      !r.Get(&rec.decoder_dim) || !r.Get(&rec.memory_tokens) || !r.Get(&rec.code_size)) {
+  if (!r.Get(&format) || !r.Get(&flags) || !r.Bytes(kTagSize, &tag) || !r.Get(&rec.decoder_dim) ||
+      !r.Get(&rec.memory_tokens) || !r.Get(&rec.code_size)) {
     return Truncated("chunk");
   }
   if (format != kFormat) {
@@ -121,9 +120,9 @@ absl::StatusOr<ChunkRecord> DecodeChunk(absl::string_view value) {
   // Sizes are checked against what is left before anything is allocated.
   const uint64_t need = dim * 4 + m * rec.code_size + ((flags & kFlagExact) ? m * dim * 4 : 0);
   if (dim == 0 || m == 0 || rec.code_size == 0 || need != r.left()) {
-    return absl::DataLossError(absl::StrCat(
-        "injection chunk record of [", m, " x ", dim, "] with ", rec.code_size,
-        "-byte codes holds ", r.left(), " payload bytes, expected ", need));
+    return absl::DataLossError(absl::StrCat("injection chunk record of [", m, " x ", dim, "] with ",
+                                            rec.code_size, "-byte codes holds ", r.left(),
+                                            " payload bytes, expected ", need));
   }
   absl::string_view codes;
   if (!GetFloats(&r, dim, &rec.xrag) || !r.Bytes(m * rec.code_size, &codes)) {

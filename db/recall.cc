@@ -62,7 +62,8 @@ absl::Status ValidateRecall(const RecallOptions& options, const Limits& limits, 
   const bool has_text = !options.query_text.empty();
   const bool has_vector = !options.query_vector.empty();
   if (has_text == has_vector) {
-    return absl::InvalidArgumentError("Recall needs exactly one of a query text and a query vector");
+    return absl::InvalidArgumentError(
+        "Recall needs exactly one of a query text and a query vector");
   }
   if (has_text) {
     RETURN_IF_ERROR(ValidateText(options.query_text, "query text", limits));
@@ -71,9 +72,8 @@ absl::Status ValidateRecall(const RecallOptions& options, const Limits& limits, 
     }
   } else {
     if (options.query_vector.size() != dim) {
-      return absl::InvalidArgumentError(absl::StrCat("query vector has ",
-                                                     options.query_vector.size(),
-                                                     " floats; the encoder's dim is ", dim));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "query vector has ", options.query_vector.size(), " floats; the encoder's dim is ", dim));
     }
     double norm = 0;
     for (size_t i = 0; i < options.query_vector.size(); ++i) {
@@ -94,13 +94,12 @@ absl::Status ValidateRecall(const RecallOptions& options, const Limits& limits, 
       return absl::InvalidArgumentError(
           absl::StrCat("rerank keep is ", *keep, "; it must be in 1..", limits.max_k));
     }
-    *candidates = options.rerank->candidates != 0
-                      ? options.rerank->candidates
-                      : std::min<uint32_t>(4 * *keep, limits.max_k);
+    *candidates = options.rerank->candidates != 0 ? options.rerank->candidates
+                                                  : std::min<uint32_t>(4 * *keep, limits.max_k);
     if (*candidates < *keep || *candidates > limits.max_k) {
       return absl::InvalidArgumentError(absl::StrCat("rerank candidates is ", *candidates,
-                                                     "; it must be in ", *keep, "..",
-                                                     limits.max_k, " (at least keep)"));
+                                                     "; it must be in ", *keep, "..", limits.max_k,
+                                                     " (at least keep)"));
     }
   }
   return absl::OkStatus();
@@ -238,10 +237,9 @@ absl::StatusOr<RecallResult> InjectionStore::Recall(absl::string_view ns_name,
     result.hits.push_back(std::move(out));
   }
   if (rerank) {
-    std::stable_sort(result.hits.begin(), result.hits.end(),
-                     [](const RecallHit& a, const RecallHit& b) {
-                       return *a.rerank_score > *b.rerank_score;
-                     });
+    std::stable_sort(
+        result.hits.begin(), result.hits.end(),
+        [](const RecallHit& a, const RecallHit& b) { return *a.rerank_score > *b.rerank_score; });
   }
   if (result.hits.size() > keep) result.hits.resize(keep);
   return result;

@@ -4,6 +4,10 @@
 // Recall in both modes compared with the model's own C++ outputs, every
 // class of bad input (with the data intact afterwards), and a restart.
 // Fails when the USE-lite assets are absent.
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -12,10 +16,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "encoder/injection_model.h"
@@ -219,8 +219,7 @@ TEST_F(SdkInjectTest, BadInputGetsItsStatusAndLeavesTheDataIntact) {
   // Namespace without an injection model.
   EXPECT_EQ(client_->Recall(Request(ns_, kTexts[0], RecallMode::kMemory)).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(client_->GetInjectionModel(ns_).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(client_->GetInjectionModel(ns_).status().code(), absl::StatusCode::kFailedPrecondition);
   // Unknown namespace.
   EXPECT_EQ(client_->Recall(Request("no-such-ns", kTexts[0], RecallMode::kMemory)).status().code(),
             absl::StatusCode::kNotFound);
@@ -236,7 +235,8 @@ TEST_F(SdkInjectTest, BadInputGetsItsStatusAndLeavesTheDataIntact) {
   // Garbage model files: refused, nothing stored.
   auto bad_dir = MakeTempDir("mnemo-bad-inject");
   ASSERT_TRUE(bad_dir.ok());
-  fs::copy(ModelDir(), *bad_dir, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  fs::copy(ModelDir(), *bad_dir,
+           fs::copy_options::recursive | fs::copy_options::overwrite_existing);
   { std::ofstream(fs::path(*bad_dir) / "inject.safetensors", std::ios::trunc) << "garbage"; }
   auto bad = client_->RegisterInjectionModel(ns_, *bad_dir, false);
   EXPECT_TRUE(bad.status().code() == absl::StatusCode::kInvalidArgument ||
@@ -246,8 +246,7 @@ TEST_F(SdkInjectTest, BadInputGetsItsStatusAndLeavesTheDataIntact) {
   EXPECT_EQ(client_->RegisterInjectionModel(ns_, *bad_dir, false).status().code(),
             absl::StatusCode::kInvalidArgument);
   fs::remove_all(*bad_dir);
-  EXPECT_EQ(client_->GetInjectionModel(ns_).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(client_->GetInjectionModel(ns_).status().code(), absl::StatusCode::kFailedPrecondition);
 
   auto info = client_->RegisterInjectionModel(ns_, ModelDir(), false);
   ASSERT_TRUE(info.ok()) << info.status();
@@ -280,7 +279,8 @@ TEST_F(SdkInjectTest, BadInputGetsItsStatusAndLeavesTheDataIntact) {
   // Another model (a different lineage) for the same namespace.
   auto other_dir = MakeTempDir("mnemo-other-inject");
   ASSERT_TRUE(other_dir.ok());
-  fs::copy(ModelDir(), *other_dir, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  fs::copy(ModelDir(), *other_dir,
+           fs::copy_options::recursive | fs::copy_options::overwrite_existing);
   {
     std::ifstream in(fs::path(ModelDir()) / "config.json");
     std::string config((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
