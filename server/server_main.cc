@@ -38,6 +38,7 @@
 #include "server/logging.h"
 #include "server/kv_arena.h"
 #include "server/kv_arena_socket.h"
+#include "server/inject_service.h"
 #include "server/kv_service.h"
 #include "server/metrics_endpoint.h"
 #include "server/rpc_metrics.h"
@@ -221,6 +222,7 @@ int Run(const Flags& flags) {
   }
   KvService kv_service(store.get(), arena.get(),
                        arena_socket != nullptr ? arena_socket->path() : "");
+  InjectService inject_service(store.get());
   // Metrics: the RPC interceptor records from the first call on; the
   // endpoint starts once the server serves.
   auto registry = std::make_shared<prometheus::Registry>();
@@ -240,6 +242,7 @@ int Run(const Flags& flags) {
   builder.SetMaxSendMessageSize(flags.max_message_bytes);
   builder.RegisterService(&service);
   builder.RegisterService(&kv_service);
+  builder.RegisterService(&inject_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     LogEvent(spdlog::level::critical, "cannot listen", {{"listen", flags.listen}});

@@ -35,6 +35,13 @@ def log_summary(run):
     return out
 
 
+def _tau(log, args):
+    if args["rerank_tau"] > 0:
+        return args["rerank_tau"]
+    t = log.get("rdata", {}).get("tau")
+    return f"{t:.4g} (mean std of the candidates' NLL)" if t else "auto"
+
+
 def _row(name, what, r, none_ppl):
     return f"| {name} | {what} | {r['ppl']:.2f} | {r['nll']:.4f} | {none_ppl - r['ppl']:+.2f} |"
 
@@ -102,7 +109,7 @@ def write(out, config, result, args, early):
         f"3. Reranker: {args['rerank_queries']} training queries, candidates = their top-"
         f"{rerank.CANDIDATES} training chunks by",
         "   embedding dot product (own chunk forced in), target softmax(-NLL(B | candidate's",
-        f"   conditioned memory) / {args['rerank_tau']}), KL; only `rerank.*` trains,"
+        f"   conditioned memory) / tau), tau {_tau(log, args)}, KL; only `rerank.*` trains,"
         f" {args['rerank_steps']} steps.",
         f"4. PQ codebooks on the exact memory rows of {args['pq_chunks']:,} training chunks.",
         "",
@@ -129,6 +136,9 @@ def write(out, config, result, args, early):
         _row("xRAG (1 row)", "`[BOS] x A`", result["xrag"], none),
         _row("memory exact (8 rows)", "`[BOS] m' A`", result["memory"], none),
         _row("memory PQ (256 B)", "`[BOS] m' A`", result["memory_pq"], none),
+        _row("text RAG, another item's chunk", "`[BOS] C' A`", result["text_other"], none),
+        _row("xRAG, another item's chunk", "`[BOS] x' A`", result["xrag_other"], none),
+        _row("memory, another item's chunk", "`[BOS] m'' A`", result["memory_other"], none),
         _row("memory, dense top-1", "retrieved", result["memory_dense_top1"], none),
         _row("memory, rerank top-1", "retrieved", result["memory_rerank_top1"], none),
         _row("xRAG, dense top-1", "retrieved", result["xrag_dense_top1"], none),
@@ -142,7 +152,7 @@ def write(out, config, result, args, early):
         "",
         f"Retrieval among the {result['items']} validation chunks by the query A: dense top-1 is"
         f" the item's own chunk for {ret['dense_top1_accuracy']:.3f} of the",
-        f"queries, the reranker's top-1 of the dense top-{ret['candidates']} (own chunk forced in)"
+        f"queries, the reranker's top-1 of the same dense top-{ret['candidates']}"
         f" for {ret['rerank_top1_accuracy']:.3f}; the own chunk is in the",
         f"dense top-{ret['candidates']} for {ret['true_in_dense_top8']:.3f}.",
         "",
