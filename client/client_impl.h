@@ -55,6 +55,12 @@ class ClientImpl final : public Client {
   absl::StatusOr<uint64_t> Checkpoint(const std::string& target_dir,
                                       const CallOptions& call) override;
   absl::Status Compact(const std::string& ns, const CallOptions& call) override;
+  absl::StatusOr<BackupInfo> CreateBackup(const std::string& backup_dir,
+                                          const CallOptions& call) override;
+  absl::StatusOr<std::vector<BackupInfo>> ListBackups(const std::string& backup_dir,
+                                                      const CallOptions& call) override;
+  absl::StatusOr<std::vector<uint32_t>> VerifyBackup(const std::string& backup_dir, uint32_t id,
+                                                     const CallOptions& call) override;
   absl::Status HealthCheck(const CallOptions& call) override;
 
   // KV caches (kv_client.cc).

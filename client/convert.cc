@@ -261,6 +261,16 @@ std::vector<std::vector<Hit>> SearchResultsFromProto(const v1::SearchResponse& r
   return out;
 }
 
+BackupInfo BackupInfoFromProto(const v1::BackupInfo& info) {
+  BackupInfo out;
+  out.id = info.id();
+  out.created_unix_s = info.created_unix_s();
+  out.size_bytes = info.size_bytes();
+  out.files = info.files();
+  out.sequence = info.sequence();
+  return out;
+}
+
 StatsResult StatsFromProto(const v1::StatsResponse& response) {
   StatsResult out;
   for (const v1::NamespaceInfo& info : response.namespaces()) {

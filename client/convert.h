@@ -50,6 +50,7 @@ GetResult GetResultFromProto(const v1::GetResponse& response);
 // malformed. An out-of-range mode is passed on for the server to refuse.
 absl::StatusOr<v1::SearchRequest> SearchRequestToProto(const SearchRequest& request);
 std::vector<std::vector<Hit>> SearchResultsFromProto(const v1::SearchResponse& response);
+BackupInfo BackupInfoFromProto(const v1::BackupInfo& info);
 StatsResult StatsFromProto(const v1::StatsResponse& response);
 
 // --- KV caches.

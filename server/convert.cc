@@ -345,6 +345,14 @@ void DeleteResultToProto(const db::DeleteResult& result, v1::DeleteResponse* out
   out->set_documents_deleted(result.documents_deleted);
 }
 
+void BackupInfoToProto(const db::BackupInfo& info, v1::BackupInfo* out) {
+  out->set_id(info.id);
+  out->set_created_unix_s(info.created_unix_s);
+  out->set_size_bytes(info.size_bytes);
+  out->set_files(info.files);
+  out->set_sequence(info.sequence);
+}
+
 void StatsToProto(const std::vector<db::NamespaceInfo>& infos, const std::string& data_dir,
                   const std::string& version, v1::StatsResponse* out) {
   uint64_t total = 0;

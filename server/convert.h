@@ -79,6 +79,8 @@ UpsertBatch UpsertBatchFromProto(const v1::UpsertRequest& request);
 void AddWriteResultToProto(const db::WriteResult& written, v1::UpsertResponse* out);
 void GetResultToProto(db::GetResult result, v1::GetResponse* out);
 void DeleteResultToProto(const db::DeleteResult& result, v1::DeleteResponse* out);
+// A backup's description (db/backup.cc).
+void BackupInfoToProto(const db::BackupInfo& info, v1::BackupInfo* out);
 // Every namespace's info and their total size.
 void StatsToProto(const std::vector<db::NamespaceInfo>& infos, const std::string& data_dir,
                   const std::string& version, v1::StatsResponse* out);

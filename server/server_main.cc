@@ -128,6 +128,8 @@ struct Flags {
   std::string kv_arena_socket;  // default: <data_dir>/kv-arena.sock
   std::string metrics_listen;   // empty: no /metrics endpoint
   TlsFiles tls;                 // no cert: plaintext
+  std::string restore_from;     // a backup directory to restore into data_dir first
+  uint32_t restore_backup_id = 0;  // 0 = the newest
   std::string metrics_port_file;
   std::string log_format = "text";
   std::string log_level = "info";
@@ -162,6 +164,23 @@ int Run(const Flags& flags) {
     return 1;
   }
 
+  if (!flags.restore_from.empty()) {
+    if (absl::Status s = db::Store::RestoreBackup(flags.restore_from, flags.restore_backup_id,
+                                                  flags.data_dir);
+        !s.ok()) {
+      LogEvent(spdlog::level::critical, "cannot restore backup",
+               {{"backup_dir", flags.restore_from},
+                {"id", flags.restore_backup_id},
+                {"data_dir", flags.data_dir},
+                {"code", absl::StatusCodeToString(s.code())},
+                {"error", std::string(s.message())}});
+      return 1;
+    }
+    LogEvent(spdlog::level::info, "backup restored",
+             {{"backup_dir", flags.restore_from},
+              {"id", flags.restore_backup_id},
+              {"data_dir", flags.data_dir}});
+  }
   db::StoreOptions options;
   options.sync_writes = flags.sync_writes;
   options.kv_expiry_interval_ms = uint64_t{flags.kv_expiry_interval_seconds} * 1000;
@@ -361,6 +380,11 @@ int main(int argc, char** argv) {
   app.add_option("--kv-arena-socket", flags.kv_arena_socket,
                  "Unix-domain socket handing the KV arena to same-host clients "
                  "(default: <data-dir>/kv-arena.sock)");
+  app.add_option("--restore-from", flags.restore_from,
+                 "restore a backup (mnemo backup create) into --data-dir, which must be new or "
+                 "empty, then serve it; indexes are rebuilt from the restored vectors");
+  app.add_option("--restore-backup-id", flags.restore_backup_id,
+                 "which backup of --restore-from (default: the newest)");
   app.add_option("--tls-cert", flags.tls.cert,
                  "serve TLS with this PEM certificate chain (with --tls-key; default: plaintext)");
   app.add_option("--tls-key", flags.tls.key, "PEM private key of --tls-cert");

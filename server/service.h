@@ -62,6 +62,16 @@ class MnemoService final : public v1::Mnemo::CallbackService {
   grpc::ServerUnaryReactor* Compact(grpc::CallbackServerContext* ctx,
                                     const v1::CompactRequest* request,
                                     v1::CompactResponse* response) override;
+  // Backups (server/backup_rpc.cc, db/backup.cc).
+  grpc::ServerUnaryReactor* CreateBackup(grpc::CallbackServerContext* ctx,
+                                         const v1::CreateBackupRequest* request,
+                                         v1::CreateBackupResponse* response) override;
+  grpc::ServerUnaryReactor* ListBackups(grpc::CallbackServerContext* ctx,
+                                        const v1::ListBackupsRequest* request,
+                                        v1::ListBackupsResponse* response) override;
+  grpc::ServerUnaryReactor* VerifyBackup(grpc::CallbackServerContext* ctx,
+                                         const v1::VerifyBackupRequest* request,
+                                         v1::VerifyBackupResponse* response) override;
 
  private:
   db::Store* const store_;

@@ -8,6 +8,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
+#include "client/cli/backup_commands.h"
 #include "client/cli/commands.h"
 #include "client/cli/inject_commands.h"
 #include "client/cli/kv_commands.h"
@@ -395,6 +396,7 @@ int RunCli(int argc, char** argv) {
   AddAdminVerbs(app, inv);
   AddKvVerbs(app, &inv.global, &inv.action);
   AddInjectVerbs(app, &inv.global, &inv.action);
+  AddBackupVerbs(app, &inv.global, &inv.action);
 
   try {
     app.parse(argc, argv);

@@ -174,6 +174,17 @@ class FakeClient : public Client {
   absl::Status Compact(const std::string&, const CallOptions&) override {
     return absl::UnimplementedError("fake");
   }
+  absl::StatusOr<BackupInfo> CreateBackup(const std::string&, const CallOptions&) override {
+    return absl::UnimplementedError("fake");
+  }
+  absl::StatusOr<std::vector<BackupInfo>> ListBackups(const std::string&,
+                                                      const CallOptions&) override {
+    return absl::UnimplementedError("fake");
+  }
+  absl::StatusOr<std::vector<uint32_t>> VerifyBackup(const std::string&, uint32_t,
+                                                     const CallOptions&) override {
+    return absl::UnimplementedError("fake");
+  }
   absl::Status HealthCheck(const CallOptions&) override { return absl::OkStatus(); }
 };
 

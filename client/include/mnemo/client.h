@@ -165,6 +165,15 @@ struct Hit {
   std::string snippet;  // best passage, query terms marked [[term]]
 };
 
+// A backup in a backup directory on the server's host (CreateBackup).
+struct BackupInfo {
+  uint32_t id = 0;  // 1, 2, ... in creation order
+  int64_t created_unix_s = 0;
+  uint64_t size_bytes = 0;  // bytes of its files, files shared with other backups included
+  uint32_t files = 0;
+  uint64_t sequence = 0;  // covers every write acknowledged before the backup began
+};
+
 struct StatsResult {
   std::vector<NamespaceInfo> namespaces;
   uint64_t total_approximate_bytes = 0;
@@ -560,6 +569,19 @@ class Client {
   virtual absl::StatusOr<uint64_t> Checkpoint(const std::string& target_dir,
                                               const CallOptions& = {}) = 0;
   virtual absl::Status Compact(const std::string& ns, const CallOptions& = {}) = 0;
+  // Backups into `backup_dir`, an absolute path on the server's host
+  // (created when missing): online and incremental; restore with mnemod
+  // --restore-from. INVALID_ARGUMENT for a relative path.
+  virtual absl::StatusOr<BackupInfo> CreateBackup(const std::string& backup_dir,
+                                                  const CallOptions& = {}) = 0;
+  // Oldest first; NOT_FOUND when the directory holds no backups.
+  virtual absl::StatusOr<std::vector<BackupInfo>> ListBackups(const std::string& backup_dir,
+                                                              const CallOptions& = {}) = 0;
+  // Checks sizes and checksums of backup `id` (0 = all): DATA_LOSS naming
+  // the damage, NOT_FOUND for an unknown id. Returns the ids verified.
+  virtual absl::StatusOr<std::vector<uint32_t>> VerifyBackup(const std::string& backup_dir,
+                                                             uint32_t id,
+                                                             const CallOptions& = {}) = 0;
   // gRPC health check of the server ("" = overall).
   virtual absl::Status HealthCheck(const CallOptions& = {}) = 0;
 

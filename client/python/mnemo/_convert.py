@@ -3,10 +3,12 @@ the wire messages (mnemo/v1/mnemo_pb2.py). Bad arguments raise ValueError
 or TypeError before anything is sent."""
 from __future__ import annotations
 
+import array
 import json
 import math
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
+from mnemo.v1 import inject_pb2 as ipb
 from mnemo.v1 import mnemo_pb2 as pb
 from mnemo import types as t
 
@@ -267,3 +269,37 @@ def kv_block_from_pb(m: pb.GetKvResponse) -> t.KvBlock:
                                      dtype=_DTYPE_NAMES.get(b.dtype, "fp32")),
                      key_error=m.key_error, value_error=m.value_error,
                      token_ids=list(m.tokens), position=m.position)
+
+
+# --- backups ------------------------------------------------------------------
+
+def backup_from_pb(m: pb.BackupInfo) -> t.BackupInfo:
+    return t.BackupInfo(id=m.id, created_unix_s=m.created_unix_s, size_bytes=m.size_bytes,
+                        files=m.files, sequence=m.sequence)
+
+
+# --- memory injection ---------------------------------------------------------
+
+_RECALL_MODES = {"xrag": ipb.RECALL_MODE_XRAG, "memory": ipb.RECALL_MODE_MEMORY}
+
+
+def recall_mode(name: str) -> int:
+    return _choice(_RECALL_MODES, name, "recall mode")
+
+
+def injection_info_from_pb(m: ipb.InjectionInfo) -> t.InjectionInfo:
+    lineage = {f: getattr(m.lineage, f) for f in (
+        "encoder", "encoder_sha256", "decoder_fingerprint", "decoder_weights_sha256",
+        "model_sha256")}
+    return t.InjectionInfo(namespace=m.namespace, name=m.name, lineage=lineage,
+                           encoder_dim=m.encoder_dim, decoder_dim=m.decoder_dim,
+                           memory_tokens=m.memory_tokens, exact=m.exact, chunks=m.chunks)
+
+
+def recall_hit_from_pb(m: ipb.RecallHit) -> t.RecallHit:
+    tokens = array.array("f")
+    tokens.frombytes(m.tokens)  # the client asks for FP32
+    return t.RecallHit(chunk_id=m.chunk_id, document_id=m.document_id, text=m.text,
+                       score=m.score,
+                       rerank_score=m.rerank_score if m.HasField("rerank_score") else None,
+                       m=m.m, dim=m.dim, tokens=list(tokens))

@@ -5,6 +5,7 @@ their gRPC code; streams come back as iterators."""
 from __future__ import annotations
 
 import functools
+import os
 import queue
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
@@ -13,6 +14,8 @@ import grpc
 from mnemo import _convert as cv
 from mnemo import errors
 from mnemo import types as t
+from mnemo.v1 import inject_pb2 as ipb
+from mnemo.v1 import inject_pb2_grpc as irpc
 from mnemo.v1 import mnemo_pb2 as pb
 from mnemo.v1 import mnemo_pb2_grpc as rpc
 
@@ -86,6 +89,7 @@ class Client:
         self._timeout = timeout
         self._mnemo = rpc.MnemoStub(self._channel)
         self._kv = rpc.MnemoKvStub(self._channel)
+        self._inject = irpc.MnemoInjectStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -226,6 +230,69 @@ class Client:
     @_rpc
     def compact(self, ns: str = "") -> None:
         self._call(self._mnemo.Compact, pb.CompactRequest(namespace=ns), timeout=None)
+
+    # --- backups ------------------------------------------------------------
+
+    @_rpc
+    def backup_create(self, backup_dir: str) -> t.BackupInfo:
+        """A new backup of the whole store in `backup_dir` (an absolute path
+        on the server's host; online, incremental). Restore it with
+        `mnemod --restore-from DIR --data-dir NEW`."""
+        r = self._call(self._mnemo.CreateBackup, pb.CreateBackupRequest(backup_dir=backup_dir),
+                       timeout=None)
+        return cv.backup_from_pb(r.backup)
+
+    @_rpc
+    def backup_list(self, backup_dir: str) -> List[t.BackupInfo]:
+        r = self._call(self._mnemo.ListBackups, pb.ListBackupsRequest(backup_dir=backup_dir))
+        return [cv.backup_from_pb(b) for b in r.backups]
+
+    @_rpc
+    def backup_verify(self, backup_dir: str, id: int = 0) -> List[int]:
+        """Checks sizes and checksums of backup `id` (0 = all); raises
+        DataLossError naming the damage."""
+        r = self._call(self._mnemo.VerifyBackup,
+                       pb.VerifyBackupRequest(backup_dir=backup_dir, id=id), timeout=None)
+        return list(r.verified)
+
+    # --- memory injection ---------------------------------------------------
+
+    @_rpc
+    def inject_register(self, ns: str, model_dir: str, exact: bool = False) -> t.InjectionInfo:
+        """Registers the injection model in `model_dir` (config.json,
+        inject.safetensors, tokenizer.model, read here and sent) for an
+        encoder namespace; existing chunks get their records."""
+        req = ipb.RegisterInjectionModelRequest(namespace=ns, exact=exact)
+        for name in ("config.json", "inject.safetensors", "tokenizer.model"):
+            with open(os.path.join(model_dir, name), "rb") as f:
+                req.files[name] = f.read()
+        r = self._call(self._inject.RegisterInjectionModel, req, timeout=None)
+        return cv.injection_info_from_pb(r.info)
+
+    @_rpc
+    def inject_info(self, ns: str) -> t.InjectionInfo:
+        r = self._call(self._inject.GetInjectionModel, ipb.GetInjectionModelRequest(namespace=ns))
+        return cv.injection_info_from_pb(r.info)
+
+    @_rpc
+    def recall(self, ns: str, query: Union[str, Sequence[float]], k: int = 1,
+               mode: str = "memory", rerank_candidates: Optional[int] = None,
+               exact: bool = False) -> List[t.RecallHit]:
+        """The chunks nearest `query` (a text, or a vector of the encoder's
+        dim) with their injection tokens: mode "xrag" (one row) or "memory"
+        (memory_tokens rows conditioned on the query). rerank_candidates:
+        rerank that many dense candidates and keep k."""
+        req = ipb.RecallRequest(namespace=ns, k=k, mode=cv.recall_mode(mode),
+                                dtype=ipb.INJECT_DTYPE_FP32, exact=exact)
+        if isinstance(query, str):
+            req.text = query
+        else:
+            req.vector.values.extend(cv._finite(query, "query"))
+        if rerank_candidates is not None:
+            req.rerank.candidates = rerank_candidates
+            req.rerank.keep = k
+        r = self._call(self._inject.Recall, req)
+        return [cv.recall_hit_from_pb(h) for h in r.hits]
 
     # --- chunk KV -----------------------------------------------------------
 

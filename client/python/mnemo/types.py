@@ -173,6 +173,43 @@ class KvPutResult:
     evicted_chunks: int
 
 
+@dataclass
+class BackupInfo:
+    """A backup in a backup directory on the server's host."""
+    id: int
+    created_unix_s: int
+    size_bytes: int
+    files: int
+    sequence: int  # covers every write acknowledged before the backup began
+
+
+@dataclass
+class InjectionInfo:
+    """A namespace's registered injection model (mnemo inject register)."""
+    namespace: str
+    name: str
+    lineage: Dict[str, str]
+    encoder_dim: int
+    decoder_dim: int
+    memory_tokens: int
+    exact: bool
+    chunks: int
+
+
+@dataclass
+class RecallHit:
+    """A recalled chunk and its injection tokens: `m` rows of `dim` floats
+    (row-major), to place in the decoder's input embeddings."""
+    chunk_id: str
+    document_id: str
+    text: str
+    score: float
+    rerank_score: Optional[float]
+    m: int
+    dim: int
+    tokens: List[float]
+
+
 def _floats(data: bytes, dtype: str) -> array.array:
     if dtype != "fp32":
         raise ValueError(f"k_floats/v_floats need an fp32 block, this one is {dtype}")
@@ -183,4 +220,4 @@ def _floats(data: bytes, dtype: str) -> array.array:
 
 __all__ = ["NamespaceConfig", "NamespaceInfo", "Chunk", "Document", "Hit", "UpsertResult",
            "GetResult", "DeleteResult", "Stats", "ModelFingerprint", "KvConfig", "KvStats",
-           "KvLayer", "KvBlock", "KvPutResult"]
+           "KvLayer", "KvBlock", "KvPutResult", "BackupInfo", "InjectionInfo", "RecallHit"]
