@@ -19,6 +19,7 @@
 #include "client/convert.h"
 #include "client/kv_arena_client.h"
 #include "mnemo/client.h"
+#include "mnemo/v1/inject.grpc.pb.h"
 #include "mnemo/v1/mnemo.grpc.pb.h"
 
 namespace mnemo::client_internal {
@@ -90,6 +91,15 @@ class ClientImpl final : public Client {
                                           const CallOptions& call) override;
   absl::StatusOr<KvStats> GetKvStats(const std::string& ns, const CallOptions& call) override;
 
+  // Memory injection (inject_client.cc).
+  absl::StatusOr<InjectionInfo> RegisterInjectionModel(const std::string& ns,
+                                                       const std::string& dir, bool exact,
+                                                       const CallOptions& call) override;
+  absl::StatusOr<InjectionInfo> GetInjectionModel(const std::string& ns,
+                                                  const CallOptions& call) override;
+  absl::StatusOr<RecallResult> Recall(const RecallRequest& request,
+                                      const CallOptions& call) override;
+
  private:
   Clock::time_point Deadline(const CallOptions& call) const {
     return Clock::now() + call.timeout.value_or(options_.default_timeout);
@@ -119,6 +129,7 @@ class ClientImpl final : public Client {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Mnemo::Stub> stub_;
   std::unique_ptr<v1::MnemoKv::Stub> kv_stub_;
+  std::unique_ptr<v1::MnemoInject::Stub> inject_stub_;
   grpc::GenericStub generic_stub_;
   const ClientOptions options_;
   KvArenaClient arena_;  // the KV arena session of shared_memory reads

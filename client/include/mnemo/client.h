@@ -163,6 +163,90 @@ struct StatsResult {
   std::string version;
 };
 
+// --- Memory injection (README "Memory injection", mnemo/v1/inject.proto).
+//
+// An encoder namespace registers one injection model (a directory such as
+// decoder/models/mnemo-ref-4m-inject); every chunk then carries its xRAG
+// vector and its memory tokens, computed once at ingest. Recall returns, per
+// retrieved chunk, the rows a decoder places in its input embeddings.
+
+// What an injection model was built from; compared field by field.
+struct InjectionLineage {
+  std::string encoder;                 // built-in encoder name, "use-lite"
+  std::string encoder_sha256;          // hex SHA-256 of the encoder's files
+  std::string decoder_fingerprint;     // ModelFingerprint::Canonical()
+  std::string decoder_weights_sha256;  // hex SHA-256 of the decoder's weights
+  std::string model_sha256;            // hex SHA-256 of inject.safetensors
+};
+
+struct InjectionInfo {
+  std::string ns;
+  std::string name;  // config.json "name"
+  InjectionLineage lineage;
+  uint32_t encoder_dim = 0;    // query embedding width
+  uint32_t decoder_dim = 0;    // width of every token row
+  uint32_t memory_tokens = 0;  // rows per hit in kMemory
+  uint32_t pq_m = 0;           // PQ sub-quantizers per memory token
+  uint32_t pq_nbits = 0;       // bits per PQ code
+  bool exact = false;          // exact memory tokens stored beside the codes
+  uint64_t chunks = 0;         // chunks holding injection records
+  // Stored bytes per chunk of each record.
+  uint64_t xrag_bytes_per_chunk = 0;
+  uint64_t memory_code_bytes_per_chunk = 0;
+  uint64_t memory_exact_bytes_per_chunk = 0;
+  int64_t registered_unix_ms = 0;
+  // RegisterInjectionModel only: chunks whose records that call computed.
+  uint64_t backfilled_chunks = 0;
+};
+
+// kXrag: one row per hit (the chunk's projected embedding). kMemory: the
+// model's memory_tokens rows per hit, decoded and conditioned on the query.
+enum class RecallMode { kXrag, kMemory };
+// Element type of the tokens on the wire; the SDK always returns floats.
+enum class InjectDtype { kFp32, kFp16 };
+
+// GLIMMER-style rerank of the dense top `candidates` by the model's scorer,
+// keeping the best `keep` (0 = RecallRequest::k); candidates 0 = 4 * keep.
+struct RecallRerank {
+  uint32_t candidates = 0;
+  uint32_t keep = 0;
+};
+
+struct RecallRequest {
+  std::string ns;
+  // Exactly one of them: a text (embedded by the namespace's encoder) or an
+  // embedding of that encoder (its dim, finite).
+  std::string query_text;
+  std::vector<float> query_vector;
+  int k = 4;  // 1..1024
+  RecallMode mode = RecallMode::kMemory;
+  std::optional<RecallRerank> rerank;
+  InjectDtype dtype = InjectDtype::kFp32;
+  // kMemory: the exact memory tokens instead of the decoded PQ codes
+  // (FAILED_PRECONDITION unless the model was registered with exact).
+  bool exact = false;
+  // The caller's decoder: when set, checked against the model's lineage
+  // (FAILED_PRECONDITION naming the differing field).
+  std::optional<ModelFingerprint> decoder;
+  std::string decoder_weights_sha256;  // "" = not checked
+};
+
+struct RecallHit {
+  std::string chunk_id;
+  std::string document_id;
+  std::string text;
+  float score = 0;                   // dense score
+  std::optional<float> rerank_score;  // when reranked
+  uint32_t m = 0;                    // rows
+  uint32_t dim = 0;                  // row width (the decoder's dim)
+  std::vector<float> tokens;         // [m, dim] row-major
+};
+
+struct RecallResult {
+  std::vector<RecallHit> hits;  // best first (by rerank_score when reranked)
+  InjectionLineage lineage;     // of the model that produced the tokens
+};
+
 // --- Chunk KV caches (README "KV caches").
 //
 // A namespace registers one decoder model (KvConfig); each stored chunk may
@@ -532,6 +616,24 @@ class Client {
   virtual absl::StatusOr<std::unique_ptr<AttendStream>> OpenAttend(
       const std::string& ns, const ModelFingerprint& model, const std::vector<AttendChunk>& chunks,
       const CallOptions& = {});
+
+  // --- Memory injection. NOT_FOUND for an unknown namespace; the default
+  // implementations (for test fakes) return UNIMPLEMENTED.
+
+  // Registers the injection model in directory `dir` (reads config.json and
+  // the weights and tokenizer files it names, and sends them) and computes
+  // the records of the chunks already stored. Same model again: a no-op;
+  // another one: FAILED_PRECONDITION naming the differing lineage field.
+  // Not retried past its deadline (a large namespace may need a long one).
+  virtual absl::StatusOr<InjectionInfo> RegisterInjectionModel(const std::string& ns,
+                                                               const std::string& dir, bool exact,
+                                                               const CallOptions& = {});
+  // FAILED_PRECONDITION when the namespace has no injection model.
+  virtual absl::StatusOr<InjectionInfo> GetInjectionModel(const std::string& ns,
+                                                          const CallOptions& = {});
+  // Retrieves chunks for the query with their injection tokens.
+  virtual absl::StatusOr<RecallResult> Recall(const RecallRequest& request,
+                                              const CallOptions& = {});
 };
 
 }  // namespace mnemo
