@@ -55,7 +55,10 @@ class InjectionModel {
   // Directory (config.json, inject.safetensors, tokenizer.model) or the same
   // files as bytes (name -> contents, as the CLI sends them at
   // registration). NOT_FOUND for a missing file, DATA_LOSS for a hash/shape
-  // mismatch or malformed file, INVALID_ARGUMENT for bad config.
+  // mismatch or malformed file (weights, or a tokenizer SentencePiece
+  // refuses or whose vocabulary differs from comp.tok_emb), INVALID_ARGUMENT
+  // for bad config (naming the field), FAILED_PRECONDITION when the
+  // decoder's tokenizer plugin cannot be loaded.
   static absl::StatusOr<std::unique_ptr<InjectionModel>> Load(const std::string& dir);
   static absl::StatusOr<std::unique_ptr<InjectionModel>> FromFiles(
       const std::map<std::string, std::string>& files);
