@@ -142,7 +142,7 @@ def write(out, config, result, args, early):
         "",
         f"Retrieval among the {result['items']} validation chunks by the query A: dense top-1 is"
         f" the item's own chunk for {ret['dense_top1_accuracy']:.3f} of the",
-        f"queries, the reranker's top-1 of the dense top-{ret['candidates']} (own chunk forced in)"
+        f"queries, the reranker's top-1 of the same dense top-{ret['candidates']}"
         f" for {ret['rerank_top1_accuracy']:.3f}; the own chunk is in the",
         f"dense top-{ret['candidates']} for {ret['true_in_dense_top8']:.3f}.",
         "",

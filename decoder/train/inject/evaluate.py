@@ -8,7 +8,8 @@ B after each kind of context, all rows on the same items and tokens:
   memory        [BOS] live(comp(C), emb(A)) A -> B
   memory_pq     the same with comp(C) coded and decoded by the PQ codebooks
 And retrieval among all validation chunks: dense top-1 (emb(A) . emb(C))
-versus the reranker's top-1 over the dense top-8, how often each is the
+versus the reranker's top-1 over the dense top-8 (as retrieved: the own
+chunk is not forced in), how often each is the
 item's own chunk, and the perplexity of B with the memory of each's pick.
 """
 import math
@@ -63,8 +64,8 @@ def evaluate(dec, model, pq_centroids, items, ce, qe):
     out["pq_relative_mse"] = float(((memory_pq - memory) ** 2).mean() / (memory ** 2).mean())
 
     # Retrieval among the validation chunks.
-    cand = rerank.candidates(qe, ce, np.arange(n))  # the true chunk forced into the 8
-    dense_top1 = np.argmax(qe @ ce.T, axis=1)
+    cand = rerank.candidates(qe, ce, np.arange(n), force_own=False)
+    dense_top1 = cand[:, 0]
     picks = []
     for i in range(n):
         m, c = model.live(memory[cand[i]], qe_t[i][None].expand(len(cand[i]), -1))
@@ -75,8 +76,7 @@ def evaluate(dec, model, pq_centroids, items, ce, qe):
                         "dense_top1_accuracy": float((dense_top1 == truth).mean()),
                         "rerank_top1_accuracy": float((picks == truth).mean()),
                         "true_in_dense_top8": float(np.mean(
-                            [i in np.argsort(-(ce @ qe[i]))[:rerank.CANDIDATES]
-                             for i in range(n)]))}
+                            [i in cand[i] for i in range(n)]))}
     out["memory_dense_top1"], _ = _nll(
         dec, items, lambda idx: model.live(memory[dense_top1[idx]], qe_t[idx])[0], query)
     out["memory_rerank_top1"], _ = _nll(

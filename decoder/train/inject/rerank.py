@@ -17,13 +17,14 @@ from . import prompt, stages
 CANDIDATES = 8
 
 
-def candidates(qe, ce, rows, k=CANDIDATES):
-    """-> [len(rows), k] chunk indices, best first, row i's own chunk included."""
+def candidates(qe, ce, rows, k=CANDIDATES, force_own=True):
+    """-> [len(rows), k] chunk indices by dot product, best first; with
+    force_own, row r's own chunk r replaces the k-th when not among them."""
     out = []
     for r in rows:
         s = ce @ qe[r]
         top = np.argsort(-s, kind="stable")[:k]
-        if r not in top:
+        if force_own and r not in top:
             top[-1] = r
         out.append(top)
     return np.stack(out)
