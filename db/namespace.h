@@ -27,6 +27,8 @@
 
 namespace mnemo::db {
 
+struct InjectionState;  // db/injection_store.h
+
 // Why a namespace object no longer serves requests.
 enum class Gone { kNo, kDropped, kClosed };
 
@@ -58,6 +60,9 @@ struct Namespace {
   // Chunk KV caches, once a model is registered (null before). The pointer
   // is guarded by `mu`; the space locks its own state (kv_space.h).
   std::unique_ptr<KvSpace> kv ABSL_GUARDED_BY(mu);
+  // Memory injection, once a model is registered (null before; see
+  // db/injection_store.h). Replaced, never mutated.
+  std::shared_ptr<const InjectionState> injection ABSL_GUARDED_BY(mu);
   // internal id -> external chunk id of every live chunk.
   absl::flat_hash_map<int64_t, std::string> external_ids ABSL_GUARDED_BY(mu);
   uint64_t document_count ABSL_GUARDED_BY(mu) = 0;

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "db/injection_records.h"
 #include "db/keys.h"
 #include "db/kv_records.h"
 #include "db/records.h"
@@ -224,6 +225,7 @@ absl::Status StoreImpl::DropNamespace(absl::string_view name) {
   batch.Delete(meta_, keys::NsCountersKey(ns->nsid));
   batch.Delete(meta_, keys::MultiVecCodecKey(ns->nsid));
   batch.Delete(meta_, kvrecords::ConfigKey(ns->nsid));
+  batch.Delete(meta_, injection::ModelKey(ns->nsid));
   RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "dropping namespace"));
 
   ns->gone = Gone::kDropped;
@@ -231,6 +233,7 @@ absl::Status StoreImpl::DropNamespace(absl::string_view name) {
   ns->bm25.reset();
   ns->multivec.reset();
   ns->kv.reset();
+  ns->injection.reset();
   ns->attrs.Clear();
   ns->external_ids.clear();
   namespaces_.erase(it);

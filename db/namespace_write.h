@@ -42,6 +42,9 @@ struct NamespaceWrite {
   Bm25Update bm25;
   // Token vectors of `added`, one entry per added chunk (late interaction).
   std::vector<std::optional<PendingTokens>> tokens;
+  // Injection records of `added`, one entry per added chunk (namespaces
+  // with an injection model; db/injection_store.h).
+  std::vector<std::optional<std::string>> inject_records;
 
   // --- KV changes applied to the namespace's KvSpace after the commit, in
   // this order. The matching rows are staged in `batch` by the caller

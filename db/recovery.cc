@@ -148,6 +148,7 @@ absl::Status StoreImpl::LoadNamespace(Namespace* ns) {
     ns->ops_since_snapshot = std::max<uint64_t>(1, ns->external_ids.size());
   }
   RETURN_IF_ERROR(kv_store_.LoadLocked(ns));
+  RETURN_IF_ERROR(injection_store_.LoadLocked(ns));
   if (ns->config.late_interaction.value_or(false)) {
     // The multivec CF is committed with the chunks, so it is always the
     // complete truth: no snapshot, no log replay needed.

@@ -33,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "db/injection.h"
 #include "db/kv.h"
 #include "index/dense_index.h"
 #include "index/filter.h"
@@ -381,6 +382,33 @@ class Store {
                                                   std::optional<bool> pin,
                                                   std::optional<int64_t> ttl_seconds) = 0;
   virtual absl::StatusOr<KvStats> GetKvStats(absl::string_view ns) = 0;
+
+  // --- Memory injection (db/injection.h). NOT_FOUND for an unknown
+  // namespace.
+
+  // Registers the namespace's injection model from its directory's files
+  // and computes the records of every chunk already stored (batched
+  // commits, under the namespace's writer lock). Encoder namespaces only
+  // (FAILED_PRECONDITION); a model for another encoder or dim is
+  // FAILED_PRECONDITION; files that do not make a model are
+  // INVALID_ARGUMENT, NOT_FOUND or DATA_LOSS (encoder::InjectionModel) and
+  // store nothing. The same model (lineage and exact) again finishes any
+  // backfill left (after a crash) and is otherwise a no-op; another model is
+  // FAILED_PRECONDITION naming the first differing lineage field. From then
+  // on every chunk written gets its record in the chunk's own commit, and
+  // a chunk without text is INVALID_ARGUMENT.
+  virtual absl::StatusOr<InjectionInfo> RegisterInjectionModel(absl::string_view ns,
+                                                               const InjectionFiles& files,
+                                                               bool exact) = 0;
+  // FAILED_PRECONDITION when the namespace has no injection model.
+  virtual absl::StatusOr<InjectionInfo> GetInjectionModel(absl::string_view ns) = 0;
+  // The dense top k chunks of the query with their injection tokens (see
+  // RecallOptions). FAILED_PRECONDITION without a model, for a caller
+  // lineage that differs (naming the field) or a record written by another
+  // model; DATA_LOSS for a record that does not decode; INVALID_ARGUMENT
+  // for a bad k, rerank, query text or vector.
+  virtual absl::StatusOr<RecallResult> Recall(absl::string_view ns,
+                                              const RecallOptions& options) = 0;
 
   virtual const StoreOptions& options() const = 0;
   virtual const std::string& path() const = 0;

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "db/injection_records.h"
 #include "db/keys.h"
 #include "db/kv_records.h"
 #include "db/rocks_status.h"
@@ -77,7 +78,7 @@ absl::Status StoreImpl::OpenDb() {
   for (const char* required :
        {rocksdb::kDefaultColumnFamilyName.c_str(), keys::kMetaCf, keys::kDocsCf, keys::kChunksCf,
         keys::kDenseCf, keys::kIdMapCf, keys::kIndexLogCf, keys::kBm25Cf, keys::kMultiVecCf,
-        kvrecords::kKvCf}) {
+        kvrecords::kKvCf, injection::kInjectCf}) {
     if (std::find(names.begin(), names.end(), required) == names.end()) {
       names.push_back(required);
     }
@@ -110,6 +111,7 @@ absl::Status StoreImpl::OpenDb() {
     if (n == keys::kBm25Cf) bm25_ = handles_[i];
     if (n == keys::kMultiVecCf) multivec_ = handles_[i];
     if (n == kvrecords::kKvCf) kv_ = handles_[i];
+    if (n == injection::kInjectCf) inject_ = handles_[i];
   }
 
   ASSIGN_OR_RETURN(auto version, GetOne(meta_, keys::kSchemaVersionKey));

@@ -69,6 +69,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "db/injection_store.h"
 #include "db/kv_store.h"
 #include "db/namespace.h"
 #include "db/namespace_write.h"
@@ -154,6 +155,19 @@ class StoreImpl final : public Store {
   absl::StatusOr<KvStats> GetKvStats(absl::string_view ns) override {
     return kv_store_.GetKvStats(ns);
   }
+  // Memory injection calls are InjectionStore's (injection_store.h).
+  absl::StatusOr<InjectionInfo> RegisterInjectionModel(absl::string_view ns,
+                                                       const InjectionFiles& files,
+                                                       bool exact) override {
+    return injection_store_.Register(ns, files, exact);
+  }
+  absl::StatusOr<InjectionInfo> GetInjectionModel(absl::string_view ns) override {
+    return injection_store_.Info(ns);
+  }
+  absl::StatusOr<RecallResult> Recall(absl::string_view ns,
+                                      const RecallOptions& options) override {
+    return injection_store_.Recall(ns, options);
+  }
   const StoreOptions& options() const override { return options_; }
   const std::string& path() const override { return path_; }
 
@@ -179,6 +193,9 @@ class StoreImpl final : public Store {
   rocksdb::ColumnFamilyHandle* idmap_cf() const { return idmap_; }
   rocksdb::ColumnFamilyHandle* kv_cf() const { return kv_; }
   rocksdb::ColumnFamilyHandle* meta_cf() const { return meta_; }
+  rocksdb::ColumnFamilyHandle* chunks_cf() const { return chunks_; }
+  rocksdb::ColumnFamilyHandle* dense_cf() const { return dense_; }
+  rocksdb::ColumnFamilyHandle* inject_cf() const { return inject_; }
   const std::shared_ptr<StoreLifetime>& lifetime() const { return lifetime_; }
   rocksdb::WriteOptions SyncedWrite() const {
     rocksdb::WriteOptions w;
@@ -192,7 +209,7 @@ class StoreImpl final : public Store {
   absl::Status CloseImpl(bool save_snapshots);
   std::vector<NamespacePtr> AllNamespaces() ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<rocksdb::ColumnFamilyHandle*> DataCfs() const {
-    return {docs_, chunks_, dense_, idmap_, ilog_, bm25_, multivec_, kv_};
+    return {docs_, chunks_, dense_, idmap_, ilog_, bm25_, multivec_, kv_, inject_};
   }
   std::string SnapshotPath(uint32_t nsid) const {
     return (std::filesystem::path(index_dir_) / absl::StrCat(nsid, ".idx")).string();
@@ -314,6 +331,7 @@ class StoreImpl final : public Store {
   rocksdb::ColumnFamilyHandle* bm25_ = nullptr;
   rocksdb::ColumnFamilyHandle* multivec_ = nullptr;
   rocksdb::ColumnFamilyHandle* kv_ = nullptr;
+  rocksdb::ColumnFamilyHandle* inject_ = nullptr;  // injection records
 
   absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
@@ -336,6 +354,8 @@ class StoreImpl final : public Store {
 
   // Chunk KV caches; uses the services above.
   KvStore kv_store_{this};
+  // Memory injection; uses the services above.
+  InjectionStore injection_store_{this};
 };
 
 }  // namespace mnemo::db

@@ -35,7 +35,10 @@ absl::Status StoreImpl::CommitLocked(Namespace* ns, NamespaceWrite* write,
       RETURN_IF_ERROR(StageMultiVecLocked(ns, &write->batch, write->removed, write->added,
                                           &write->tokens, &trained_codec, &reencoded));
     }
-    // A removed chunk takes its KV along, in the same commit.
+    // A removed chunk takes its KV and injection record along, in the
+    // same commit.
+    injection_store_.StageLocked(*ns, &write->batch, write->removed, write->added,
+                                 write->inject_records);
     StageKvRemovalLocked(*ns, &write->batch, write->removed);
     for (int64_t id : write->removed) write->kv_erased.emplace_back(id, KvSpace::Why::kDeleted);
     write->batch.Put(meta_, keys::NsCountersKey(ns->nsid), records::EncodeCounters(write->counters));
@@ -322,15 +325,25 @@ absl::StatusOr<WriteResult> StoreImpl::Upsert(absl::string_view ns_name,
     }
     chunks = prepared;
   }
+  // Injection records (xRAG vector, memory codes) of every chunk, when the
+  // namespace has an injection model.
+  PreparedInjection inject_prepared;
+  if (text_ns) {
+    ASSIGN_OR_RETURN(inject_prepared, injection_store_.Prepare(ns.get(), chunks));
+  }
 
   absl::MutexLock lock(&ns->mu);
   RETURN_IF_ERROR(ns->GoneStatus());
+  if (text_ns) {
+    RETURN_IF_ERROR(injection_store_.RecheckLocked(ns.get(), chunks, &inject_prepared));
+  }
   if (documents.empty() && chunks.empty()) return WriteResult();
   if (text_ns && ns->bm25 == nullptr) return absl::InternalError("namespace has no BM25 index");
   NamespaceWrite write;
   RETURN_IF_ERROR(StageUpsertLocked(ns.get(), documents, chunks, text_docs, chunk_terms,
                                     &chunk_attrs, &write));
   write.tokens = std::move(chunk_tokens);
+  write.inject_records = std::move(inject_prepared.records);
   RETURN_IF_ERROR(CommitLocked(ns.get(), &write, "writing"));
   WriteResult result;
   result.documents_written = documents.size();

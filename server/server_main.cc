@@ -36,6 +36,7 @@
 #include "server/logging.h"
 #include "server/kv_arena.h"
 #include "server/kv_arena_socket.h"
+#include "server/inject_service.h"
 #include "server/kv_service.h"
 #include "server/service.h"
 
@@ -204,6 +205,7 @@ int Run(const Flags& flags) {
   }
   KvService kv_service(store.get(), arena.get(),
                        arena_socket != nullptr ? arena_socket->path() : "");
+  InjectService inject_service(store.get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -214,6 +216,7 @@ int Run(const Flags& flags) {
   builder.SetMaxSendMessageSize(flags.max_message_bytes);
   builder.RegisterService(&service);
   builder.RegisterService(&kv_service);
+  builder.RegisterService(&inject_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     LogEvent(spdlog::level::critical, "cannot listen", {{"listen", flags.listen}});

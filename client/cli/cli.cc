@@ -9,6 +9,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "client/cli/commands.h"
+#include "client/cli/inject_commands.h"
 #include "client/cli/kv_commands.h"
 
 #ifndef MNEMO_VERSION
@@ -382,6 +383,7 @@ int RunCli(int argc, char** argv) {
   AddDataVerbs(app, inv);
   AddAdminVerbs(app, inv);
   AddKvVerbs(app, &inv.global, &inv.action);
+  AddInjectVerbs(app, &inv.global, &inv.action);
 
   try {
     app.parse(argc, argv);
