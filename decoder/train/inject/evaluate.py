@@ -7,6 +7,8 @@ B after each kind of context, all rows on the same items and tokens:
   xrag          [BOS] proj(emb(C)) A -> B
   memory        [BOS] live(comp(C), emb(A)) A -> B
   memory_pq     the same with comp(C) coded and decoded by the PQ codebooks
+  *_other       text, xrag, memory with the chunk of another item (item
+                i + n/2): the part of a gain that is not the chunk's content
 And retrieval among all validation chunks: dense top-1 (emb(A) . emb(C))
 versus the reranker's top-1 over the dense top-8 (as retrieved: the own
 chunk is not forced in), how often each is the
@@ -25,13 +27,15 @@ BATCH = 32
 
 @torch.no_grad()
 def _nll(dec, items, rows_fn, prefix_fn):
+    """rows_fn(item indices) -> injected rows or None; prefix_fn(item index)
+    -> the ids before the target."""
     tot, cnt = 0.0, 0.0
     per_item = []
     for a in range(0, len(items), BATCH):
         idx = np.arange(a, min(len(items), a + BATCH))
         sel = [items[i] for i in idx]
         rows = rows_fn(idx)
-        lg, tg, bi = prompt.build(dec, rows, [prefix_fn(it) for it in sel],
+        lg, tg, bi = prompt.build(dec, rows, [prefix_fn(i) for i in idx],
                                   [it["target_ids"] for it in sel])
         t, c = prompt.per_item_nll(lg, tg, bi, len(sel))
         tot += t.sum().item()
@@ -51,16 +55,26 @@ def evaluate(dec, model, pq_centroids, items, ce, qe):
     flat = memory.reshape(-1, modules.DIM).numpy()
     memory_pq = torch.from_numpy(pq_mod.decode(q, pq_mod.encode(q, flat))).view_as(memory)
     ce_t, qe_t = torch.from_numpy(ce), torch.from_numpy(qe)
-    query = lambda it: it["query_ids"]  # noqa: E731
+    def query(i):
+        return items[i]["query_ids"]
     out = {"items": n}
     out["none"], _ = _nll(dec, items, lambda idx: None, query)
     out["text"], _ = _nll(dec, items, lambda idx: None,
-                          lambda it: it["chunk_ids"] + it["query_ids"])
+                          lambda i: items[i]["chunk_ids"] + items[i]["query_ids"])
     out["xrag"], _ = _nll(dec, items, lambda idx: model.proj(ce_t[idx])[:, None, :], query)
     out["memory"], _ = _nll(dec, items, lambda idx: model.live(memory[idx], qe_t[idx])[0],
                             query)
     out["memory_pq"], _ = _nll(dec, items,
                                lambda idx: model.live(memory_pq[idx], qe_t[idx])[0], query)
+    # The same with another item's chunk: how much of each gain is the
+    # chunk's content rather than a generic prefix.
+    other = (np.arange(n) + n // 2) % n
+    out["text_other"], _ = _nll(dec, items, lambda idx: None,
+                                lambda i: items[other[i]]["chunk_ids"] + items[i]["query_ids"])
+    out["xrag_other"], _ = _nll(dec, items,
+                                lambda idx: model.proj(ce_t[other[idx]])[:, None, :], query)
+    out["memory_other"], _ = _nll(
+        dec, items, lambda idx: model.live(memory[other[idx]], qe_t[idx])[0], query)
     out["pq_relative_mse"] = float(((memory_pq - memory) ** 2).mean() / (memory ** 2).mean())
 
     # Retrieval among the validation chunks.

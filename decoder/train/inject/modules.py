@@ -103,11 +103,23 @@ class Compressor(nn.Module):
         self.wo = nn.Linear(DIM, DIM)
         self.out_norm = nn.Parameter(torch.ones(DIM))
         self.out = nn.Linear(DIM, DIM)
+        # Content flows from the start: each slot starts as an attention-
+        # weighted mean of the chunk's (normalized) token states (values and
+        # output are the identity, the slots small), and the output maps it
+        # back to the scale of the decoder's token embeddings, so the initial
+        # memory rows look like soft mixtures of the chunk's own tokens.
+        # Random query/key maps (logit std about 2) spread the slots over
+        # different tokens. A generic soft prompt that ignores the chunk is
+        # otherwise the easy optimum for this small decoder.
+        for lin in (self.wq, self.wk):
+            nn.init.normal_(lin.weight, std=0.09)
+        for lin in (self.wv, self.wo):
+            nn.init.eye_(lin.weight)
         for lin in (self.wq, self.wk, self.wv, self.wo):
-            nn.init.normal_(lin.weight, std=0.02)
             nn.init.zeros_(lin.bias)
-        # Memory rows start at about the scale of the decoder's embeddings.
-        nn.init.normal_(self.out.weight, std=0.06 / math.sqrt(DIM))
+        scale = tok_emb.detach().float().pow(2).mean().sqrt().item()
+        with torch.no_grad():
+            self.out.weight.copy_(torch.eye(DIM) * scale)
         nn.init.zeros_(self.out.bias)
 
     def forward(self, ids, lengths):

@@ -5,7 +5,8 @@ its top-8 training chunks by embedding dot product emb(A) . emb(C) (the true
 chunk replaces the 8th when it is not among them). The target distribution
 over the candidates is softmax(-NLL(B | memory of the candidate) / tau),
 NLL the mean per target token with the candidate's conditioned memory
-([BOS] <m'_1..8> A -> B); only rerank.* trains, with KL(target || softmax(
+([BOS] <m'_1..8> A -> B), tau by default the mean standard deviation of the
+candidates' NLL (tau()); only rerank.* trains, with KL(target || softmax(
 score)). The conditioned memories are computed once (compressor and live
 frozen by then): the reranker needs only their mean u and the query's c.
 """
@@ -58,6 +59,15 @@ def distillation_data(dec, model, items, ce, qe, rows):
         true.append(int(np.nonzero(cs_idx == r)[0][0]))
     return {"u": torch.stack(us), "c": torch.stack(cs), "nll": torch.stack(nlls),
             "true": torch.tensor(true), "cand": torch.from_numpy(cand)}
+
+
+def tau(data, fixed=0.0):
+    """The target's temperature: `fixed`, or when 0 the mean over the queries
+    of the standard deviation of their candidates' NLL (the target then has
+    the same sharpness whatever the scale of the NLL differences)."""
+    if fixed > 0:
+        return fixed
+    return max(1e-6, data["nll"].std(dim=-1).mean().item())
 
 
 def loss(reranker, data, idx, tau):

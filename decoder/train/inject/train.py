@@ -40,18 +40,20 @@ def parse_args(argv=None):
     ap.add_argument("--data", default=".assets/decoder-data")
     ap.add_argument("--encoder", default=".assets/use-lite")
     ap.add_argument("--embed", default="build/bin/mnemo-embed")
-    ap.add_argument("--train-items", type=int, default=6000)
+    ap.add_argument("--train-items", type=int, default=8000)
     ap.add_argument("--val-items", type=int, default=400)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--s1-steps", type=int, default=150)
-    ap.add_argument("--s2-steps", type=int, default=350)
+    ap.add_argument("--s1-steps", type=int, default=200)
+    ap.add_argument("--s2-steps", type=int, default=500)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--kl-weight", type=float, default=1.0)
-    ap.add_argument("--rerank-queries", type=int, default=320)
-    ap.add_argument("--rerank-steps", type=int, default=400)
-    ap.add_argument("--rerank-tau", type=float, default=0.1)
-    ap.add_argument("--pq-chunks", type=int, default=3000)
+    ap.add_argument("--rerank-queries", type=int, default=400)
+    ap.add_argument("--rerank-steps", type=int, default=600)
+    ap.add_argument("--rerank-tau", type=float, default=0.0,
+                    help="temperature of the distillation target; 0 = the mean over the "
+                         "queries of the standard deviation of their candidates' NLL")
+    ap.add_argument("--pq-chunks", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--checkpoint-every", type=int, default=25)
@@ -147,7 +149,7 @@ def main(argv=None):
                 if stage == "rerank":
                     rd = state["rdata"]
                     idx = torch.randint(len(rd["true"]), (args.batch * 4,), generator=g)
-                    loss = rerank.loss(model.rerank, rd, idx, args.rerank_tau)
+                    loss = rerank.loss(model.rerank, rd, idx, rerank.tau(rd, args.rerank_tau))
                     info = {}
                 else:
                     idx = torch.randint(len(items), (args.batch,), generator=g).numpy()
@@ -188,6 +190,7 @@ def main(argv=None):
                                (rd["nll"].argmin(-1) == rd["true"]).float().mean().item(),
                            "nll_spread": (rd["nll"].max(-1).values
                                           - rd["nll"].min(-1).values).mean().item(),
+                           "tau": rerank.tau(rd, args.rerank_tau),
                            "sec": round(time.time() - t0, 1)})
         elif stage == "pq":
             t0 = time.time()
