@@ -22,12 +22,13 @@
 #include "common/status_macros.h"
 #include "absl/strings/str_format.h"
 #include "decoder/model.h"
+#include "decoder/inject_cli.h"
+#include "decoder/model_dir.h"
 #include "decoder/remote_attention.h"
 #include "decoder/safetensors.h"
 #include "decoder/session.h"
 #include "decoder/tokenizer.h"
 #include "nlohmann/json.hpp"
-#include "openssl/evp.h"
 
 namespace mnemo::decoder::cli {
 namespace {
@@ -38,64 +39,7 @@ constexpr int kExitUsage = 2;
 // Format tag of the prefill output directory's manifest.json.
 constexpr char kChunkFormat[] = "mnemo-kv-chunks/1";
 
-struct Loaded {
-  std::unique_ptr<Model> model;
-  std::unique_ptr<Tokenizer> tokenizer;
-};
-
-// Lower-case hex SHA-256 of the file at `path` (what sha256sum prints).
-absl::StatusOr<std::string> FileSha256Hex(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-    return absl::InternalError("cannot initialise SHA-256");
-  }
-  std::vector<char> buf(1 << 16);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(in.gcount()));
-  }
-  if (in.bad()) return absl::DataLossError(absl::StrCat("cannot read ", path));
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), md, &len);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < len; ++i) {
-    hex.push_back(kHex[md[i] >> 4]);
-    hex.push_back(kHex[md[i] & 15]);
-  }
-  return hex;
-}
-
-absl::StatusOr<Loaded> LoadModelDir(const std::string& dir) {
-  Loaded out;
-  absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(dir);
-  if (!model.ok()) return model.status();
-  out.model = *std::move(model);
-  const std::string tok_path =
-      (std::filesystem::path(dir) / out.model->config().tokenizer).string();
-  // The tokenizer is part of the model's fingerprint: a tokenizer file other
-  // than the one the weights were trained with would silently change every
-  // token id (and so every stored KV block), so it is refused.
-  absl::StatusOr<std::string> digest = FileSha256Hex(tok_path);
-  if (!digest.ok()) return digest.status();
-  if (*digest != out.model->config().tokenizer_sha256) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("tokenizer ", tok_path, " has sha256 ", *digest, " but config.json says ",
-                     out.model->config().tokenizer_sha256, " (tokenizer_sha256)"));
-  }
-  absl::StatusOr<std::unique_ptr<Tokenizer>> tok = LoadSentencePieceTokenizer(tok_path);
-  if (!tok.ok()) return tok.status();
-  out.tokenizer = *std::move(tok);
-  if (out.tokenizer->vocab_size() != out.model->config().vocab_size) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("tokenizer ", tok_path, " has ", out.tokenizer->vocab_size(),
-                     " pieces but the model's vocabulary is ", out.model->config().vocab_size));
-  }
-  return out;
-}
+using Loaded = LoadedModel;
 
 absl::StatusOr<std::string> ReadText(const std::string& path) {
   std::stringstream ss;
@@ -145,6 +89,8 @@ struct GenerateArgs {
   std::string attention = "full";
   std::optional<double> budget;     // exact fraction
   std::optional<double> estimated;  // estimated fraction (retrieval)
+  // Memory injected from mnemod (inject_cli.h); server and ns are the above.
+  InjectOptions inject;
 };
 
 // A generation over memory chunks: the context and its statistics.
@@ -266,6 +212,24 @@ absl::Status RunGenerateWithMemory(const GenerateArgs& a) {
 }
 
 absl::Status RunGenerate(const GenerateArgs& a) {
+  if (!a.inject.mode.empty()) {
+    if (!a.memory.empty()) return absl::InvalidArgumentError("--inject and --memory exclude each other");
+    InjectedGenerateArgs ia;
+    ia.model_dir = a.model_dir;
+    ia.prompt = a.prompt;
+    ia.max_tokens = a.max_tokens;
+    ia.temperature = a.temperature;
+    ia.top_k = a.top_k;
+    ia.top_p = a.top_p;
+    ia.seed = a.seed;
+    ia.device = a.device;
+    ia.bos = !a.no_bos;
+    ia.json = a.json;
+    ia.inject = a.inject;
+    ia.inject.server = a.server;
+    ia.inject.ns = a.ns;
+    return RunInjectedGenerate(ia);
+  }
   if (!a.memory.empty()) return RunGenerateWithMemory(a);
 
   absl::StatusOr<Device> device = ParseDevice(a.device);
@@ -520,6 +484,7 @@ int RunDecodeCli(int argc, char** argv) {
   gen->add_option("--estimated", g.estimated,
                   "Share of clusters estimated from their summaries (retrieval; default 0.25)")
       ->check(CLI::Range(0.0, 1.0))->type_name("F");
+  AddInjectOptions(gen, &g.inject);
   gen->callback([&] { action = [&] { return RunGenerate(g); }; });
 
   PrefillArgs p;
@@ -537,6 +502,8 @@ int RunDecodeCli(int argc, char** argv) {
       ->capture_default_str()->check(CLI::PositiveNumber)->type_name("N");
   pre->add_flag("--bos", p.bos, "Start every chunk with the BOS token (counted in N)");
   pre->callback([&] { action = [&] { return RunPrefill(p); }; });
+
+  AddScoreCommand(&app, &action);
 
   AttnStatsArgs s;
   CLI::App* stats = app.add_subcommand(

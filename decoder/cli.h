@@ -1,4 +1,5 @@
-// The `mnemo-decode` CLI: generate, prefill (KV export) and attn-stats.
+// The `mnemo-decode` CLI: generate (with --memory or --inject), score, prefill
+// (KV export) and attn-stats.
 // See `mnemo-decode --help` and README "Reference decoder".
 #ifndef MNEMO_DECODER_CLI_H_
 #define MNEMO_DECODER_CLI_H_

@@ -204,10 +204,49 @@ attention::KeyValueBlock KvCache::View(int layer, int begin, int end) const {
 absl::Status CpuForward::Forward(absl::Span<const int32_t> tokens, KvCache* cache,
                                  LogitsMode mode, std::vector<float>* logits,
                                  ForwardTrace* trace, ExternalAttention* external) {
+  return Forward(tokens, {}, cache, mode, logits, trace, external);
+}
+
+absl::Status CpuForward::Forward(absl::Span<const int32_t> tokens,
+                                 absl::Span<const InputRows> injected, KvCache* cache,
+                                 LogitsMode mode, std::vector<float>* logits,
+                                 ForwardTrace* trace, ExternalAttention* external) {
   const ModelConfig& c = model_.config();
   const int T = static_cast<int>(tokens.size());
   if (T == 0) return absl::InvalidArgumentError("no tokens to run");
-  for (int32_t id : tokens) {
+  // Which positions run on a given row: -1, else the span's index.
+  std::vector<int> row_span(injected.empty() ? 0 : T, -1);
+  for (size_t s = 0; s < injected.size(); ++s) {
+    const InputRows& r = injected[s];
+    if (r.rows.empty() || r.rows.size() % c.dim != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input rows ", s, " hold ", r.rows.size(),
+                       " floats, not a positive multiple of the model's dim ", c.dim));
+    }
+    const int64_t n = static_cast<int64_t>(r.rows.size() / c.dim);
+    if (r.first < 0 || r.first + n > T) {
+      return absl::InvalidArgumentError(absl::StrCat("input rows ", s, " at positions [", r.first,
+                                                     ", ", r.first + n,
+                                                     ") fall outside the call's ", T, " tokens"));
+    }
+    for (int64_t t = r.first; t < r.first + n; ++t) {
+      if (row_span[t] >= 0) {
+        return absl::InvalidArgumentError(absl::StrCat("input rows ", s, " overlap input rows ",
+                                                       row_span[t], " at position ", t));
+      }
+      row_span[t] = static_cast<int>(s);
+    }
+    for (size_t i = 0; i < r.rows.size(); ++i) {
+      if (!std::isfinite(r.rows[i])) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "input rows ", s, " hold a non-finite value at row ", i / c.dim, ", column ",
+            i % c.dim));
+      }
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    const int32_t id = tokens[t];
+    if (!row_span.empty() && row_span[t] >= 0) continue;
     if (id < 0 || id >= c.vocab_size) {
       return absl::InvalidArgumentError(
           absl::StrCat("token id ", id, " is outside the vocabulary of ", c.vocab_size));
@@ -232,8 +271,14 @@ absl::Status CpuForward::Forward(absl::Span<const int32_t> tokens, KvCache* cach
   ff1_.resize(static_cast<size_t>(T) * F);
   ff3_.resize(ff1_.size());
   for (int t = 0; t < T; ++t) {
-    std::copy_n(model_.embeddings() + static_cast<size_t>(tokens[t]) * D, D,
-                x_.data() + static_cast<size_t>(t) * D);
+    const float* src = nullptr;
+    if (!row_span.empty() && row_span[t] >= 0) {
+      const InputRows& r = injected[row_span[t]];
+      src = r.rows.data() + static_cast<size_t>(t - r.first) * D;
+    } else {
+      src = model_.embeddings() + static_cast<size_t>(tokens[t]) * D;
+    }
+    std::copy_n(src, D, x_.data() + static_cast<size_t>(t) * D);
   }
   attention::RopeTables(hd, c.rope_theta, abs0, T, &cos_, &sin_);
   if (trace != nullptr) {

@@ -175,6 +175,15 @@ class ExternalAttention {
                               attention::PartialResult* result) = 0;
 };
 
+// Input rows of a forward call that take the place of token embeddings
+// (memory injection: an xRAG vector or memory tokens in the decoder's input
+// space, decoder/injection_prompt.h): positions [first, first + n) of the
+// call run on `rows` ([n, dim] floats) instead of their tokens' embeddings.
+struct InputRows {
+  int first = 0;                  // index of the row's position within the call
+  absl::Span<const float> rows;   // n * dim floats, borrowed
+};
+
 enum class LogitsMode {
   kNone,  // no logits (prefill of a context only)
   kLast,  // logits of the last token: [vocab]
@@ -198,6 +207,13 @@ class CpuForward {
   absl::Status Forward(absl::Span<const int32_t> tokens, KvCache* cache, LogitsMode mode,
                        std::vector<float>* logits, ForwardTrace* trace = nullptr,
                        ExternalAttention* external = nullptr);
+  // The same with some positions taking given input rows instead of their
+  // tokens' embeddings (the ids there are ignored). INVALID_ARGUMENT (cache
+  // unchanged) for a span whose size is not a positive multiple of dim,
+  // one outside [0, T), overlapping spans, or a non-finite value.
+  absl::Status Forward(absl::Span<const int32_t> tokens, absl::Span<const InputRows> injected,
+                       KvCache* cache, LogitsMode mode, std::vector<float>* logits,
+                       ForwardTrace* trace = nullptr, ExternalAttention* external = nullptr);
 
  private:
   const Model& model_;

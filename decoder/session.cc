@@ -17,6 +17,11 @@ class CpuSession final : public DecodeSession {
                       std::vector<float>* logits) override {
     return forward_.Forward(tokens, &cache_, mode, logits, nullptr, external_);
   }
+  absl::Status AppendInjected(absl::Span<const int32_t> tokens,
+                              absl::Span<const InputRows> injected, LogitsMode mode,
+                              std::vector<float>* logits) override {
+    return forward_.Forward(tokens, injected, &cache_, mode, logits, nullptr, external_);
+  }
   absl::Status SetExternalAttention(ExternalAttention* external) override {
     external_ = external;
     return absl::OkStatus();
@@ -73,7 +78,11 @@ absl::StatusOr<std::vector<int32_t>> Generate(DecodeSession* session,
   }
   if (!options.keep_context) session->Reset();
   std::vector<float> logits;
-  if (absl::Status s = session->Append(prompt, LogitsMode::kLast, &logits); !s.ok()) return s;
+  if (absl::Status s =
+          session->AppendInjected(prompt, options.prompt_rows, LogitsMode::kLast, &logits);
+      !s.ok()) {
+    return s;
+  }
   Sampler sampler(options.sampling);
   std::vector<int32_t> out;
   while (static_cast<int>(out.size()) < options.max_tokens) {

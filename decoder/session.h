@@ -33,6 +33,16 @@ class DecodeSession {
   // on the host.
   virtual absl::Status Append(absl::Span<const int32_t> tokens, LogitsMode mode,
                               std::vector<float>* logits) = 0;
+  // Append with some positions of `tokens` running on given input rows
+  // instead of their embeddings (memory injection; CpuForward::Forward's
+  // `injected` contract). UNIMPLEMENTED on a device that cannot, unless
+  // `injected` is empty.
+  virtual absl::Status AppendInjected(absl::Span<const int32_t> tokens,
+                                      absl::Span<const InputRows> injected, LogitsMode mode,
+                                      std::vector<float>* logits) {
+    if (injected.empty()) return Append(tokens, mode, logits);
+    return absl::UnimplementedError("injected input rows run on the CPU session only");
+  }
   // Appends K/V computed elsewhere (stored chunks rotated for where they go,
   // decoder/chunk_kv.h) at the next positions, with KvCache::AppendKv's
   // contract: INVALID_ARGUMENT for a layer count, shape or first position
@@ -84,6 +94,9 @@ struct GenerateOptions {
   // Append the prompt after what the session holds (a context built from
   // stored chunks) instead of resetting it first.
   bool keep_context = false;
+  // Positions of the prompt that run on given input rows instead of their
+  // tokens' embeddings (DecodeSession::AppendInjected); borrowed.
+  std::vector<InputRows> prompt_rows;
 };
 
 // Resets the session (unless options.keep_context), prefills `prompt` in one call and decodes one token

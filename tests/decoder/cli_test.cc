@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "decoder/continuation_score.h"
+#include "decoder/injection_prompt.h"
 #include "decoder/model.h"
 #include "decoder/safetensors.h"
 #include "decoder/session.h"
@@ -89,10 +91,10 @@ class DecodeCliTest : public ::testing::Test {
 TEST_F(DecodeCliTest, HelpListsTheVerbs) {
   CliRun r = RunDecode(work_.path(), {"--help"});
   ASSERT_EQ(r.exit_code, 0) << r;
-  for (const char* verb : {"generate", "prefill", "attn-stats"}) {
+  for (const char* verb : {"generate", "score", "prefill", "attn-stats"}) {
     EXPECT_NE(r.out.find(verb), std::string::npos) << verb << "\n" << r;
   }
-  for (const char* verb : {"generate", "prefill", "attn-stats"}) {
+  for (const char* verb : {"generate", "score", "prefill", "attn-stats"}) {
     CliRun v = RunDecode(work_.path(), {verb, "--help"});
     EXPECT_EQ(v.exit_code, 0) << v;
     EXPECT_NE(v.out.find("--model"), std::string::npos) << v;
@@ -180,6 +182,65 @@ TEST_F(DecodeCliModelTest, GreedyGenerateMatchesTheLibrary) {
   CliRun plain = RunDecode(work_.path(), {"generate", "--model", dir_, prompt, "--max-tokens", "12"});
   ASSERT_EQ(plain.exit_code, 0) << plain;
   EXPECT_EQ(plain.out, j["text"].get<std::string>() + "\n");
+}
+
+// Without a server: --inject none is the plain prompt, and score's
+// perplexity is the library's (decoder/continuation_score.h).
+TEST_F(DecodeCliModelTest, InjectNoneIsThePlainPromptAndScoreMatchesTheLibrary) {
+  const std::string prompt = "Call me Ishmael. Some years ago";
+  CliRun plain = RunDecode(work_.path(), {"generate", "--model", dir_, prompt, "--max-tokens", "8",
+                                          "--json"});
+  CliRun none = RunDecode(work_.path(), {"generate", "--model", dir_, prompt, "--max-tokens", "8",
+                                         "--json", "--inject", "none"});
+  ASSERT_EQ(plain.exit_code, 0) << plain;
+  ASSERT_EQ(none.exit_code, 0) << none;
+  const nlohmann::json a = nlohmann::json::parse(plain.out), b = nlohmann::json::parse(none.out);
+  EXPECT_EQ(a["prompt_tokens"], b["prompt_tokens"]);
+  EXPECT_EQ(a["tokens"], b["tokens"]);
+  EXPECT_EQ(b["injected_rows"], 0);
+
+  const std::string text = " I thought I would sail about a little";
+  std::ofstream(work_.path() + "/t.txt") << text;
+  CliRun score = RunDecode(work_.path(), {"score", "--model", dir_, "--inject", "none", "--query",
+                                          prompt, "--text", work_.path() + "/t.txt", "--json"});
+  ASSERT_EQ(score.exit_code, 0) << score;
+  const nlohmann::json j = nlohmann::json::parse(score.out);
+  auto query = tok_->Encode(prompt);
+  auto target = tok_->Encode(text);
+  ASSERT_TRUE(query.ok() && target.ok());
+  auto p = ItemPrompt(model_->config(), {}, std::vector<int32_t>(query->begin(), query->end()));
+  ASSERT_TRUE(p.ok()) << p.status();
+  CpuForward forward(*model_);
+  KvCache cache(model_->config(), 128);
+  auto want = ScoreContinuation(&forward, &cache, *p,
+                                std::vector<int32_t>(target->begin(), target->end()));
+  ASSERT_TRUE(want.ok()) << want.status();
+  EXPECT_EQ(j["tokens"].get<int>(), want->tokens);
+  EXPECT_NEAR(j["perplexity"].get<double>(), want->perplexity(), 1e-6 * want->perplexity());
+  EXPECT_EQ(j["mode"], "none");
+  CliRun bare = RunDecode(work_.path(), {"score", "--model", dir_, "--inject", "none", "--query",
+                                         prompt, "--text", work_.path() + "/t.txt"});
+  ASSERT_EQ(bare.exit_code, 0) << bare;
+  EXPECT_NEAR(std::stod(bare.out), want->perplexity(), 1e-4 * want->perplexity());
+
+  // Retrieval modes need a server; score needs --inject and --query.
+  CliRun no_server = RunDecode(work_.path(), {"generate", "--model", dir_, prompt, "--inject",
+                                              "memory"});
+  EXPECT_EQ(no_server.exit_code, 1) << no_server;
+  EXPECT_NE(no_server.err.find("--server"), std::string::npos) << no_server;
+  EXPECT_EQ(RunDecode(work_.path(), {"score", "--model", dir_, "--inject", "none", "--text",
+                                     work_.path() + "/t.txt"})
+                .exit_code,
+            2);
+  EXPECT_EQ(RunDecode(work_.path(), {"score", "--model", dir_, "--query", "q", "--text",
+                                     work_.path() + "/t.txt"})
+                .exit_code,
+            2);
+  std::ofstream(work_.path() + "/blank.txt") << " \n";
+  CliRun blank = RunDecode(work_.path(), {"score", "--model", dir_, "--inject", "none", "--query",
+                                          prompt, "--text", work_.path() + "/blank.txt"});
+  EXPECT_EQ(blank.exit_code, 1) << blank;
+  EXPECT_NE(blank.err.find("INVALID_ARGUMENT"), std::string::npos) << blank;
 }
 
 TEST_F(DecodeCliModelTest, TokenizerOtherThanTheConfigsIsRefused) {

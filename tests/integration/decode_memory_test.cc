@@ -7,7 +7,6 @@
 // they must read a small share of the keys. Unknown memory is an error.
 //
 // Fails when the committed model or a binary is absent.
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +19,7 @@
 #include "mnemo/client.h"
 #include "nlohmann/json.hpp"
 #include "tests/integration/mnemod_process.h"
+#include "tests/integration/shell_run.h"
 
 namespace mnemo {
 namespace {
@@ -38,22 +38,8 @@ constexpr char kDocument[] =
     "defence and general welfare of the United States.";
 constexpr char kPrompt[] = "The Congress and the whale";
 
-struct ShellRun {
-  int exit_code = -1;
-  std::string out;
-};
-
-ShellRun Shell(const std::string& cmd) {
-  ShellRun r;
-  FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) r.out.append(buf, n);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using testing::Shell;
+using testing::ShellRun;
 
 class DecodeMemoryTest : public ::testing::Test {
  protected:

@@ -42,6 +42,36 @@ def _tau(log, args):
     return f"{t:.4g} (mean std of the candidates' NLL)" if t else "auto"
 
 
+def _content(result, name):
+    """Share of `name`'s NLL gain over none that needs the item's own chunk
+    (1 - gain with another item's chunk / gain with its own)."""
+    own = result["none"]["nll"] - result[name]["nll"]
+    other = result["none"]["nll"] - result[name + "_other"]["nll"]
+    return 1 - other / own if own > 0 else float("nan")
+
+
+def _reading(result):
+    none, text = result["none"]["nll"], result["text"]["nll"]
+    return [
+        "How to read it: the frozen 4M decoder uses a context weakly (text RAG lowers the NLL",
+        f"of B by only {none - text:.4f} nats per token although C contains B verbatim), and a",
+        "learned prefix also helps in a way that does not depend on the chunk. The rows with",
+        "another item's chunk separate the two: the share of the gain over none that needs the",
+        f"item's own chunk is {_content(result, 'text'):.2f} for text RAG (above 1: another"
+        " chunk's text hurts),",
+        f"{_content(result, 'xrag'):.2f} for xRAG and {_content(result, 'memory'):.2f} for the"
+        " memory rows (most of their gain is a learned prefix).",
+        "",
+        "The reranker learns what perplexity distillation teaches: which candidate's memory",
+        "lowers NLL(B). With memory rows this weakly tied to their chunk, that candidate is the",
+        "query's own chunk for only"
+        f" {result.get('train_log', {}).get('rdata', {}).get('oracle_nll_top1', float('nan')):.2f}"
+        " of the training queries (1/8 by chance), so its top-1 is",
+        "rarely the own chunk and it does not beat dense top-1 here, where the query is",
+        "literally half of the chunk and dense retrieval is nearly perfect.",
+    ]
+
+
 def _row(name, what, r, none_ppl):
     return f"| {name} | {what} | {r['ppl']:.2f} | {r['nll']:.4f} | {none_ppl - r['ppl']:+.2f} |"
 
@@ -156,13 +186,13 @@ def write(out, config, result, args, early):
         f" for {ret['rerank_top1_accuracy']:.3f}; the own chunk is in the",
         f"dense top-{ret['candidates']} for {ret['true_in_dense_top8']:.3f}.",
         "",
-        "The frozen 4M decoder copies little from a text context (text RAG moves the perplexity",
-        "only slightly), so the memory rows, trained directly on NLL(B), can beat text RAG.",
+        *_reading(result),
         "",
         "## Reproduce",
         f"`{cmd}` (installs the Debian Python packages if missing, builds `mnemo-embed`, prepares",
         "the items and their embeddings, trains into `.assets/inject-run/` resumably, exports",
-        "here). Arguments of this run:",
+        "here); its defaults are this run's arguments. The run was stopped twice and resumed",
+        "from its checkpoints (a resumed run logs the same losses to the last bit). Arguments:",
         f"`{json.dumps({k: v for k, v in sorted(args.items()) if k not in ('run',)})}`",
         f"PyTorch {torch.__version__.split('+')[0]}; every batch is drawn from a generator seeded"
         " by (seed, stage, step).",
