@@ -20,6 +20,8 @@ def log_summary(run):
         if not r:
             continue
         steps = {x["step"]: x for x in r}  # a resumed run may log a step twice
+        if len(steps) < len(r):
+            out["resumed"] = True
         last = [steps[s] for s in sorted(steps)][-20:]
         keys = [k for k in last[-1] if k not in ("stage", "step", "sec", "wall")]
         out[stage] = {"steps": max(steps), "seconds": round(sum(x["sec"] for x in steps.values())),
@@ -191,8 +193,10 @@ def write(out, config, result, args, early):
         "## Reproduce",
         f"`{cmd}` (installs the Debian Python packages if missing, builds `mnemo-embed`, prepares",
         "the items and their embeddings, trains into `.assets/inject-run/` resumably, exports",
-        "here); its defaults are this run's arguments. The run was stopped twice and resumed",
-        "from its checkpoints (a resumed run logs the same losses to the last bit). Arguments:",
+        "here); its defaults are this run's arguments."
+        + (" The run was stopped and resumed from its checkpoint (the steps it redid logged"
+           " the same losses to the last bit)." if log.get("resumed") else ""),
+        "Arguments:",
         f"`{json.dumps({k: v for k, v in sorted(args.items()) if k not in ('run',)})}`",
         f"PyTorch {torch.__version__.split('+')[0]}; every batch is drawn from a generator seeded"
         " by (seed, stage, step).",

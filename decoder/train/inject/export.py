@@ -115,14 +115,15 @@ def main():
     write_safetensors(os.path.join(args.out, "parity.safetensors"), fixture,
                       {"texts": json.dumps(texts), "tolerance": "1e-4"})
     eval_path = os.path.join(args.out, "eval.json")
-    if not args.no_eval:
+    if args.no_eval:
+        with open(eval_path) as f:
+            result = json.load(f)
+    else:
         result = evaluate.evaluate(dec, model, centroids, items, ce, qe)
-        result["train_log"] = card.log_summary(args.run)
-        with open(eval_path, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-    with open(eval_path) as f:
-        result = json.load(f)
+    result["train_log"] = card.log_summary(args.run)
+    with open(eval_path, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
     card.write(args.out, config, result, ck["args"], args.early)
     print(json.dumps({k: result[k] for k in ("none", "text", "xrag", "memory", "memory_pq",
                                               "retrieval", "gap_closed")}))
