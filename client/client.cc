@@ -75,6 +75,7 @@ ClientImpl::ClientImpl(std::shared_ptr<grpc::Channel> channel, const ClientOptio
     : channel_(std::move(channel)),
       stub_(v1::Mnemo::NewStub(channel_)),
       kv_stub_(v1::MnemoKv::NewStub(channel_)),
+      memory_stub_(v1::MnemoMemory::NewStub(channel_)),
       generic_stub_(channel_),
       options_(options) {}
 

@@ -19,6 +19,7 @@
 #include "client/convert.h"
 #include "client/kv_arena_client.h"
 #include "mnemo/client.h"
+#include "mnemo/v1/memory.grpc.pb.h"
 #include "mnemo/v1/mnemo.grpc.pb.h"
 
 namespace mnemo::client_internal {
@@ -90,6 +91,30 @@ class ClientImpl final : public Client {
                                           const CallOptions& call) override;
   absl::StatusOr<KvStats> GetKvStats(const std::string& ns, const CallOptions& call) override;
 
+  // Agent memories (memory_client.cc).
+  absl::StatusOr<std::vector<MemoryAddResult>> MemoryAdd(const std::string& ns,
+                                                         const std::vector<MemoryInput>& memories,
+                                                         const MemoryAddOptions& options,
+                                                         const CallOptions& call) override;
+  absl::StatusOr<std::vector<MemoryHit>> MemorySearch(const MemorySearchRequest& request,
+                                                      const CallOptions& call) override;
+  absl::StatusOr<Memory> MemoryGet(const std::string& ns, const std::string& id,
+                                   const CallOptions& call) override;
+  absl::StatusOr<MemoryPage> MemoryList(const MemoryListRequest& request,
+                                        const CallOptions& call) override;
+  absl::StatusOr<Memory> MemoryUpdate(const std::string& ns, const std::string& id,
+                                      const MemoryChanges& changes,
+                                      const CallOptions& call) override;
+  absl::Status MemoryDelete(const std::string& ns, const std::string& id,
+                            const std::string& actor, const CallOptions& call) override;
+  absl::StatusOr<uint64_t> MemoryDeleteAll(const std::string& ns, const MemoryScope& scope,
+                                           const std::string& actor,
+                                           const CallOptions& call) override;
+  absl::StatusOr<std::vector<MemoryEvent>> MemoryHistory(const std::string& ns,
+                                                         const std::string& id,
+                                                         const CallOptions& call) override;
+  absl::StatusOr<uint64_t> MemoryReset(const std::string& ns, const CallOptions& call) override;
+
  private:
   Clock::time_point Deadline(const CallOptions& call) const {
     return Clock::now() + call.timeout.value_or(options_.default_timeout);
@@ -119,6 +144,7 @@ class ClientImpl final : public Client {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Mnemo::Stub> stub_;
   std::unique_ptr<v1::MnemoKv::Stub> kv_stub_;
+  std::unique_ptr<v1::MnemoMemory::Stub> memory_stub_;
   grpc::GenericStub generic_stub_;
   const ClientOptions options_;
   KvArenaClient arena_;  // the KV arena session of shared_memory reads
