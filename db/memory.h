@@ -159,6 +159,45 @@ struct MemoryUpdate {
   std::string actor;
 };
 
+// Core-memory blocks (Letta style): per (agent, label) a text value the
+// agent edits, with a size limit; every change is in the block's history.
+// They live in the same namespace as the memories (rows of the `memory`
+// column family), are not searched, and are read whole.
+struct MemoryBlock {
+  std::string agent_id;
+  std::string label;
+  std::string value;
+  uint32_t limit_bytes = 0;
+  int64_t updated_at_ms = 0;
+};
+
+inline constexpr uint32_t kDefaultBlockLimitBytes = 2000;
+inline constexpr uint32_t kMaxBlockLimitBytes = 1 << 20;
+
+struct BlockEdit {
+  enum class Kind { kSet, kAppend, kReplace, kInsert };
+  Kind kind = Kind::kSet;
+  // kSet: the new value; kAppend: text added on a new line; kReplace: the
+  // replacement of `old_text`; kInsert: the line(s) inserted.
+  std::string text;
+  std::string old_text;  // kReplace: must occur exactly once in the value
+  // kInsert: the line number the text goes before (0 = first line; the
+  // line count = after the last; -1 = after the last).
+  int64_t line = -1;
+  // kSet: the block's size limit (unset: the block's, else the default).
+  std::optional<uint32_t> limit_bytes;
+  std::string actor;
+};
+
+struct BlockEvent {
+  BlockEdit::Kind kind = BlockEdit::Kind::kSet;
+  std::string old_value;
+  std::string new_value;
+  int64_t time_ms = 0;
+  std::string actor;
+};
+const char* BlockEditName(BlockEdit::Kind kind);
+
 // The memory calls of a db::Store (Store::memories()). Every call names an
 // encoder namespace: NOT_FOUND when absent (Add creates it, encoder
 // use-lite, when absent), FAILED_PRECONDITION without an encoder.
@@ -195,6 +234,21 @@ class MemoryStore {
   // Deletes every memory of the namespace and all history; returns how many
   // memories.
   virtual absl::StatusOr<uint64_t> Reset(absl::string_view ns) = 0;
+  // The block (agent, label); NOT_FOUND when it was never set.
+  virtual absl::StatusOr<MemoryBlock> GetBlock(absl::string_view ns, absl::string_view agent_id,
+                                               absl::string_view label) = 0;
+  // Edits the block and returns it. kSet creates it (and the namespace);
+  // the other edits are NOT_FOUND on a missing block. INVALID_ARGUMENT
+  // when the result would exceed the block's limit (naming both sizes) or
+  // for a line out of range; FAILED_PRECONDITION when a replace's old text
+  // does not occur exactly once (naming the count).
+  virtual absl::StatusOr<MemoryBlock> EditBlock(absl::string_view ns, absl::string_view agent_id,
+                                                absl::string_view label,
+                                                const BlockEdit& edit) = 0;
+  // The block's changes, oldest first; NOT_FOUND when it has none.
+  virtual absl::StatusOr<std::vector<BlockEvent>> BlockHistory(absl::string_view ns,
+                                                               absl::string_view agent_id,
+                                                               absl::string_view label) = 0;
   // Deletes the memories of `ns` whose expiry passed at least
   // memory_expired_keep_ms ago (what the expiry timer runs); returns how
   // many.

@@ -8,6 +8,7 @@
 //   memory_search.cc   Search (hybrid, filtered in the index), Get, List
 //   memory_history.cc  History and staging history events
 //   memory_expiry.cc   PurgeExpired and the expiry timer
+//   memory_blocks.cc   core-memory blocks: get, edit, history
 //
 // Memory writes take the namespace's writer lock after embedding the text
 // outside it; reads take the reader lock (lock order: db/store_impl.h).
@@ -62,6 +63,14 @@ class MemoryEngine final : public MemoryStore {
                                                    absl::string_view id) override;
   absl::StatusOr<uint64_t> Reset(absl::string_view ns) override;
   absl::StatusOr<uint64_t> PurgeExpired(absl::string_view ns) override;
+  // memory_blocks.cc
+  absl::StatusOr<MemoryBlock> GetBlock(absl::string_view ns, absl::string_view agent_id,
+                                       absl::string_view label) override;
+  absl::StatusOr<MemoryBlock> EditBlock(absl::string_view ns, absl::string_view agent_id,
+                                        absl::string_view label, const BlockEdit& edit) override;
+  absl::StatusOr<std::vector<BlockEvent>> BlockHistory(absl::string_view ns,
+                                                       absl::string_view agent_id,
+                                                       absl::string_view label) override;
 
   // --- memory_expiry.cc: the expiry timer (StoreOptions::
   // memory_expiry_interval_ms; none when 0). Started by StoreImpl::Init,

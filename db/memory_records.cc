@@ -176,7 +176,99 @@ absl::StatusOr<MemoryEvent> DecodeEvent(absl::string_view value) {
   }
 }
 
+std::string BlockKey(uint32_t nsid, absl::string_view agent_id, absl::string_view label) {
+  std::string key = KindPrefix(nsid, 'b');
+  AppendLp(&key, agent_id);
+  AppendLp(&key, label);
+  return key;
+}
+
+std::string BlockEventPrefix(uint32_t nsid, absl::string_view agent_id, absl::string_view label) {
+  std::string key = KindPrefix(nsid, 'k');
+  AppendLp(&key, agent_id);
+  AppendLp(&key, label);
+  return key;
+}
+
+std::string BlockEventKey(uint32_t nsid, absl::string_view agent_id, absl::string_view label,
+                          uint32_t n) {
+  std::string key = BlockEventPrefix(nsid, agent_id, label);
+  keys::AppendU32(&key, n);
+  return key;
+}
+
+std::string EncodeBlock(const MemoryBlock& b) {
+  return Json{{"agent_id", b.agent_id},
+              {"label", b.label},
+              {"value", b.value},
+              {"limit_bytes", b.limit_bytes},
+              {"updated_at_ms", b.updated_at_ms}}
+      .dump();
+}
+
+absl::StatusOr<MemoryBlock> DecodeBlock(absl::string_view value) {
+  try {
+    const Json doc = Json::parse(value.begin(), value.end());
+    MemoryBlock b;
+    b.agent_id = doc.at("agent_id").get<std::string>();
+    b.label = doc.at("label").get<std::string>();
+    b.value = doc.at("value").get<std::string>();
+    b.limit_bytes = doc.at("limit_bytes").get<uint32_t>();
+    b.updated_at_ms = doc.at("updated_at_ms").get<int64_t>();
+    return b;
+  } catch (const std::exception& e) {
+    return absl::DataLossError(absl::StrCat("malformed memory block: ", e.what()));
+  }
+}
+
+std::string EncodeBlockEvent(const BlockEvent& e) {
+  return Json{{"edit", BlockEditName(e.kind)},
+              {"old_value", e.old_value},
+              {"new_value", e.new_value},
+              {"time_ms", e.time_ms},
+              {"actor", e.actor}}
+      .dump();
+}
+
+absl::StatusOr<BlockEvent> DecodeBlockEvent(absl::string_view value) {
+  try {
+    const Json doc = Json::parse(value.begin(), value.end());
+    BlockEvent e;
+    const std::string kind = doc.at("edit").get<std::string>();
+    bool known = false;
+    for (BlockEdit::Kind k : {BlockEdit::Kind::kSet, BlockEdit::Kind::kAppend,
+                              BlockEdit::Kind::kReplace, BlockEdit::Kind::kInsert}) {
+      if (kind == BlockEditName(k)) {
+        e.kind = k;
+        known = true;
+      }
+    }
+    if (!known) return absl::DataLossError(absl::StrCat("unknown block edit '", kind, "'"));
+    e.old_value = doc.at("old_value").get<std::string>();
+    e.new_value = doc.at("new_value").get<std::string>();
+    e.time_ms = doc.at("time_ms").get<int64_t>();
+    e.actor = doc.at("actor").get<std::string>();
+    return e;
+  } catch (const std::exception& ex) {
+    return absl::DataLossError(absl::StrCat("malformed block event: ", ex.what()));
+  }
+}
+
 }  // namespace memrecords
+
+const char* BlockEditName(BlockEdit::Kind kind) {
+  switch (kind) {
+    case BlockEdit::Kind::kSet:
+      return "SET";
+    case BlockEdit::Kind::kAppend:
+      return "APPEND";
+    case BlockEdit::Kind::kReplace:
+      return "REPLACE";
+    case BlockEdit::Kind::kInsert:
+      return "INSERT";
+  }
+  return "?";
+}
 
 const char* MemoryEventName(MemoryEventKind kind) {
   switch (kind) {

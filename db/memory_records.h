@@ -17,6 +17,8 @@
 //   nsid 'h' lp(user) lp(agent) lp(run) u64 hash  -> memory id (exact-duplicate index)
 //   nsid 'e' lp(memory id) u32 n                  -> event n of the memory (JSON)
 //   nsid 'x' u64 expires_at_ms memory id          -> "" (expiry index)
+//   nsid 'b' lp(agent) lp(label)                  -> core-memory block (JSON)
+//   nsid 'k' lp(agent) lp(label) u32 n            -> event n of the block (JSON)
 // lp(s) = u16 BE length, then the bytes; integers big-endian.
 #ifndef MNEMO_DB_MEMORY_RECORDS_H_
 #define MNEMO_DB_MEMORY_RECORDS_H_
@@ -72,6 +74,15 @@ std::string ExpiryKey(uint32_t nsid, int64_t expires_at_ms, absl::string_view me
 // The expiry time and memory id of an ExpiryKey; DATA_LOSS when malformed.
 absl::Status DecodeExpiryKey(absl::string_view key, int64_t* expires_at_ms,
                              std::string* memory_id);
+
+std::string BlockKey(uint32_t nsid, absl::string_view agent_id, absl::string_view label);
+std::string BlockEventPrefix(uint32_t nsid, absl::string_view agent_id, absl::string_view label);
+std::string BlockEventKey(uint32_t nsid, absl::string_view agent_id, absl::string_view label,
+                          uint32_t n);
+std::string EncodeBlock(const MemoryBlock& block);
+absl::StatusOr<MemoryBlock> DecodeBlock(absl::string_view value);
+std::string EncodeBlockEvent(const BlockEvent& event);
+absl::StatusOr<BlockEvent> DecodeBlockEvent(absl::string_view value);
 
 std::string EncodeEvent(const MemoryEvent& event);
 absl::StatusOr<MemoryEvent> DecodeEvent(absl::string_view value);
