@@ -114,6 +114,15 @@ class ClientImpl final : public Client {
                                                          const std::string& id,
                                                          const CallOptions& call) override;
   absl::StatusOr<uint64_t> MemoryReset(const std::string& ns, const CallOptions& call) override;
+  absl::StatusOr<MemoryBlock> BlockGet(const std::string& ns, const std::string& agent_id,
+                                       const std::string& label, const CallOptions& call) override;
+  absl::StatusOr<MemoryBlock> BlockEdit(const std::string& ns, const std::string& agent_id,
+                                        const std::string& label, const BlockChange& change,
+                                        const CallOptions& call) override;
+  absl::StatusOr<std::vector<BlockEvent>> BlockHistory(const std::string& ns,
+                                                       const std::string& agent_id,
+                                                       const std::string& label,
+                                                       const CallOptions& call) override;
 
  private:
   Clock::time_point Deadline(const CallOptions& call) const {

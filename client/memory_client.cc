@@ -39,6 +39,20 @@ const char* MemoryAddOutcomeName(MemoryAddOutcome outcome) {
   return "?";
 }
 
+const char* BlockEditKindName(BlockEditKind kind) {
+  switch (kind) {
+    case BlockEditKind::kSet:
+      return "SET";
+    case BlockEditKind::kAppend:
+      return "APPEND";
+    case BlockEditKind::kReplace:
+      return "REPLACE";
+    case BlockEditKind::kInsert:
+      return "INSERT";
+  }
+  return "?";
+}
+
 namespace {
 
 absl::Status Unimplemented(const char* what) {
@@ -83,6 +97,21 @@ absl::StatusOr<std::vector<MemoryEvent>> Client::MemoryHistory(const std::string
 }
 absl::StatusOr<uint64_t> Client::MemoryReset(const std::string&, const CallOptions&) {
   return Unimplemented("MemoryReset");
+}
+absl::StatusOr<MemoryBlock> Client::BlockGet(const std::string&, const std::string&,
+                                             const std::string&, const CallOptions&) {
+  return Unimplemented("BlockGet");
+}
+absl::StatusOr<MemoryBlock> Client::BlockEdit(const std::string&, const std::string&,
+                                              const std::string&, const BlockChange&,
+                                              const CallOptions&) {
+  return Unimplemented("BlockEdit");
+}
+absl::StatusOr<std::vector<BlockEvent>> Client::BlockHistory(const std::string&,
+                                                             const std::string&,
+                                                             const std::string&,
+                                                             const CallOptions&) {
+  return Unimplemented("BlockHistory");
 }
 
 namespace client_internal {
@@ -163,6 +192,35 @@ Memory MemoryFromProto(const v1::Memory& p) {
   if (p.has_invalid_at_ms()) m.invalid_at_ms = p.invalid_at_ms();
   m.hash = p.hash();
   return m;
+}
+
+MemoryBlock BlockFromProto(const v1::MemoryBlock& p) {
+  MemoryBlock b;
+  b.agent_id = p.agent_id();
+  b.label = p.label();
+  b.value = p.value();
+  b.limit_bytes = p.limit_bytes();
+  b.updated_at_ms = p.updated_at_ms();
+  return b;
+}
+
+v1::BlockEditKind BlockKindToProto(BlockEditKind kind) {
+  switch (kind) {
+    case BlockEditKind::kSet: return v1::BLOCK_EDIT_KIND_SET;
+    case BlockEditKind::kAppend: return v1::BLOCK_EDIT_KIND_APPEND;
+    case BlockEditKind::kReplace: return v1::BLOCK_EDIT_KIND_REPLACE;
+    case BlockEditKind::kInsert: return v1::BLOCK_EDIT_KIND_INSERT;
+  }
+  return v1::BLOCK_EDIT_KIND_UNSPECIFIED;
+}
+
+BlockEditKind BlockKindFromProto(v1::BlockEditKind kind) {
+  switch (kind) {
+    case v1::BLOCK_EDIT_KIND_APPEND: return BlockEditKind::kAppend;
+    case v1::BLOCK_EDIT_KIND_REPLACE: return BlockEditKind::kReplace;
+    case v1::BLOCK_EDIT_KIND_INSERT: return BlockEditKind::kInsert;
+    default: return BlockEditKind::kSet;
+  }
 }
 
 }  // namespace
@@ -369,6 +427,71 @@ absl::StatusOr<uint64_t> ClientImpl::MemoryReset(const std::string& ns, const Ca
     return memory_stub_->MemoryReset(ctx, request, &response);
   }));
   return response.deleted();
+}
+
+absl::StatusOr<MemoryBlock> ClientImpl::BlockGet(const std::string& ns,
+                                                 const std::string& agent_id,
+                                                 const std::string& label,
+                                                 const CallOptions& call) {
+  v1::BlockGetRequest request;
+  request.set_namespace_(ns);
+  request.set_agent_id(agent_id);
+  request.set_label(label);
+  v1::BlockGetResponse response;
+  RETURN_IF_ERROR(Call(call, [&](grpc::ClientContext* ctx) {
+    response.Clear();
+    return memory_stub_->BlockGet(ctx, request, &response);
+  }));
+  return BlockFromProto(response.block());
+}
+
+absl::StatusOr<MemoryBlock> ClientImpl::BlockEdit(const std::string& ns,
+                                                  const std::string& agent_id,
+                                                  const std::string& label,
+                                                  const BlockChange& change,
+                                                  const CallOptions& call) {
+  v1::BlockEditRequest request;
+  request.set_namespace_(ns);
+  request.set_agent_id(agent_id);
+  request.set_label(label);
+  request.set_kind(BlockKindToProto(change.kind));
+  request.set_text(change.text);
+  request.set_old_text(change.old_text);
+  if (change.line.has_value()) request.set_line(*change.line);
+  if (change.limit_bytes.has_value()) request.set_limit_bytes(*change.limit_bytes);
+  request.set_actor(change.actor);
+  v1::BlockEditResponse response;
+  // Not retried: an append or insert is not idempotent.
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Clock::now() + call.timeout.value_or(options_.default_timeout));
+  RETURN_IF_ERROR(FromGrpc(memory_stub_->BlockEdit(&ctx, request, &response)));
+  return BlockFromProto(response.block());
+}
+
+absl::StatusOr<std::vector<BlockEvent>> ClientImpl::BlockHistory(const std::string& ns,
+                                                                 const std::string& agent_id,
+                                                                 const std::string& label,
+                                                                 const CallOptions& call) {
+  v1::BlockHistoryRequest request;
+  request.set_namespace_(ns);
+  request.set_agent_id(agent_id);
+  request.set_label(label);
+  v1::BlockHistoryResponse response;
+  RETURN_IF_ERROR(Call(call, [&](grpc::ClientContext* ctx) {
+    response.Clear();
+    return memory_stub_->BlockHistory(ctx, request, &response);
+  }));
+  std::vector<BlockEvent> out;
+  for (const v1::BlockEvent& e : response.events()) {
+    BlockEvent event;
+    event.kind = BlockKindFromProto(e.kind());
+    event.old_value = e.old_value();
+    event.new_value = e.new_value();
+    event.time_ms = e.time_ms();
+    event.actor = e.actor();
+    out.push_back(std::move(event));
+  }
+  return out;
 }
 
 }  // namespace client_internal

@@ -247,4 +247,56 @@ void MemoryEventsToProto(const std::vector<db::MemoryEvent>& events,
   }
 }
 
+absl::StatusOr<db::BlockEdit> BlockEditFromProto(const v1::BlockEditRequest& request) {
+  db::BlockEdit out;
+  switch (request.kind()) {
+    case v1::BLOCK_EDIT_KIND_SET:
+      out.kind = db::BlockEdit::Kind::kSet;
+      break;
+    case v1::BLOCK_EDIT_KIND_APPEND:
+      out.kind = db::BlockEdit::Kind::kAppend;
+      break;
+    case v1::BLOCK_EDIT_KIND_REPLACE:
+      out.kind = db::BlockEdit::Kind::kReplace;
+      break;
+    case v1::BLOCK_EDIT_KIND_INSERT:
+      out.kind = db::BlockEdit::Kind::kInsert;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          "a block edit needs a kind: SET, APPEND, REPLACE or INSERT");
+  }
+  out.text = request.text();
+  out.old_text = request.old_text();
+  out.line = request.has_line() ? request.line() : -1;
+  if (request.has_limit_bytes()) out.limit_bytes = request.limit_bytes();
+  out.actor = request.actor();
+  return out;
+}
+
+void MemoryBlockToProto(const db::MemoryBlock& block, v1::MemoryBlock* out) {
+  out->set_agent_id(block.agent_id);
+  out->set_label(block.label);
+  out->set_value(block.value);
+  out->set_limit_bytes(block.limit_bytes);
+  out->set_updated_at_ms(block.updated_at_ms);
+}
+
+void BlockEventsToProto(const std::vector<db::BlockEvent>& events,
+                        v1::BlockHistoryResponse* out) {
+  for (const db::BlockEvent& e : events) {
+    v1::BlockEvent* p = out->add_events();
+    switch (e.kind) {
+      case db::BlockEdit::Kind::kSet: p->set_kind(v1::BLOCK_EDIT_KIND_SET); break;
+      case db::BlockEdit::Kind::kAppend: p->set_kind(v1::BLOCK_EDIT_KIND_APPEND); break;
+      case db::BlockEdit::Kind::kReplace: p->set_kind(v1::BLOCK_EDIT_KIND_REPLACE); break;
+      case db::BlockEdit::Kind::kInsert: p->set_kind(v1::BLOCK_EDIT_KIND_INSERT); break;
+    }
+    p->set_old_value(e.old_value);
+    p->set_new_value(e.new_value);
+    p->set_time_ms(e.time_ms);
+    p->set_actor(e.actor);
+  }
+}
+
 }  // namespace mnemo::server

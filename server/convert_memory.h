@@ -31,6 +31,11 @@ void MemoryPageToProto(const db::MemoryPage& page, v1::MemoryListResponse* out);
 void MemoryEventsToProto(const std::vector<db::MemoryEvent>& events,
                          v1::MemoryHistoryResponse* out);
 
+absl::StatusOr<db::BlockEdit> BlockEditFromProto(const v1::BlockEditRequest& request);
+void MemoryBlockToProto(const db::MemoryBlock& block, v1::MemoryBlock* out);
+void BlockEventsToProto(const std::vector<db::BlockEvent>& events,
+                        v1::BlockHistoryResponse* out);
+
 }  // namespace mnemo::server
 
 #endif  // MNEMO_SERVER_CONVERT_MEMORY_H_

@@ -96,4 +96,36 @@ grpc::ServerUnaryReactor* MemoryService::MemoryReset(grpc::CallbackServerContext
   return FinishUnary(ctx, "MemoryReset", deleted.status());
 }
 
+grpc::ServerUnaryReactor* MemoryService::BlockGet(grpc::CallbackServerContext* ctx,
+                                                  const v1::BlockGetRequest* request,
+                                                  v1::BlockGetResponse* response) {
+  absl::StatusOr<db::MemoryBlock> block =
+      store_->memories().GetBlock(request->namespace_(), request->agent_id(), request->label());
+  if (block.ok()) MemoryBlockToProto(*block, response->mutable_block());
+  return FinishUnary(ctx, "BlockGet", block.status());
+}
+
+grpc::ServerUnaryReactor* MemoryService::BlockEdit(grpc::CallbackServerContext* ctx,
+                                                   const v1::BlockEditRequest* request,
+                                                   v1::BlockEditResponse* response) {
+  absl::Status status = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(db::BlockEdit edit, BlockEditFromProto(*request));
+    ASSIGN_OR_RETURN(db::MemoryBlock block,
+                     store_->memories().EditBlock(request->namespace_(), request->agent_id(),
+                                                  request->label(), edit));
+    MemoryBlockToProto(block, response->mutable_block());
+    return absl::OkStatus();
+  }();
+  return FinishUnary(ctx, "BlockEdit", status);
+}
+
+grpc::ServerUnaryReactor* MemoryService::BlockHistory(grpc::CallbackServerContext* ctx,
+                                                      const v1::BlockHistoryRequest* request,
+                                                      v1::BlockHistoryResponse* response) {
+  absl::StatusOr<std::vector<db::BlockEvent>> events = store_->memories().BlockHistory(
+      request->namespace_(), request->agent_id(), request->label());
+  if (events.ok()) BlockEventsToProto(*events, response);
+  return FinishUnary(ctx, "BlockHistory", events.status());
+}
+
 }  // namespace mnemo::server

@@ -44,6 +44,15 @@ class MemoryService final : public v1::MnemoMemory::CallbackService {
   grpc::ServerUnaryReactor* MemoryReset(grpc::CallbackServerContext* ctx,
                                         const v1::MemoryResetRequest* request,
                                         v1::MemoryResetResponse* response) override;
+  grpc::ServerUnaryReactor* BlockGet(grpc::CallbackServerContext* ctx,
+                                     const v1::BlockGetRequest* request,
+                                     v1::BlockGetResponse* response) override;
+  grpc::ServerUnaryReactor* BlockEdit(grpc::CallbackServerContext* ctx,
+                                      const v1::BlockEditRequest* request,
+                                      v1::BlockEditResponse* response) override;
+  grpc::ServerUnaryReactor* BlockHistory(grpc::CallbackServerContext* ctx,
+                                         const v1::BlockHistoryRequest* request,
+                                         v1::BlockHistoryResponse* response) override;
 
  private:
   db::Store* const store_;

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "client/cli/commands.h"
 #include "client/cli/kv_commands.h"
+#include "client/cli/block_commands.h"
 #include "client/cli/memory_commands.h"
 
 #ifndef MNEMO_VERSION
@@ -384,6 +385,7 @@ int RunCli(int argc, char** argv) {
   AddAdminVerbs(app, inv);
   AddKvVerbs(app, &inv.global, &inv.action);
   AddMemoryVerbs(app, &inv.global, &inv.action);
+  AddBlockVerbs(app, &inv.global, &inv.action);
 
   try {
     app.parse(argc, argv);

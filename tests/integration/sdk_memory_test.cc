@@ -297,5 +297,56 @@ TEST_F(SdkMemoryTest, BadInput) {
   EXPECT_EQ(*reset, 1u);
 }
 
+TEST_F(SdkMemoryTest, CoreMemoryBlocks) {
+  BlockChange set;
+  set.kind = BlockEditKind::kSet;
+  set.text = "Name: Sam";
+  set.limit_bytes = 40;
+  set.actor = "agent";
+  auto b = client_->BlockEdit(ns_, "bot", "persona", set);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->limit_bytes, 40u);
+  BlockChange append;
+  append.kind = BlockEditKind::kAppend;
+  append.text = "Likes: tea";
+  ASSERT_TRUE(client_->BlockEdit(ns_, "bot", "persona", append).ok());
+  BlockChange insert;
+  insert.kind = BlockEditKind::kInsert;
+  insert.text = "Role: helper";
+  insert.line = 1;
+  ASSERT_TRUE(client_->BlockEdit(ns_, "bot", "persona", insert).ok());
+  BlockChange replace;
+  replace.kind = BlockEditKind::kReplace;
+  replace.old_text = "tea";
+  replace.text = "coffee";
+  ASSERT_TRUE(client_->BlockEdit(ns_, "bot", "persona", replace).ok());
+  auto got = client_->BlockGet(ns_, "bot", "persona");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->value, "Name: Sam\nRole: helper\nLikes: coffee");
+
+  // Bad input: zero and two matches, over the limit, unknown block.
+  replace.old_text = "tea";
+  auto zero = client_->BlockEdit(ns_, "bot", "persona", replace);
+  EXPECT_EQ(zero.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(zero.status().message()), HasSubstr("occurs 0 times"));
+  replace.old_text = "e";
+  auto many = client_->BlockEdit(ns_, "bot", "persona", replace);
+  EXPECT_EQ(many.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(many.status().message()), HasSubstr("times"));
+  append.text = "Hobby: competitive birdwatching";
+  auto over = client_->BlockEdit(ns_, "bot", "persona", append);
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(over.status().message()), HasSubstr("limit is 40"));
+  EXPECT_EQ(client_->BlockGet(ns_, "bot", "human").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->BlockGet(ns_, "bot", "persona")->value,
+            "Name: Sam\nRole: helper\nLikes: coffee");
+  auto history = client_->BlockHistory(ns_, "bot", "persona");
+  ASSERT_TRUE(history.ok()) << history.status();
+  ASSERT_EQ(history->size(), 4u);
+  EXPECT_EQ((*history)[3].kind, BlockEditKind::kReplace);
+  EXPECT_EQ((*history)[3].old_value, "Name: Sam\nRole: helper\nLikes: tea");
+  EXPECT_EQ((*history)[0].actor, "agent");
+}
+
 }  // namespace
 }  // namespace mnemo::testing

@@ -569,6 +569,21 @@ class Client {
                                                                  const CallOptions& = {});
   // Deletes every memory and all history of the namespace; returns how many.
   virtual absl::StatusOr<uint64_t> MemoryReset(const std::string& ns, const CallOptions& = {});
+
+  // Core-memory blocks (mnemo/memory.h). NOT_FOUND for a block never set;
+  // INVALID_ARGUMENT over its size limit or for a line out of range;
+  // FAILED_PRECONDITION when a replace's old text does not occur exactly
+  // once (the message names the count).
+  virtual absl::StatusOr<MemoryBlock> BlockGet(const std::string& ns, const std::string& agent_id,
+                                               const std::string& label, const CallOptions& = {});
+  virtual absl::StatusOr<MemoryBlock> BlockEdit(const std::string& ns, const std::string& agent_id,
+                                                const std::string& label,
+                                                const BlockChange& change,
+                                                const CallOptions& = {});
+  virtual absl::StatusOr<std::vector<BlockEvent>> BlockHistory(const std::string& ns,
+                                                               const std::string& agent_id,
+                                                               const std::string& label,
+                                                               const CallOptions& = {});
 };
 
 }  // namespace mnemo

@@ -116,9 +116,41 @@ struct MemoryEvent {
   std::string actor;  // "ttl" for expiry
 };
 
-// "ADD", "UPDATE", "DELETE" / "added", "updated", "noop".
+// Core-memory blocks: per (agent, label) a text value with a size limit
+// (default 2000 bytes) that the agent edits; every edit is in its history.
+struct MemoryBlock {
+  std::string agent_id;
+  std::string label;
+  std::string value;
+  uint32_t limit_bytes = 0;
+  int64_t updated_at_ms = 0;
+};
+
+enum class BlockEditKind { kSet, kAppend, kReplace, kInsert };
+
+// One edit of Client::BlockEdit.
+struct BlockChange {
+  BlockEditKind kind = BlockEditKind::kSet;
+  std::string text;      // set: the value; append: a new line; replace: the new text; insert: the line
+  std::string old_text;  // replace: must occur exactly once (else FAILED_PRECONDITION)
+  std::optional<int64_t> line;          // insert: 0 = first line; unset = after the last
+  std::optional<uint32_t> limit_bytes;  // set: the block's size limit
+  std::string actor;
+};
+
+struct BlockEvent {
+  BlockEditKind kind = BlockEditKind::kSet;
+  std::string old_value;
+  std::string new_value;
+  int64_t time_ms = 0;
+  std::string actor;
+};
+
+// "ADD", "UPDATE", "DELETE" / "added", "updated", "noop" / "SET", "APPEND",
+// "REPLACE", "INSERT".
 const char* MemoryEventKindName(MemoryEventKind kind);
 const char* MemoryAddOutcomeName(MemoryAddOutcome outcome);
+const char* BlockEditKindName(BlockEditKind kind);
 
 }  // namespace mnemo
 
