@@ -46,11 +46,25 @@ void MemoryEngine::ExpiryPass() {
 
 absl::StatusOr<uint64_t> MemoryEngine::PurgeExpired(absl::string_view ns_name) {
   ASSIGN_OR_RETURN(NamespacePtr ns, OpenNamespace(ns_name, /*create=*/false));
-  absl::MutexLock lock(&ns->mu);
-  RETURN_IF_ERROR(ns->GoneStatus());
   const int64_t cutoff =
       NowMs() - static_cast<int64_t>(owner_->options().memory_expired_keep_ms);
   const std::string prefix = memrecords::KindPrefix(ns->nsid, 'x');
+  {
+    // Nothing due (the common case): no writer lock, so searches go on.
+    absl::ReaderMutexLock lock(&ns->mu);
+    RETURN_IF_ERROR(ns->GoneStatus());
+    BoundedIterator it(owner_->db(), owner_->memory_, keys::PrefixEnd(prefix));
+    it->Seek(prefix);
+    RETURN_IF_ERROR(FromRocks(it->status(), "scanning memory expiry"));
+    if (!it->Valid()) return uint64_t{0};
+    int64_t first = 0;
+    std::string id;
+    RETURN_IF_ERROR(memrecords::DecodeExpiryKey(
+        absl::string_view(it->key().data(), it->key().size()), &first, &id));
+    if (first > cutoff) return uint64_t{0};
+  }
+  absl::MutexLock lock(&ns->mu);
+  RETURN_IF_ERROR(ns->GoneStatus());
   NamespaceWrite write;
   std::vector<Memory> victims;
   {
