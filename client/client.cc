@@ -77,6 +77,7 @@ ClientImpl::ClientImpl(std::shared_ptr<grpc::Channel> channel, const ClientOptio
       stub_(v1::Mnemo::NewStub(channel_)),
       kv_stub_(v1::MnemoKv::NewStub(channel_)),
       inject_stub_(v1::MnemoInject::NewStub(channel_)),
+      memory_stub_(v1::MnemoMemory::NewStub(channel_)),
       generic_stub_(channel_),
       options_(options) {}
 

@@ -20,6 +20,7 @@
 #include "client/kv_arena_client.h"
 #include "mnemo/client.h"
 #include "mnemo/v1/inject.grpc.pb.h"
+#include "mnemo/v1/memory.grpc.pb.h"
 #include "mnemo/v1/mnemo.grpc.pb.h"
 
 namespace mnemo::client_internal {
@@ -105,6 +106,38 @@ class ClientImpl final : public Client {
                                                   const CallOptions& call) override;
   absl::StatusOr<RecallResult> Recall(const RecallRequest& request,
                                       const CallOptions& call) override;
+  // Agent memories (memory_client.cc).
+  absl::StatusOr<std::vector<MemoryAddResult>> MemoryAdd(const std::string& ns,
+                                                         const std::vector<MemoryInput>& memories,
+                                                         const MemoryAddOptions& options,
+                                                         const CallOptions& call) override;
+  absl::StatusOr<std::vector<MemoryHit>> MemorySearch(const MemorySearchRequest& request,
+                                                      const CallOptions& call) override;
+  absl::StatusOr<Memory> MemoryGet(const std::string& ns, const std::string& id,
+                                   const CallOptions& call) override;
+  absl::StatusOr<MemoryPage> MemoryList(const MemoryListRequest& request,
+                                        const CallOptions& call) override;
+  absl::StatusOr<Memory> MemoryUpdate(const std::string& ns, const std::string& id,
+                                      const MemoryChanges& changes,
+                                      const CallOptions& call) override;
+  absl::Status MemoryDelete(const std::string& ns, const std::string& id,
+                            const std::string& actor, const CallOptions& call) override;
+  absl::StatusOr<uint64_t> MemoryDeleteAll(const std::string& ns, const MemoryScope& scope,
+                                           const std::string& actor,
+                                           const CallOptions& call) override;
+  absl::StatusOr<std::vector<MemoryEvent>> MemoryHistory(const std::string& ns,
+                                                         const std::string& id,
+                                                         const CallOptions& call) override;
+  absl::StatusOr<uint64_t> MemoryReset(const std::string& ns, const CallOptions& call) override;
+  absl::StatusOr<MemoryBlock> BlockGet(const std::string& ns, const std::string& agent_id,
+                                       const std::string& label, const CallOptions& call) override;
+  absl::StatusOr<MemoryBlock> BlockEdit(const std::string& ns, const std::string& agent_id,
+                                        const std::string& label, const BlockChange& change,
+                                        const CallOptions& call) override;
+  absl::StatusOr<std::vector<BlockEvent>> BlockHistory(const std::string& ns,
+                                                       const std::string& agent_id,
+                                                       const std::string& label,
+                                                       const CallOptions& call) override;
 
  private:
   Clock::time_point Deadline(const CallOptions& call) const {
@@ -136,6 +169,7 @@ class ClientImpl final : public Client {
   std::unique_ptr<v1::Mnemo::Stub> stub_;
   std::unique_ptr<v1::MnemoKv::Stub> kv_stub_;
   std::unique_ptr<v1::MnemoInject::Stub> inject_stub_;
+  std::unique_ptr<v1::MnemoMemory::Stub> memory_stub_;
   grpc::GenericStub generic_stub_;
   const ClientOptions options_;
   KvArenaClient arena_;  // the KV arena session of shared_memory reads

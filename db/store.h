@@ -35,6 +35,7 @@
 #include "absl/types/span.h"
 #include "db/injection.h"
 #include "db/kv.h"
+#include "db/memory.h"
 #include "index/dense_index.h"
 #include "index/filter.h"
 #include "index/metric.h"
@@ -79,6 +80,12 @@ struct StoreOptions {
   // last flush (those chunks reopen at their older place in the order).
   uint64_t kv_expiry_interval_ms = 30'000;
   uint64_t kv_recency_flush_ms = 10'000;
+  // Agent memories (db/memory.h): every memory_expiry_interval_ms (a
+  // background timer, 0 = never) the memories whose expiry passed at least
+  // memory_expired_keep_ms ago are deleted (until then they are hidden from
+  // search and list unless show_expired, and refused by Update).
+  uint64_t memory_expiry_interval_ms = 30'000;
+  uint64_t memory_expired_keep_ms = 3'600'000;
   // Directory holding the built-in encoders' assets (an encoder named "X"
   // loads from <encoder_dir>/X, e.g. .assets/use-lite). Empty = no encoder
   // is available: the store opens and serves vectors, and every text
@@ -444,6 +451,9 @@ class Store {
   // for a bad k, rerank, query text or vector.
   virtual absl::StatusOr<RecallResult> Recall(absl::string_view ns,
                                               const RecallOptions& options) = 0;
+
+  // --- Agent memories in encoder namespaces (db/memory.h).
+  virtual MemoryStore& memories() = 0;
 
   virtual const StoreOptions& options() const = 0;
   virtual const std::string& path() const = 0;

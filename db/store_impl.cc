@@ -12,6 +12,7 @@
 #include "db/injection_records.h"
 #include "db/keys.h"
 #include "db/kv_records.h"
+#include "db/memory_records.h"
 #include "db/rocks_status.h"
 #include "db/validation.h"
 #include "rocksdb/cache.h"
@@ -39,6 +40,7 @@ absl::Status StoreImpl::Init() {
   RemoveOrphanSnapshots();
   bg_thread_ = std::thread([this] { BackgroundLoop(); });
   StartKvRetention();
+  memory_engine_.StartExpiry();
   return absl::OkStatus();
 }
 
@@ -78,7 +80,7 @@ absl::Status StoreImpl::OpenDb() {
   for (const char* required :
        {rocksdb::kDefaultColumnFamilyName.c_str(), keys::kMetaCf, keys::kDocsCf, keys::kChunksCf,
         keys::kDenseCf, keys::kIdMapCf, keys::kIndexLogCf, keys::kBm25Cf, keys::kMultiVecCf,
-        kvrecords::kKvCf, injection::kInjectCf}) {
+        kvrecords::kKvCf, injection::kInjectCf, memrecords::kMemoryCf}) {
     if (std::find(names.begin(), names.end(), required) == names.end()) {
       names.push_back(required);
     }
@@ -112,6 +114,7 @@ absl::Status StoreImpl::OpenDb() {
     if (n == keys::kMultiVecCf) multivec_ = handles_[i];
     if (n == kvrecords::kKvCf) kv_ = handles_[i];
     if (n == injection::kInjectCf) inject_ = handles_[i];
+    if (n == memrecords::kMemoryCf) memory_ = handles_[i];
   }
 
   ASSIGN_OR_RETURN(auto version, GetOne(meta_, keys::kSchemaVersionKey));
@@ -132,6 +135,7 @@ absl::Status StoreImpl::Close() { return CloseImpl(/*save_snapshots=*/true); }
 absl::Status StoreImpl::CloseImpl(bool save_snapshots) {
   absl::MutexLock close_lock(&close_mu_);
   if (db_ == nullptr) return absl::OkStatus();
+  memory_engine_.StopExpiry();
   absl::Status result = StopKvRetention();
 
   {

@@ -13,6 +13,7 @@
 //   kv_store.cc           chunk KV caches (KvStore)
 //   kv_streams.cc         the KV writer and reader handed out
 //   kv_retention.cc       KV expiry and recency flush timers (PeriodicTask)
+//   memory_*.cc           agent memories (MemoryEngine, memory_engine.h)
 //
 // and internal helpers of their own: namespace.h (a namespace's in-memory
 // state), namespace_write.h (one write on its way to CommitLocked),
@@ -73,6 +74,7 @@
 #include "absl/synchronization/mutex.h"
 #include "db/injection_store.h"
 #include "db/kv_store.h"
+#include "db/memory_engine.h"
 #include "db/namespace.h"
 #include "db/namespace_write.h"
 #include "db/periodic_task.h"
@@ -96,6 +98,9 @@ class StoreImpl final : public Store {
       Store* store, absl::string_view ns);
   friend absl::Status testing::SetKvClockForTesting(Store* store,
                                                     std::function<int64_t()> now_ms);
+  // The memory engine stages chunk writes and runs the index searches of
+  // memories with the write and search routines below.
+  friend class MemoryEngine;
 
   StoreImpl(const StoreOptions& options, const std::string& path);
   ~StoreImpl() override;
@@ -174,6 +179,7 @@ class StoreImpl final : public Store {
                                       const RecallOptions& options) override {
     return injection_store_.Recall(ns, options);
   }
+  MemoryStore& memories() override { return memory_engine_; }
   const StoreOptions& options() const override { return options_; }
   const std::string& path() const override { return path_; }
 
@@ -191,6 +197,13 @@ class StoreImpl final : public Store {
   // namespace's in-memory state (see NamespaceWrite): the one commit/apply
   // routine of every write. `what` names the write in errors.
   absl::Status CommitLocked(Namespace* ns, NamespaceWrite* write, absl::string_view what)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ns->mu);
+  // Stages the removal of the chunks `victims` (unknown ids skipped) into
+  // `write`: rows, BM25 postings and index-log entries. Returns how many
+  // existed.
+  absl::StatusOr<uint64_t> StageChunkDeletesLocked(Namespace* ns,
+                                                   absl::Span<const std::string> victims,
+                                                   NamespaceWrite* write)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ns->mu);
   // Stages the removal of the KV rows of `ids` (those holding KV).
   void StageKvRemovalLocked(const Namespace& ns, rocksdb::WriteBatch* batch,
@@ -215,7 +228,7 @@ class StoreImpl final : public Store {
   absl::Status CloseImpl(bool save_snapshots);
   std::vector<NamespacePtr> AllNamespaces() ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<rocksdb::ColumnFamilyHandle*> DataCfs() const {
-    return {docs_, chunks_, dense_, idmap_, ilog_, bm25_, multivec_, kv_, inject_};
+    return {docs_, chunks_, dense_, idmap_, ilog_, bm25_, multivec_, kv_, inject_, memory_};
   }
   std::string SnapshotPath(uint32_t nsid) const {
     return (std::filesystem::path(index_dir_) / absl::StrCat(nsid, ".idx")).string();
@@ -338,6 +351,7 @@ class StoreImpl final : public Store {
   rocksdb::ColumnFamilyHandle* multivec_ = nullptr;
   rocksdb::ColumnFamilyHandle* kv_ = nullptr;
   rocksdb::ColumnFamilyHandle* inject_ = nullptr;  // injection records
+  rocksdb::ColumnFamilyHandle* memory_ = nullptr;  // memory_records.h
 
   absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
@@ -364,6 +378,8 @@ class StoreImpl final : public Store {
   KvStore kv_store_{this};
   // Memory injection; uses the services above.
   InjectionStore injection_store_{this};
+  // Agent memories; uses the services above.
+  MemoryEngine memory_engine_{this};
 };
 
 }  // namespace mnemo::db

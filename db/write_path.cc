@@ -366,8 +366,10 @@ absl::Status StoreImpl::StageUpsertLocked(Namespace* ns, absl::Span<const Docume
   const bool text_ns = !ns->config.encoder.empty();
   const uint32_t nsid = ns->nsid;
   NamespaceWrite& write = *write_out;
+  // A write may stage several changes (a memory write stages its chunks
+  // after removals); the counters start from the namespace's once.
+  if (!write.chunks_changed) write.counters = ns->counters;
   write.chunks_changed = true;
-  write.counters = ns->counters;
   rocksdb::WriteBatch& batch = write.batch;
   records::NamespaceCounters& counters = write.counters;
   Bm25Update& bm25_update = write.bm25;
@@ -488,6 +490,50 @@ absl::Status StoreImpl::StageUpsertLocked(Namespace* ns, absl::Span<const Docume
   return absl::OkStatus();
 }
 
+absl::StatusOr<uint64_t> StoreImpl::StageChunkDeletesLocked(Namespace* ns,
+                                                           absl::Span<const std::string> victims,
+                                                           NamespaceWrite* write_out) {
+  const uint32_t nsid = ns->nsid;
+  NamespaceWrite& write = *write_out;
+  if (!write.chunks_changed) write.counters = ns->counters;
+  write.chunks_changed = true;
+  rocksdb::WriteBatch& batch = write.batch;
+  std::vector<std::string> map_keys;
+  for (const std::string& id : victims) map_keys.push_back(keys::IdMapKey(nsid, id));
+  ASSIGN_OR_RETURN(auto internal, MultiGet(idmap_, map_keys));
+  std::vector<int64_t> removed;
+  std::vector<std::string> row_keys;
+  std::vector<size_t> victim_index;
+  for (size_t i = 0; i < victims.size(); ++i) {
+    if (!internal[i].has_value()) continue;
+    auto id = keys::ReadU64(*internal[i]);
+    if (!id.has_value()) return absl::DataLossError("malformed id map entry");
+    removed.push_back(static_cast<int64_t>(*id));
+    row_keys.push_back(keys::RowKey(nsid, static_cast<int64_t>(*id)));
+    victim_index.push_back(i);
+  }
+  ASSIGN_OR_RETURN(auto rows, MultiGet(chunks_, row_keys));
+  for (size_t j = 0; j < removed.size(); ++j) {
+    const std::string& chunk_id = victims[victim_index[j]];
+    batch.Delete(idmap_, map_keys[victim_index[j]]);
+    batch.Delete(chunks_, row_keys[j]);
+    batch.Delete(dense_, row_keys[j]);
+    if (ns->bm25 != nullptr) {
+      RETURN_IF_ERROR(ns->bm25->RemoveToBatch(&batch, removed[j], &write.bm25));
+    }
+    if (rows[j].has_value()) {
+      Chunk old;
+      RETURN_IF_ERROR(records::DecodeChunk(*rows[j], &old));
+      if (!old.document_id.empty()) {
+        batch.Delete(docs_, keys::MembershipKey(nsid, old.document_id, chunk_id));
+      }
+    }
+    write.Log(ilog_, nsid, keys::kLogRemove, removed[j]);
+  }
+  write.removed.insert(write.removed.end(), removed.begin(), removed.end());
+  return removed.size();
+}
+
 absl::StatusOr<DeleteResult> StoreImpl::Delete(absl::string_view ns_name,
                                                absl::Span<const std::string> chunk_ids,
                                                absl::Span<const std::string> document_ids) {
@@ -528,39 +574,7 @@ absl::StatusOr<DeleteResult> StoreImpl::Delete(absl::string_view ns_name,
     RETURN_IF_ERROR(FromRocks(it->status(), "scanning document chunks"));
   }
 
-  std::vector<std::string> map_keys;
-  for (const std::string& id : victims) map_keys.push_back(keys::IdMapKey(nsid, id));
-  ASSIGN_OR_RETURN(auto internal, MultiGet(idmap_, map_keys));
-  std::vector<int64_t>& removed = write.removed;
-  std::vector<std::string> row_keys;
-  std::vector<size_t> victim_index;
-  for (size_t i = 0; i < victims.size(); ++i) {
-    if (!internal[i].has_value()) continue;
-    auto id = keys::ReadU64(*internal[i]);
-    if (!id.has_value()) return absl::DataLossError("malformed id map entry");
-    removed.push_back(static_cast<int64_t>(*id));
-    row_keys.push_back(keys::RowKey(nsid, static_cast<int64_t>(*id)));
-    victim_index.push_back(i);
-  }
-  ASSIGN_OR_RETURN(auto rows, MultiGet(chunks_, row_keys));
-  for (size_t j = 0; j < removed.size(); ++j) {
-    const std::string& chunk_id = victims[victim_index[j]];
-    batch.Delete(idmap_, map_keys[victim_index[j]]);
-    batch.Delete(chunks_, row_keys[j]);
-    batch.Delete(dense_, row_keys[j]);
-    if (ns->bm25 != nullptr) {
-      RETURN_IF_ERROR(ns->bm25->RemoveToBatch(&batch, removed[j], &write.bm25));
-    }
-    if (rows[j].has_value()) {
-      Chunk old;
-      RETURN_IF_ERROR(records::DecodeChunk(*rows[j], &old));
-      if (!old.document_id.empty()) {
-        batch.Delete(docs_, keys::MembershipKey(nsid, old.document_id, chunk_id));
-      }
-    }
-    write.Log(ilog_, nsid, keys::kLogRemove, removed[j]);
-  }
-  result.chunks_deleted = removed.size();
+  ASSIGN_OR_RETURN(result.chunks_deleted, StageChunkDeletesLocked(ns.get(), victims, &write));
   if (batch.Count() == 0) return result;
   RETURN_IF_ERROR(CommitLocked(ns.get(), &write, "deleting"));
   return result;

@@ -44,6 +44,7 @@
 #include "server/rpc_metrics.h"
 #include "server/store_metrics.h"
 #include "server/tls_credentials.h"
+#include "server/memory_service.h"
 #include "server/service.h"
 
 #ifndef MNEMO_VERSION
@@ -124,6 +125,9 @@ struct Flags {
       static_cast<uint32_t>(db::StoreOptions{}.kv_expiry_interval_ms / 1000);
   uint32_t kv_recency_flush_seconds =
       static_cast<uint32_t>(db::StoreOptions{}.kv_recency_flush_ms / 1000);
+  uint32_t memory_expiry_interval_seconds =
+      static_cast<uint32_t>(db::StoreOptions{}.memory_expiry_interval_ms / 1000);
+  uint64_t memory_expired_keep_seconds = db::StoreOptions{}.memory_expired_keep_ms / 1000;
   uint64_t kv_arena_bytes = 0;  // 0: no hot tier
   std::string kv_arena_socket;  // default: <data_dir>/kv-arena.sock
   std::string metrics_listen;   // empty: no /metrics endpoint
@@ -184,6 +188,8 @@ int Run(const Flags& flags) {
   db::StoreOptions options;
   options.sync_writes = flags.sync_writes;
   options.kv_expiry_interval_ms = uint64_t{flags.kv_expiry_interval_seconds} * 1000;
+  options.memory_expiry_interval_ms = uint64_t{flags.memory_expiry_interval_seconds} * 1000;
+  options.memory_expired_keep_ms = flags.memory_expired_keep_seconds * 1000;
   options.kv_recency_flush_ms = uint64_t{flags.kv_recency_flush_seconds} * 1000;
   options.limits.max_k = flags.max_k;
   options.limits.max_query_batch = flags.max_query_batch;
@@ -262,6 +268,8 @@ int Run(const Flags& flags) {
   builder.RegisterService(&service);
   builder.RegisterService(&kv_service);
   builder.RegisterService(&inject_service);
+  MemoryService memory_service(store.get());
+  builder.RegisterService(&memory_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     LogEvent(spdlog::level::critical, "cannot listen", {{"listen", flags.listen}});
@@ -366,6 +374,15 @@ int main(int argc, char** argv) {
   app.add_option("--kv-arena-bytes", flags.kv_arena_bytes,
                  "size of the shared memory hot tier for chunk KV, served to same-host clients "
                  "as read-only leases (0 = off)")
+      ->capture_default_str();
+  app.add_option("--memory-expiry-interval-seconds", flags.memory_expiry_interval_seconds,
+                 "delete agent memories whose expiry passed (see --memory-expired-keep-seconds) "
+                 "this often (0 = never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
+  app.add_option("--memory-expired-keep-seconds", flags.memory_expired_keep_seconds,
+                 "keep expired agent memories this long (hidden, readable with show_expired) "
+                 "before the expiry timer deletes them")
       ->capture_default_str();
   app.add_option("--kv-expiry-interval-seconds", flags.kv_expiry_interval_seconds,
                  "remove expired chunk KV in the background this often (0 = only at the "

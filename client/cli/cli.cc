@@ -12,6 +12,8 @@
 #include "client/cli/commands.h"
 #include "client/cli/inject_commands.h"
 #include "client/cli/kv_commands.h"
+#include "client/cli/block_commands.h"
+#include "client/cli/memory_commands.h"
 
 #ifndef MNEMO_VERSION
 #define MNEMO_VERSION "dev"
@@ -397,6 +399,8 @@ int RunCli(int argc, char** argv) {
   AddKvVerbs(app, &inv.global, &inv.action);
   AddInjectVerbs(app, &inv.global, &inv.action);
   AddBackupVerbs(app, &inv.global, &inv.action);
+  AddMemoryVerbs(app, &inv.global, &inv.action);
+  AddBlockVerbs(app, &inv.global, &inv.action);
 
   try {
     app.parse(argc, argv);

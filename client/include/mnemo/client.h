@@ -30,6 +30,7 @@
 // fingerprint as is; ParseFingerprint reads its Canonical() form. KvDtype,
 // KvCodec and their names come from mnemo/kv_names.h.
 #include "mnemo/kv_names.h"
+#include "mnemo/memory.h"
 #include "mnemo/model_fingerprint.h"
 
 namespace mnemo {
@@ -665,6 +666,57 @@ class Client {
   // Retrieves chunks for the query with their injection tokens.
   virtual absl::StatusOr<RecallResult> Recall(const RecallRequest& request,
                                               const CallOptions& = {});
+
+  // --- Agent memories (mnemo/memory.h) in an encoder namespace (MemoryAdd
+  // creates it when absent). INVALID_ARGUMENT for a missing scope or a
+  // malformed filter, NOT_FOUND for an unknown memory id,
+  // FAILED_PRECONDITION for updating an expired memory. The default
+  // implementations (for test fakes) return UNIMPLEMENTED.
+
+  // Adds memories to one scope; exact duplicates are dropped (kNoop) and
+  // near duplicates update the memory they resemble (kUpdated).
+  virtual absl::StatusOr<std::vector<MemoryAddResult>> MemoryAdd(
+      const std::string& ns, const std::vector<MemoryInput>& memories,
+      const MemoryAddOptions& options, const CallOptions& = {});
+  // Hybrid (dense + BM25) search within the scope, best first.
+  virtual absl::StatusOr<std::vector<MemoryHit>> MemorySearch(const MemorySearchRequest& request,
+                                                              const CallOptions& = {});
+  virtual absl::StatusOr<Memory> MemoryGet(const std::string& ns, const std::string& id,
+                                           const CallOptions& = {});
+  // One page of the memories matching scope and filter, in id order.
+  virtual absl::StatusOr<MemoryPage> MemoryList(const MemoryListRequest& request,
+                                                const CallOptions& = {});
+  virtual absl::StatusOr<Memory> MemoryUpdate(const std::string& ns, const std::string& id,
+                                              const MemoryChanges& changes,
+                                              const CallOptions& = {});
+  virtual absl::Status MemoryDelete(const std::string& ns, const std::string& id,
+                                    const std::string& actor = "", const CallOptions& = {});
+  // Deletes every memory of the scope; returns how many.
+  virtual absl::StatusOr<uint64_t> MemoryDeleteAll(const std::string& ns,
+                                                   const MemoryScope& scope,
+                                                   const std::string& actor = "",
+                                                   const CallOptions& = {});
+  // The memory's events, oldest first (kept after it is deleted).
+  virtual absl::StatusOr<std::vector<MemoryEvent>> MemoryHistory(const std::string& ns,
+                                                                 const std::string& id,
+                                                                 const CallOptions& = {});
+  // Deletes every memory and all history of the namespace; returns how many.
+  virtual absl::StatusOr<uint64_t> MemoryReset(const std::string& ns, const CallOptions& = {});
+
+  // Core-memory blocks (mnemo/memory.h). NOT_FOUND for a block never set;
+  // INVALID_ARGUMENT over its size limit or for a line out of range;
+  // FAILED_PRECONDITION when a replace's old text does not occur exactly
+  // once (the message names the count).
+  virtual absl::StatusOr<MemoryBlock> BlockGet(const std::string& ns, const std::string& agent_id,
+                                               const std::string& label, const CallOptions& = {});
+  virtual absl::StatusOr<MemoryBlock> BlockEdit(const std::string& ns, const std::string& agent_id,
+                                                const std::string& label,
+                                                const BlockChange& change,
+                                                const CallOptions& = {});
+  virtual absl::StatusOr<std::vector<BlockEvent>> BlockHistory(const std::string& ns,
+                                                               const std::string& agent_id,
+                                                               const std::string& label,
+                                                               const CallOptions& = {});
 };
 
 }  // namespace mnemo
