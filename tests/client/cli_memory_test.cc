@@ -32,7 +32,7 @@ class CliMemoryTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!fs::exists(fs::path(AssetsDir()) / "use-lite" / "model.json")) {
-      GTEST_SKIP() << "USE-lite assets not found (run scripts/fetch_encoder)";
+      GTEST_FAIL() << "USE-lite assets not found (run scripts/fetch_assets)";
     }
     auto server = MnemodProcess::Start({"--assets-dir", AssetsDir()});
     ASSERT_TRUE(server.ok()) << server.status();

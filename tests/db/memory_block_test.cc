@@ -39,7 +39,7 @@ class MemoryBlockTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!fs::exists(fs::path(AssetsDir()) / "use-lite" / "model.json")) {
-      GTEST_SKIP() << "USE-lite assets not found (run scripts/fetch_encoder)";
+      GTEST_FAIL() << "USE-lite assets not found (run scripts/fetch_assets)";
     }
     dir_ = test::MakeTempDir("memory-block");
     StoreOptions options;

@@ -59,7 +59,7 @@ MemoryFilter Filter(const std::string& json) {
 class MemoryStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!HaveUseLite()) GTEST_SKIP() << "USE-lite assets not found (run scripts/fetch_encoder)";
+    if (!HaveUseLite()) GTEST_FAIL() << "USE-lite assets not found (run scripts/fetch_assets)";
     dir_ = test::MakeTempDir("memory-store");
     options_.snapshot_every_ops = 0;
     options_.encoder_dir = AssetsDir();

@@ -72,7 +72,7 @@ class SdkMemoryTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    if (!HaveUseLite()) GTEST_SKIP() << "USE-lite assets not found (run scripts/fetch_encoder)";
+    if (!HaveUseLite()) GTEST_FAIL() << "USE-lite assets not found (run scripts/fetch_assets)";
     ASSERT_NE(server_, nullptr) << "mnemod did not start";
     client_ = ConnectOrDie(server_->target());
     ASSERT_NE(client_, nullptr);
