@@ -9,6 +9,7 @@ import math
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from mnemo.v1 import inject_pb2 as ipb
+from mnemo.v1 import memory_pb2 as mpb
 from mnemo.v1 import mnemo_pb2 as pb
 from mnemo import types as t
 
@@ -303,3 +304,103 @@ def recall_hit_from_pb(m: ipb.RecallHit) -> t.RecallHit:
                        score=m.score,
                        rerank_score=m.rerank_score if m.HasField("rerank_score") else None,
                        m=m.m, dim=m.dim, tokens=list(tokens))
+
+
+# --- agent memory -------------------------------------------------------------
+
+_MEMORY_OPS = {"eq": mpb.MEMORY_FILTER_OP_EQ, "ne": mpb.MEMORY_FILTER_OP_NE,
+               "in": mpb.MEMORY_FILTER_OP_IN, "nin": mpb.MEMORY_FILTER_OP_NIN,
+               "gt": mpb.MEMORY_FILTER_OP_GT, "gte": mpb.MEMORY_FILTER_OP_GTE,
+               "lt": mpb.MEMORY_FILTER_OP_LT, "lte": mpb.MEMORY_FILTER_OP_LTE,
+               "contains": mpb.MEMORY_FILTER_OP_CONTAINS,
+               "icontains": mpb.MEMORY_FILTER_OP_ICONTAINS}
+_OUTCOMES = {mpb.MEMORY_ADD_OUTCOME_ADDED: "added", mpb.MEMORY_ADD_OUTCOME_UPDATED: "updated",
+             mpb.MEMORY_ADD_OUTCOME_NOOP: "noop"}
+_EVENTS = {mpb.MEMORY_EVENT_KIND_ADD: "ADD", mpb.MEMORY_EVENT_KIND_UPDATE: "UPDATE",
+           mpb.MEMORY_EVENT_KIND_DELETE: "DELETE"}
+
+
+def scope_to_pb(user_id: str, agent_id: str, run_id: str) -> mpb.MemoryScope:
+    return mpb.MemoryScope(user_id=user_id or "", agent_id=agent_id or "", run_id=run_id or "")
+
+
+def _memory_value(v: Any, where: str) -> mpb.MemoryFilterValue:
+    if isinstance(v, bool):
+        return mpb.MemoryFilterValue(bool_value=v)
+    if isinstance(v, (int, float)):
+        if not math.isfinite(v):
+            raise ValueError(f"memory filter {where}: {v} is not finite")
+        return mpb.MemoryFilterValue(number_value=float(v))
+    if isinstance(v, str):
+        return mpb.MemoryFilterValue(string_value=v)
+    raise ValueError(f"memory filter {where}: values are strings, numbers or bools, got {v!r}")
+
+
+def memory_filter_to_pb(f: Any, where: str = "filter") -> mpb.MemoryFilter:
+    """mem0's filter form as a dict: {"field": v}, {"field": {"op": v}},
+    {"AND": [...]}, {"OR": [...]}, {"NOT": {...}}; several keys are ANDed.
+    ValueError for anything else (the server checks the tree again)."""
+    if not isinstance(f, dict):
+        raise ValueError(f"{where}: a filter is a dict, got {type(f).__name__}")
+    parts = []
+    for key, value in f.items():
+        if key in ("AND", "OR"):
+            if not isinstance(value, list) or not value:
+                raise ValueError(f"{where}: {key} takes a non-empty list of filters")
+            node = mpb.MemoryFilter()
+            lst = node.all_of if key == "AND" else node.any_of
+            lst.filters.extend(memory_filter_to_pb(x, f"{where}.{key}[{i}]")
+                               for i, x in enumerate(value))
+            parts.append(node)
+        elif key == "NOT":
+            node = mpb.MemoryFilter()
+            node.negation.CopyFrom(memory_filter_to_pb(value, f"{where}.NOT"))
+            parts.append(node)
+        else:
+            conds = value.items() if isinstance(value, dict) else [("eq", value)]
+            if isinstance(value, dict) and not value:
+                raise ValueError(f"{where}: {key!r} has an empty operator object")
+            for op, v in conds:
+                if op not in _MEMORY_OPS:
+                    raise ValueError(f"{where}: unknown operator {op!r} on {key!r}")
+                c = mpb.MemoryCondition(field=key, op=_MEMORY_OPS[op])
+                if op in ("in", "nin"):
+                    if not isinstance(v, (list, tuple)) or not v:
+                        raise ValueError(f"{where}: {op} on {key!r} takes a non-empty list")
+                    c.values.extend(_memory_value(x, f"{key}.{op}") for x in v)
+                else:
+                    c.values.append(_memory_value(v, f"{key}.{op}"))
+                node = mpb.MemoryFilter()
+                node.condition.CopyFrom(c)
+                parts.append(node)
+    if len(parts) == 1:
+        return parts[0]
+    out = mpb.MemoryFilter()
+    out.all_of.filters.extend(parts)  # {} -> an empty AND: matches everything
+    return out
+
+
+def memory_from_pb(m: mpb.Memory) -> t.Memory:
+    return t.Memory(id=m.id, text=m.text, metadata=_metadata(m.metadata_json),
+                    user_id=m.scope.user_id, agent_id=m.scope.agent_id, run_id=m.scope.run_id,
+                    created_at_ms=m.created_at_ms, updated_at_ms=m.updated_at_ms,
+                    expires_at_ms=m.expires_at_ms if m.HasField("expires_at_ms") else None,
+                    valid_at_ms=m.valid_at_ms,
+                    invalid_at_ms=m.invalid_at_ms if m.HasField("invalid_at_ms") else None,
+                    hash=m.hash)
+
+
+def memory_add_result_from_pb(m: mpb.MemoryAddResult) -> t.MemoryAddResult:
+    return t.MemoryAddResult(outcome=_OUTCOMES.get(m.outcome, "added"),
+                             memory=memory_from_pb(m.memory), similarity=m.similarity)
+
+
+def memory_event_from_pb(m: mpb.MemoryEvent) -> t.MemoryEvent:
+    return t.MemoryEvent(memory_id=m.memory_id, event=_EVENTS.get(m.kind, "UPDATE"),
+                         old_text=m.old_text, new_text=m.new_text, time_ms=m.time_ms,
+                         actor=m.actor)
+
+
+def memory_block_from_pb(m: mpb.MemoryBlock) -> t.MemoryBlock:
+    return t.MemoryBlock(agent_id=m.agent_id, label=m.label, value=m.value,
+                         limit_bytes=m.limit_bytes, updated_at_ms=m.updated_at_ms)

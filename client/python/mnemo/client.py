@@ -16,6 +16,8 @@ from mnemo import errors
 from mnemo import types as t
 from mnemo.v1 import inject_pb2 as ipb
 from mnemo.v1 import inject_pb2_grpc as irpc
+from mnemo.v1 import memory_pb2 as mpb
+from mnemo.v1 import memory_pb2_grpc as mrpc
 from mnemo.v1 import mnemo_pb2 as pb
 from mnemo.v1 import mnemo_pb2_grpc as rpc
 
@@ -90,6 +92,7 @@ class Client:
         self._mnemo = rpc.MnemoStub(self._channel)
         self._kv = rpc.MnemoKvStub(self._channel)
         self._inject = irpc.MnemoInjectStub(self._channel)
+        self._memory = mrpc.MnemoMemoryStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -293,6 +296,167 @@ class Client:
             req.rerank.keep = k
         r = self._call(self._inject.Recall, req)
         return [cv.recall_hit_from_pb(h) for h in r.hits]
+
+    # --- agent memory -------------------------------------------------------
+    # Scope: user_id, agent_id, run_id (at least one where the server needs
+    # a scope: InvalidArgumentError otherwise). Filters: mem0's form as a
+    # dict ({"field": v}, {"field": {"gte": 1}}, {"AND"|"OR": [...]},
+    # {"NOT": {...}}), evaluated inside the index search.
+
+    @_rpc
+    def memory_add(self, ns: str, text: Union[str, Sequence[str]], user_id: str = "",
+                   agent_id: str = "", run_id: str = "",
+                   metadata: Optional[Dict[str, Any]] = None,
+                   expires_at_ms: Optional[int] = None, valid_at_ms: Optional[int] = None,
+                   actor: str = "", near_duplicate_threshold: Optional[float] = None):
+        """Adds one memory (text: a str -> one MemoryAddResult) or several
+        (a list -> a list). An exact duplicate in the scope is dropped
+        (outcome "noop"); a near duplicate is updated ("updated")."""
+        texts = [text] if isinstance(text, str) else list(text)
+        req = mpb.MemoryAddRequest(namespace=ns, scope=cv.scope_to_pb(user_id, agent_id, run_id),
+                                   actor=actor)
+        if near_duplicate_threshold is not None:
+            req.near_duplicate_threshold = near_duplicate_threshold
+        for x in texts:
+            m = req.memories.add(text=x, metadata_json=cv._metadata_json(metadata))
+            if expires_at_ms is not None:
+                m.expires_at_ms = expires_at_ms
+            if valid_at_ms is not None:
+                m.valid_at_ms = valid_at_ms
+        r = self._call(self._memory.MemoryAdd, req)
+        results = [cv.memory_add_result_from_pb(x) for x in r.results]
+        return results[0] if isinstance(text, str) else results
+
+    @_rpc
+    def memory_search(self, ns: str, query: str, user_id: str = "", agent_id: str = "",
+                      run_id: str = "", top_k: int = 10, filter: Optional[Dict[str, Any]] = None,
+                      threshold: Optional[float] = None, valid_from_ms: Optional[int] = None,
+                      valid_to_ms: Optional[int] = None, recency_weight: float = 0.0,
+                      recency_half_life_ms: int = 0,
+                      show_expired: bool = False) -> List[t.MemoryHit]:
+        """Hybrid (dense + BM25) search within the scope, best first."""
+        req = mpb.MemorySearchRequest(namespace=ns,
+                                      scope=cv.scope_to_pb(user_id, agent_id, run_id),
+                                      query=query, top_k=top_k, recency_weight=recency_weight,
+                                      recency_half_life_ms=recency_half_life_ms,
+                                      show_expired=show_expired)
+        if filter is not None:
+            req.filter.CopyFrom(cv.memory_filter_to_pb(filter))
+        if threshold is not None:
+            req.threshold = threshold
+        if valid_from_ms is not None:
+            req.valid_from_ms = valid_from_ms
+        if valid_to_ms is not None:
+            req.valid_to_ms = valid_to_ms
+        r = self._call(self._memory.MemorySearch, req)
+        return [t.MemoryHit(cv.memory_from_pb(h.memory), h.score, h.similarity) for h in r.hits]
+
+    @_rpc
+    def memory_get(self, ns: str, id: str) -> t.Memory:
+        r = self._call(self._memory.MemoryGet, mpb.MemoryGetRequest(namespace=ns, id=id))
+        return cv.memory_from_pb(r.memory)
+
+    @_rpc
+    def memory_list(self, ns: str, user_id: str = "", agent_id: str = "", run_id: str = "",
+                    filter: Optional[Dict[str, Any]] = None, page_size: int = 0,
+                    page_token: str = "", show_expired: bool = False) -> t.MemoryPage:
+        """One page, in id (creation) order; pass next_page_token back for
+        the next (a token of another query is InvalidArgumentError)."""
+        req = mpb.MemoryListRequest(namespace=ns, scope=cv.scope_to_pb(user_id, agent_id, run_id),
+                                    page_size=page_size, page_token=page_token,
+                                    show_expired=show_expired)
+        if filter is not None:
+            req.filter.CopyFrom(cv.memory_filter_to_pb(filter))
+        r = self._call(self._memory.MemoryList, req)
+        return t.MemoryPage([cv.memory_from_pb(m) for m in r.memories], r.next_page_token)
+
+    def memory_iter(self, ns: str, **kwargs: Any) -> Iterator[t.Memory]:
+        """Every memory memory_list would page through, as one iterator."""
+        token = ""
+        while True:
+            page = self.memory_list(ns, page_token=token, **kwargs)
+            yield from page.memories
+            token = page.next_page_token
+            if not token:
+                return
+
+    @_rpc
+    def memory_update(self, ns: str, id: str, text: Optional[str] = None,
+                      metadata: Optional[Dict[str, Any]] = None,
+                      expires_at_ms: Optional[int] = None, valid_at_ms: Optional[int] = None,
+                      invalid_at_ms: Optional[int] = None, actor: str = "") -> t.Memory:
+        """Changes what is given (expires_at_ms / invalid_at_ms 0 clear);
+        an expired memory is FailedPreconditionError."""
+        req = mpb.MemoryUpdateRequest(namespace=ns, id=id, actor=actor)
+        if text is not None:
+            req.text = text
+        if metadata is not None:
+            req.metadata_json = cv._metadata_json(metadata)
+        if expires_at_ms is not None:
+            req.expires_at_ms = expires_at_ms
+        if valid_at_ms is not None:
+            req.valid_at_ms = valid_at_ms
+        if invalid_at_ms is not None:
+            req.invalid_at_ms = invalid_at_ms
+        return cv.memory_from_pb(self._call(self._memory.MemoryUpdate, req).memory)
+
+    @_rpc
+    def memory_delete(self, ns: str, id: str, actor: str = "") -> None:
+        self._call(self._memory.MemoryDelete, mpb.MemoryDeleteRequest(namespace=ns, id=id,
+                                                                      actor=actor))
+
+    @_rpc
+    def memory_forget(self, ns: str, user_id: str = "", agent_id: str = "", run_id: str = "",
+                      actor: str = "") -> int:
+        """Deletes every memory of the scope (mem0's delete_all); returns how many."""
+        return self._call(self._memory.MemoryDeleteAll, mpb.MemoryDeleteAllRequest(
+            namespace=ns, scope=cv.scope_to_pb(user_id, agent_id, run_id), actor=actor)).deleted
+
+    @_rpc
+    def memory_history(self, ns: str, id: str) -> List[t.MemoryEvent]:
+        r = self._call(self._memory.MemoryHistory, mpb.MemoryHistoryRequest(namespace=ns, id=id))
+        return [cv.memory_event_from_pb(e) for e in r.events]
+
+    @_rpc
+    def memory_reset(self, ns: str) -> int:
+        """Deletes every memory and all history of the namespace."""
+        return self._call(self._memory.MemoryReset, mpb.MemoryResetRequest(namespace=ns)).deleted
+
+    @_rpc
+    def block_get(self, ns: str, agent_id: str, label: str) -> t.MemoryBlock:
+        r = self._call(self._memory.BlockGet, mpb.BlockGetRequest(namespace=ns, agent_id=agent_id,
+                                                                  label=label))
+        return cv.memory_block_from_pb(r.block)
+
+    @_rpc
+    def _block_edit(self, ns: str, agent_id: str, label: str, **fields: Any) -> t.MemoryBlock:
+        r = self._call(self._memory.BlockEdit, mpb.BlockEditRequest(
+            namespace=ns, agent_id=agent_id, label=label, **fields))
+        return cv.memory_block_from_pb(r.block)
+
+    def block_set(self, ns: str, agent_id: str, label: str, text: str,
+                  limit_bytes: Optional[int] = None, actor: str = "") -> t.MemoryBlock:
+        extra = {} if limit_bytes is None else {"limit_bytes": limit_bytes}
+        return self._block_edit(ns, agent_id, label, kind=mpb.BLOCK_EDIT_KIND_SET, text=text,
+                                actor=actor, **extra)
+
+    def block_append(self, ns: str, agent_id: str, label: str, text: str,
+                     actor: str = "") -> t.MemoryBlock:
+        return self._block_edit(ns, agent_id, label, kind=mpb.BLOCK_EDIT_KIND_APPEND, text=text,
+                                actor=actor)
+
+    def block_replace(self, ns: str, agent_id: str, label: str, old_text: str, text: str,
+                      actor: str = "") -> t.MemoryBlock:
+        """old_text must occur exactly once (FailedPreconditionError naming
+        the count otherwise)."""
+        return self._block_edit(ns, agent_id, label, kind=mpb.BLOCK_EDIT_KIND_REPLACE,
+                                old_text=old_text, text=text, actor=actor)
+
+    def block_insert(self, ns: str, agent_id: str, label: str, text: str,
+                     line: Optional[int] = None, actor: str = "") -> t.MemoryBlock:
+        extra = {} if line is None else {"line": line}
+        return self._block_edit(ns, agent_id, label, kind=mpb.BLOCK_EDIT_KIND_INSERT, text=text,
+                                actor=actor, **extra)
 
     # --- chunk KV -----------------------------------------------------------
 

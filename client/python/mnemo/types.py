@@ -210,6 +210,65 @@ class RecallHit:
     tokens: List[float]
 
 
+@dataclass
+class Memory:
+    """An agent memory (mnemo memory ...). Times are Unix ms."""
+    id: str
+    text: str
+    metadata: Optional[Dict[str, Any]]
+    user_id: str
+    agent_id: str
+    run_id: str
+    created_at_ms: int
+    updated_at_ms: int
+    expires_at_ms: Optional[int]
+    valid_at_ms: int
+    invalid_at_ms: Optional[int]
+    hash: str
+
+
+@dataclass
+class MemoryAddResult:
+    """outcome: "added", "updated" (merged into a near duplicate) or "noop"
+    (an exact duplicate of a live memory)."""
+    outcome: str
+    memory: Memory
+    similarity: float
+
+
+@dataclass
+class MemoryHit:
+    memory: Memory
+    score: float       # fused dense + BM25 relevance in [0, 1]
+    similarity: float  # cosine similarity to the query
+
+
+@dataclass
+class MemoryPage:
+    memories: List[Memory]
+    next_page_token: str  # "" on the last page
+
+
+@dataclass
+class MemoryEvent:
+    """event: "ADD", "UPDATE" or "DELETE"."""
+    memory_id: str
+    event: str
+    old_text: str
+    new_text: str
+    time_ms: int
+    actor: str
+
+
+@dataclass
+class MemoryBlock:
+    agent_id: str
+    label: str
+    value: str
+    limit_bytes: int
+    updated_at_ms: int
+
+
 def _floats(data: bytes, dtype: str) -> array.array:
     if dtype != "fp32":
         raise ValueError(f"k_floats/v_floats need an fp32 block, this one is {dtype}")
@@ -220,4 +279,5 @@ def _floats(data: bytes, dtype: str) -> array.array:
 
 __all__ = ["NamespaceConfig", "NamespaceInfo", "Chunk", "Document", "Hit", "UpsertResult",
            "GetResult", "DeleteResult", "Stats", "ModelFingerprint", "KvConfig", "KvStats",
-           "KvLayer", "KvBlock", "KvPutResult", "BackupInfo", "InjectionInfo", "RecallHit"]
+           "KvLayer", "KvBlock", "KvPutResult", "BackupInfo", "InjectionInfo", "RecallHit",
+           "Memory", "MemoryAddResult", "MemoryHit", "MemoryPage", "MemoryEvent", "MemoryBlock"]
