@@ -134,16 +134,22 @@ def document_from_pb(m: pb.Document) -> t.Document:
 
 # --- filters ----------------------------------------------------------------
 
-def _filter_value(v: Any, where: str) -> pb.FilterValue:
+def _scalar(message_type, v: Any, where: str):
+    """A filter scalar (string, finite number or bool) as `message_type`
+    (pb.FilterValue or mpb.MemoryFilterValue: the same oneof)."""
     if isinstance(v, bool):
-        return pb.FilterValue(bool_value=v)
+        return message_type(bool_value=v)
     if isinstance(v, (int, float)):
         if not math.isfinite(v):
-            raise ValueError(f"filter {where}: {v} is not finite")
-        return pb.FilterValue(number_value=float(v))
+            raise ValueError(f"{where}: {v} is not finite")
+        return message_type(number_value=float(v))
     if isinstance(v, str):
-        return pb.FilterValue(string_value=v)
-    raise ValueError(f"filter {where}: values are strings, numbers or bools, got {v!r}")
+        return message_type(string_value=v)
+    raise ValueError(f"{where}: values are strings, numbers or bools, got {v!r}")
+
+
+def _filter_value(v: Any, where: str) -> pb.FilterValue:
+    return _scalar(pb.FilterValue, v, f"filter {where}")
 
 
 _RANGE_OPS = ("gt", "gte", "lt", "lte")
@@ -325,15 +331,7 @@ def scope_to_pb(user_id: str, agent_id: str, run_id: str) -> mpb.MemoryScope:
 
 
 def _memory_value(v: Any, where: str) -> mpb.MemoryFilterValue:
-    if isinstance(v, bool):
-        return mpb.MemoryFilterValue(bool_value=v)
-    if isinstance(v, (int, float)):
-        if not math.isfinite(v):
-            raise ValueError(f"memory filter {where}: {v} is not finite")
-        return mpb.MemoryFilterValue(number_value=float(v))
-    if isinstance(v, str):
-        return mpb.MemoryFilterValue(string_value=v)
-    raise ValueError(f"memory filter {where}: values are strings, numbers or bools, got {v!r}")
+    return _scalar(mpb.MemoryFilterValue, v, f"memory filter {where}")
 
 
 def memory_filter_to_pb(f: Any, where: str = "filter") -> mpb.MemoryFilter:
