@@ -38,7 +38,7 @@ std::string Line(const BackupInfo& b) {
 
 }  // namespace
 
-void AddBackupVerbs(CLI::App& app, const GlobalOptions* global, BackupAction* action) {
+void AddBackupVerbs(CLI::App& app, const GlobalOptions* global, VerbAction* action) {
   CLI::App* backup = app.add_subcommand(
       "backup",
       "Back up the whole store into a directory on the server's host (online, incremental);\n"

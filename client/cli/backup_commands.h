@@ -23,11 +23,10 @@ class App;
 
 namespace mnemo::cli {
 
-using BackupAction = std::function<absl::Status(Client&, const Output&)>;
 
 // Adds `backup` and its subcommands to `app`; the parsed one stores its
 // action in *action, which reads *global when it runs.
-void AddBackupVerbs(CLI::App& app, const GlobalOptions* global, BackupAction* action);
+void AddBackupVerbs(CLI::App& app, const GlobalOptions* global, VerbAction* action);
 
 }  // namespace mnemo::cli
 

@@ -51,7 +51,7 @@ void AddNames(CLI::App* cmd, BlockCliOptions* o) {
 
 }  // namespace
 
-void AddBlockVerbs(CLI::App& app, const GlobalOptions* global, BlockAction* action) {
+void AddBlockVerbs(CLI::App& app, const GlobalOptions* global, VerbAction* action) {
   CLI::App* block = app.add_subcommand(
       "block", "Core-memory blocks: per (agent, label) a text value the agent edits, with a\n"
                "size limit and a history of every edit");

@@ -26,11 +26,10 @@ class App;
 
 namespace mnemo::cli {
 
-using BlockAction = std::function<absl::Status(Client&, const Output&)>;
 
 // Adds `block` and its subcommands to `app` (see memory_commands.h for the
 // action protocol).
-void AddBlockVerbs(CLI::App& app, const GlobalOptions* global, BlockAction* action);
+void AddBlockVerbs(CLI::App& app, const GlobalOptions* global, VerbAction* action);
 
 }  // namespace mnemo::cli
 

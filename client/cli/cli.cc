@@ -25,7 +25,7 @@ namespace {
 constexpr int kExitError = 1;
 constexpr int kExitUsage = 2;
 
-using Action = std::function<absl::Status(Client&, const Output&)>;
+using Action = VerbAction;
 
 // Everything the parsed command line selects.
 struct Invocation {

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,6 +21,10 @@
 namespace mnemo::cli {
 
 // Options shared by every verb.
+// What a parsed verb runs once the client is connected: every verb's
+// Add*Verbs stores one (the kv, inject, backup, memory and block verbs too).
+using VerbAction = std::function<absl::Status(Client&, const Output&)>;
+
 struct GlobalOptions {
   // host:port of mnemod (default 127.0.0.1:7070, env MNEMO_SERVER).
   std::string server = "127.0.0.1:7070";

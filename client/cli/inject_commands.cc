@@ -148,7 +148,7 @@ absl::Status InjectRecall(Client& client, const GlobalOptions& g, const InjectRe
 
 }  // namespace
 
-void AddInjectVerbs(CLI::App& app, const GlobalOptions* global, InjectAction* action) {
+void AddInjectVerbs(CLI::App& app, const GlobalOptions* global, VerbAction* action) {
   CLI::App* inject = app.add_subcommand(
       "inject",
       "Memory injection: register a namespace's injection model (xRAG projector, memory\n"

@@ -42,11 +42,10 @@ struct InjectRecallOptions {
   bool with_tokens = false;   // --json: include every token value
 };
 
-using InjectAction = std::function<absl::Status(Client&, const Output&)>;
 
 // Adds `inject` and its subcommands to `app`. The parsed subcommand stores
 // its action in *action; it reads *global when it runs.
-void AddInjectVerbs(CLI::App& app, const GlobalOptions* global, InjectAction* action);
+void AddInjectVerbs(CLI::App& app, const GlobalOptions* global, VerbAction* action);
 
 }  // namespace mnemo::cli
 

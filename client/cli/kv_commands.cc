@@ -679,7 +679,7 @@ void AddModelOptions(CLI::App* verb, KvModelSource* model, const char* when_neit
 
 }  // namespace
 
-void AddKvVerbs(CLI::App& app, const GlobalOptions* global, KvAction* action) {
+void AddKvVerbs(CLI::App& app, const GlobalOptions* global, VerbAction* action) {
   CLI::App* kv = app.add_subcommand(
       "kv",
       "Chunk KV caches: register a namespace's decoder model, upload the KV that\n"

@@ -93,11 +93,10 @@ struct KvTtlOptions {
   int64_t seconds = 0;  // 0 = never expire
 };
 
-using KvAction = std::function<absl::Status(Client&, const Output&)>;
 
 // Adds `kv` and its subcommands to `app`. The parsed subcommand stores its
 // action in *action; it reads *global when it runs.
-void AddKvVerbs(CLI::App& app, const GlobalOptions* global, KvAction* action);
+void AddKvVerbs(CLI::App& app, const GlobalOptions* global, VerbAction* action);
 
 // Parsing helpers, exposed for unit tests. INVALID_ARGUMENT naming the
 // offending piece.

@@ -282,7 +282,7 @@ absl::Status Forget(Client& c, const GlobalOptions& g, const MemoryCliOptions& o
 using Verb = absl::Status (*)(Client&, const GlobalOptions&, const MemoryCliOptions&,
                               const Output&);
 
-void Bind(CLI::App* cmd, const GlobalOptions* global, MemoryAction* action,
+void Bind(CLI::App* cmd, const GlobalOptions* global, VerbAction* action,
           std::shared_ptr<MemoryCliOptions> o, Verb verb) {
   cmd->callback([global, action, o, verb] {
     *action = [global, o, verb](Client& c, const Output& out) {
@@ -293,7 +293,7 @@ void Bind(CLI::App* cmd, const GlobalOptions* global, MemoryAction* action,
 
 }  // namespace
 
-void AddMemoryVerbs(CLI::App& app, const GlobalOptions* global, MemoryAction* action) {
+void AddMemoryVerbs(CLI::App& app, const GlobalOptions* global, VerbAction* action) {
   CLI::App* mem = app.add_subcommand(
       "memory",
       "Agent memories: scoped facts with metadata, history, expiry and hybrid search\n"

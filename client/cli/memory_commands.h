@@ -28,11 +28,10 @@ class App;
 
 namespace mnemo::cli {
 
-using MemoryAction = std::function<absl::Status(Client&, const Output&)>;
 
 // Adds `memory` and its subcommands to `app`. The parsed subcommand stores
 // its action in *action; it reads *global when it runs.
-void AddMemoryVerbs(CLI::App& app, const GlobalOptions* global, MemoryAction* action);
+void AddMemoryVerbs(CLI::App& app, const GlobalOptions* global, VerbAction* action);
 
 }  // namespace mnemo::cli
 
