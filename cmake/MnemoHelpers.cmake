@@ -116,6 +116,14 @@ function(mnemo_cc_test)
   add_executable(${ARG_NAME} ${ARG_SRCS})
   mnemo_add_own_folder(${ARG_NAME} PRIVATE)
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  if(TARGET mnemo_test_pch)
+    # tests/CMakeLists.txt: the shared precompiled header, built with OpenMP.
+    target_link_libraries(${ARG_NAME} PRIVATE OpenMP::OpenMP_CXX)
+    target_precompile_headers(${ARG_NAME} REUSE_FROM mnemo_test_pch)
+    # From a precompiled header GCC no longer sees that gtest's EXPECT_*
+    # macros guard their own `if` against a dangling `else`.
+    target_compile_options(${ARG_NAME} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wno-dangling-else>)
+  endif()
   set_target_properties(${ARG_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}/tests")
   mnemo_apply_warnings(${ARG_NAME})
   if(NOT ARG_TIMEOUT)
