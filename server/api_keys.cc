@@ -32,7 +32,9 @@ std::string ToRecord(const ApiKey& key) {
 
 absl::StatusOr<ApiKey> FromRecord(const std::string& id, const std::string& record) {
   const json j = json::parse(record, nullptr, /*allow_exceptions=*/false);
-  auto bad = [&] { return absl::DataLossError(absl::StrCat("API key record '", id, "' is corrupt")); };
+  auto bad = [&] {
+    return absl::DataLossError(absl::StrCat("API key record '", id, "' is corrupt"));
+  };
   if (!j.is_object()) return bad();
   ApiKey key;
   key.id = id;

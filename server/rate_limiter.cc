@@ -9,10 +9,11 @@
 namespace mnemo::server {
 
 absl::Status RateLimiter::Take(absl::string_view key_id, RateLimit own, Clock::time_point now) {
-  const RateLimit limit = own.rps > 0 ? own : RateLimit{defaults_.rps, own.burst > 0 ? own.burst : defaults_.burst};
+  // A key's own rate wins; its own burst applies to the default rate too.
+  const RateLimit limit =
+      own.rps > 0 ? own : RateLimit{defaults_.rps, own.burst > 0 ? own.burst : defaults_.burst};
   if (!(limit.rps > 0)) return absl::OkStatus();
-  const double burst =
-      limit.burst > 0 ? limit.burst : std::max(1.0, std::ceil(limit.rps));
+  const double burst = limit.burst > 0 ? limit.burst : std::max(1.0, std::ceil(limit.rps));
   absl::MutexLock l(&mu_);
   auto [it, fresh] = buckets_.try_emplace(std::string(key_id), Bucket{burst, now});
   Bucket& b = it->second;

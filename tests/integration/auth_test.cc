@@ -302,8 +302,9 @@ TEST_F(AuthTest, EveryMethodNeedsItsRoleOnItsNamespace) {
       // On its own namespace: allowed exactly when the role covers it.
       AimAt(req.get(), "a");
       grpc::Status own = RawCall(m, *req, on_a);
-      const bool covered = needs == Needs::kAny || needs == Needs::kNotFound ||
-                           (needs != Needs::kGlobal && static_cast<int>(level) >= static_cast<int>(needs));
+      const bool covered =
+          needs == Needs::kAny || needs == Needs::kNotFound ||
+          (needs != Needs::kGlobal && static_cast<int>(level) >= static_cast<int>(needs));
       if (covered) {
         EXPECT_NE(own.error_code(), grpc::StatusCode::PERMISSION_DENIED)
             << FullName(m) << " with " << static_cast<int>(role) << ": " << own.error_message();
