@@ -11,10 +11,9 @@ namespace mnemo::server {
 grpc::ServerUnaryReactor* MnemoService::CreateBackup(grpc::CallbackServerContext* ctx,
                                                      const v1::CreateBackupRequest* request,
                                                      v1::CreateBackupResponse* response) {
-  if (auto* r = Refuse(ctx, "CreateBackup", auth_.Check(*ctx, kEveryNamespace, Role::kAdmin))) {
-    return r;
-  }
   absl::Status status = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(Caller caller, auth_.Authenticate(*ctx));
+    RETURN_IF_ERROR(Authorizer::Permit(caller, kEveryNamespace, Role::kAdmin));
     ASSIGN_OR_RETURN(db::BackupInfo info, store_->CreateBackup(request->backup_dir()));
     BackupInfoToProto(info, response->mutable_backup());
     LogEvent(spdlog::level::info, "backup created",
@@ -22,7 +21,8 @@ grpc::ServerUnaryReactor* MnemoService::CreateBackup(grpc::CallbackServerContext
               {"id", info.id},
               {"files", info.files},
               {"bytes", info.size_bytes},
-              {"sequence", info.sequence}});
+              {"sequence", info.sequence},
+              {"by", caller.key_id}});
     return absl::OkStatus();
   }();
   return FinishUnary(ctx, "CreateBackup", status);

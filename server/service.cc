@@ -102,17 +102,16 @@ MnemoService::MnemoService(db::Store* store, std::string version, Authorizer* au
 grpc::ServerUnaryReactor* MnemoService::CreateNamespace(grpc::CallbackServerContext* ctx,
                                                         const v1::CreateNamespaceRequest* request,
                                                         v1::CreateNamespaceResponse* response) {
-  if (auto* r = Refuse(ctx, "CreateNamespace",
-                       auth_.Check(*ctx, request->config().name(), Role::kAdmin))) {
-    return r;
-  }
   absl::Status status = [&]() -> absl::Status {
+    // The caller's key id goes into the audit line.
+    ASSIGN_OR_RETURN(Caller caller, auth_.Authenticate(*ctx));
+    RETURN_IF_ERROR(Authorizer::Permit(caller, request->config().name(), Role::kAdmin));
     ASSIGN_OR_RETURN(db::NamespaceConfig config, NamespaceConfigFromProto(request->config()));
     ASSIGN_OR_RETURN(db::NamespaceInfo info, store_->CreateNamespace(config));
     NamespaceInfoToProto(info, response->mutable_info());
     LogEvent(spdlog::level::info, "namespace created",
              {{"namespace", config.name}, {"dim", config.dim},
-              {"index_factory", config.index_factory}});
+              {"index_factory", config.index_factory}, {"by", caller.key_id}});
     return absl::OkStatus();
   }();
   return FinishUnary(ctx, "CreateNamespace", status);
@@ -151,11 +150,14 @@ grpc::ServerUnaryReactor* MnemoService::ListNamespaces(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* MnemoService::DropNamespace(grpc::CallbackServerContext* ctx,
                                                       const v1::DropNamespaceRequest* request,
                                                       v1::DropNamespaceResponse* response) {
-  if (auto* r = Refuse(ctx, "DropNamespace", auth_.Check(*ctx, request->name(), Role::kAdmin))) {
-    return r;
-  }
-  absl::Status status = store_->DropNamespace(request->name());
-  if (status.ok()) LogEvent(spdlog::level::info, "namespace dropped", {{"namespace", request->name()}});
+  absl::Status status = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(Caller caller, auth_.Authenticate(*ctx));
+    RETURN_IF_ERROR(Authorizer::Permit(caller, request->name(), Role::kAdmin));
+    RETURN_IF_ERROR(store_->DropNamespace(request->name()));
+    LogEvent(spdlog::level::info, "namespace dropped",
+             {{"namespace", request->name()}, {"by", caller.key_id}});
+    return absl::OkStatus();
+  }();
   return FinishUnary(ctx, "DropNamespace", status);
 }
 

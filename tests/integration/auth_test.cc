@@ -381,11 +381,18 @@ TEST_F(AuthTest, ListNamespacesShowsOnlyReadableOnes) {
 }
 
 TEST_F(AuthTest, NamespaceAdminsManageOnlyTheirKeys) {
-  auto ns_admin = Connect(NewKey("a", ApiKeyRole::kAdmin));
+  const std::string ns_admin_key = NewKey("a", ApiKeyRole::kAdmin);
+  auto ns_admin = Connect(ns_admin_key);
   NamespaceConfig config;
   config.name = "a";
   config.dim = 2;
   EXPECT_TRUE(ns_admin->CreateNamespace(config).ok());
+  // The audit line names the key that did it ("mk_<id>.<secret>").
+  const std::string ns_admin_id = ns_admin_key.substr(3, 16);
+  const std::string log = server_->LogTail(1 << 20);
+  EXPECT_NE(log.find(absl::StrCat("namespace=a dim=2 index_factory=Flat by=", ns_admin_id)),
+            std::string::npos)
+      << log;
   config.name = "b";
   EXPECT_EQ(ns_admin->CreateNamespace(config).status().code(),
             absl::StatusCode::kPermissionDenied);
