@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "client/api_key_interceptor.h"
 #include "client/client_impl.h"
 #include "client/convert.h"
 #include "client/tls_credentials.h"
@@ -78,6 +79,7 @@ ClientImpl::ClientImpl(std::shared_ptr<grpc::Channel> channel, const ClientOptio
       kv_stub_(v1::MnemoKv::NewStub(channel_)),
       inject_stub_(v1::MnemoInject::NewStub(channel_)),
       memory_stub_(v1::MnemoMemory::NewStub(channel_)),
+      auth_stub_(v1::MnemoAuth::NewStub(channel_)),
       generic_stub_(channel_),
       options_(options) {}
 
@@ -259,7 +261,9 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const std::string& targe
   args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
                    client_internal::ChannelCredentials(options));
-  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(target, credentials, args);
+  RETURN_IF_ERROR(client_internal::ValidateApiKey(options.api_key));
+  std::shared_ptr<grpc::Channel> channel = grpc::experimental::CreateCustomChannelWithInterceptors(
+      target, credentials, args, client_internal::ApiKeyInterceptors(options.api_key));
   if (channel == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("cannot create a channel to ", target));
   }

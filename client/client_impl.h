@@ -19,6 +19,7 @@
 #include "client/convert.h"
 #include "client/kv_arena_client.h"
 #include "mnemo/client.h"
+#include "mnemo/v1/auth.grpc.pb.h"
 #include "mnemo/v1/inject.grpc.pb.h"
 #include "mnemo/v1/memory.grpc.pb.h"
 #include "mnemo/v1/mnemo.grpc.pb.h"
@@ -138,6 +139,12 @@ class ClientImpl final : public Client {
                                                        const std::string& agent_id,
                                                        const std::string& label,
                                                        const CallOptions& call) override;
+  // API keys (auth_client.cc).
+  absl::StatusOr<CreatedApiKey> CreateApiKey(const NewApiKey& key,
+                                             const CallOptions& call) override;
+  absl::StatusOr<std::vector<ApiKeyInfo>> ListApiKeys(const std::string& ns,
+                                                      const CallOptions& call) override;
+  absl::Status RevokeApiKey(const std::string& id, const CallOptions& call) override;
 
  private:
   Clock::time_point Deadline(const CallOptions& call) const {
@@ -170,6 +177,7 @@ class ClientImpl final : public Client {
   std::unique_ptr<v1::MnemoKv::Stub> kv_stub_;
   std::unique_ptr<v1::MnemoInject::Stub> inject_stub_;
   std::unique_ptr<v1::MnemoMemory::Stub> memory_stub_;
+  std::unique_ptr<v1::MnemoAuth::Stub> auth_stub_;
   grpc::GenericStub generic_stub_;
   const ClientOptions options_;
   KvArenaClient arena_;  // the KV arena session of shared_memory reads

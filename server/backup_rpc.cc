@@ -12,6 +12,8 @@ grpc::ServerUnaryReactor* MnemoService::CreateBackup(grpc::CallbackServerContext
                                                      const v1::CreateBackupRequest* request,
                                                      v1::CreateBackupResponse* response) {
   absl::Status status = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(Caller caller, auth_.Authenticate(*ctx));
+    RETURN_IF_ERROR(Authorizer::Permit(caller, kEveryNamespace, Role::kAdmin));
     ASSIGN_OR_RETURN(db::BackupInfo info, store_->CreateBackup(request->backup_dir()));
     BackupInfoToProto(info, response->mutable_backup());
     LogEvent(spdlog::level::info, "backup created",
@@ -19,7 +21,8 @@ grpc::ServerUnaryReactor* MnemoService::CreateBackup(grpc::CallbackServerContext
               {"id", info.id},
               {"files", info.files},
               {"bytes", info.size_bytes},
-              {"sequence", info.sequence}});
+              {"sequence", info.sequence},
+              {"by", caller.key_id}});
     return absl::OkStatus();
   }();
   return FinishUnary(ctx, "CreateBackup", status);
@@ -28,6 +31,9 @@ grpc::ServerUnaryReactor* MnemoService::CreateBackup(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* MnemoService::ListBackups(grpc::CallbackServerContext* ctx,
                                                     const v1::ListBackupsRequest* request,
                                                     v1::ListBackupsResponse* response) {
+  if (auto* r = Refuse(ctx, "ListBackups", auth_.Check(*ctx, kEveryNamespace, Role::kAdmin))) {
+    return r;
+  }
   absl::Status status = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(std::vector<db::BackupInfo> infos, store_->ListBackups(request->backup_dir()));
     for (const db::BackupInfo& info : infos) BackupInfoToProto(info, response->add_backups());
@@ -39,6 +45,9 @@ grpc::ServerUnaryReactor* MnemoService::ListBackups(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* MnemoService::VerifyBackup(grpc::CallbackServerContext* ctx,
                                                      const v1::VerifyBackupRequest* request,
                                                      v1::VerifyBackupResponse* response) {
+  if (auto* r = Refuse(ctx, "VerifyBackup", auth_.Check(*ctx, kEveryNamespace, Role::kAdmin))) {
+    return r;
+  }
   absl::Status status = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(std::vector<uint32_t> ids,
                      store_->VerifyBackup(request->backup_dir(), request->id()));

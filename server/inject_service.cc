@@ -13,6 +13,10 @@ namespace mnemo::server {
 grpc::ServerUnaryReactor* InjectService::RegisterInjectionModel(
     grpc::CallbackServerContext* ctx, const v1::RegisterInjectionModelRequest* request,
     v1::RegisterInjectionModelResponse* response) {
+  if (auto* r = Refuse(ctx, "RegisterInjectionModel",
+                       auth_.Check(*ctx, request->namespace_(), Role::kAdmin))) {
+    return r;
+  }
   absl::Status status = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(db::InjectionInfo info,
                      store_->RegisterInjectionModel(request->namespace_(),
@@ -32,6 +36,10 @@ grpc::ServerUnaryReactor* InjectService::RegisterInjectionModel(
 grpc::ServerUnaryReactor* InjectService::GetInjectionModel(
     grpc::CallbackServerContext* ctx, const v1::GetInjectionModelRequest* request,
     v1::GetInjectionModelResponse* response) {
+  if (auto* r = Refuse(ctx, "GetInjectionModel",
+                       auth_.Check(*ctx, request->namespace_(), Role::kRead))) {
+    return r;
+  }
   absl::Status status = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(db::InjectionInfo info, store_->GetInjectionModel(request->namespace_()));
     InjectionInfoToProto(request->namespace_(), info, response->mutable_info());
@@ -43,6 +51,10 @@ grpc::ServerUnaryReactor* InjectService::GetInjectionModel(
 grpc::ServerUnaryReactor* InjectService::Recall(grpc::CallbackServerContext* ctx,
                                                 const v1::RecallRequest* request,
                                                 v1::RecallResponse* response) {
+  if (auto* r = Refuse(ctx, "Recall",
+                       auth_.Check(*ctx, request->namespace_(), Role::kRead))) {
+    return r;
+  }
   absl::Status status = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(db::RecallOptions options, RecallOptionsFromProto(*request));
     ASSIGN_OR_RETURN(v1::InjectDtype dtype, InjectDtypeFromProto(request->dtype()));

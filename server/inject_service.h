@@ -8,14 +8,17 @@
 #define MNEMO_SERVER_INJECT_SERVICE_H_
 
 #include "db/store.h"
+#include "server/authorizer.h"
 #include "mnemo/v1/inject.grpc.pb.h"
 
 namespace mnemo::server {
 
 class InjectService final : public v1::MnemoInject::CallbackService {
  public:
-  // Borrows `store`, which must outlive the service.
-  explicit InjectService(db::Store* store) : store_(store) {}
+  // Borrows `store`, which must outlive the service, and `auth` (null =
+  // Authorizer::Off()), which checks every call.
+  explicit InjectService(db::Store* store, Authorizer* auth = nullptr)
+      : store_(store), auth_(auth != nullptr ? *auth : Authorizer::Off()) {}
 
   grpc::ServerUnaryReactor* RegisterInjectionModel(
       grpc::CallbackServerContext* ctx, const v1::RegisterInjectionModelRequest* request,
@@ -29,6 +32,7 @@ class InjectService final : public v1::MnemoInject::CallbackService {
 
  private:
   db::Store* const store_;
+  Authorizer& auth_;
 };
 
 }  // namespace mnemo::server

@@ -12,6 +12,9 @@ namespace mnemo::server {
 grpc::ServerUnaryReactor* KvService::KvArenaInfo(grpc::CallbackServerContext* ctx,
                                                  const v1::KvArenaInfoRequest*,
                                                  v1::KvArenaInfoResponse* response) {
+  // Any authenticated caller; the leases themselves come from GetKv, which
+  // checks read on the namespace.
+  if (auto* r = Refuse(ctx, "KvArenaInfo", auth_.Authenticate(*ctx).status())) return r;
   if (arena_ != nullptr) {
     response->set_socket_path(arena_socket_);
     response->set_arena_bytes(arena_->size());
@@ -23,6 +26,7 @@ grpc::ServerUnaryReactor* KvService::KvArenaInfo(grpc::CallbackServerContext* ct
 grpc::ServerUnaryReactor* KvService::KvArenaRelease(grpc::CallbackServerContext* ctx,
                                                     const v1::KvArenaReleaseRequest* request,
                                                     v1::KvArenaReleaseResponse* response) {
+  if (auto* r = Refuse(ctx, "KvArenaRelease", auth_.Authenticate(*ctx).status())) return r;
   absl::Status status = [&]() -> absl::Status {
     if (arena_ == nullptr) {
       return absl::FailedPreconditionError(

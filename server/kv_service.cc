@@ -18,6 +18,7 @@
 #include "server/kv_arena_get.h"
 #include "server/kv_block_sender.h"
 #include "server/logging.h"
+#include "server/refused_reactor.h"
 #include "server/service.h"
 #include "server/status_mapping.h"
 
@@ -29,9 +30,10 @@ namespace {
 // Any error, or a stream that breaks, ends the call with nothing stored.
 class PutKvReactor final : public grpc::ServerReadReactor<v1::PutKvRequest> {
  public:
-  PutKvReactor(db::Store* store, KvArena* arena, grpc::CallbackServerContext* ctx,
-               v1::PutKvResponse* response)
-      : store_(store), arena_(arena), ctx_(ctx), response_(response) {
+  // `caller` needs write on the header's namespace.
+  PutKvReactor(db::Store* store, KvArena* arena, Caller caller,
+               grpc::CallbackServerContext* ctx, v1::PutKvResponse* response)
+      : store_(store), arena_(arena), caller_(std::move(caller)), ctx_(ctx), response_(response) {
     StartRead(&request_);
   }
 
@@ -70,6 +72,7 @@ class PutKvReactor final : public grpc::ServerReadReactor<v1::PutKvRequest> {
         }
         const v1::PutKvHeader& header = request_.header();
         ns_ = header.namespace_();
+        RETURN_IF_ERROR(Authorizer::Permit(caller_, ns_, Role::kWrite));
         ASSIGN_OR_RETURN(writer_, store_->BeginPutKv(ns_, KvPutHeaderFromProto(header)));
         return absl::OkStatus();
       }
@@ -98,6 +101,7 @@ class PutKvReactor final : public grpc::ServerReadReactor<v1::PutKvRequest> {
 
   db::Store* const store_;
   KvArena* const arena_;
+  const Caller caller_;
   grpc::CallbackServerContext* const ctx_;
   v1::PutKvResponse* const response_;
   std::string ns_;
@@ -113,7 +117,9 @@ class PutKvReactor final : public grpc::ServerReadReactor<v1::PutKvRequest> {
 class AttendReactor final
     : public grpc::ServerBidiReactor<v1::AttendRequest, v1::AttendResponse> {
  public:
-  AttendReactor(db::Store* store, grpc::CallbackServerContext* ctx) : store_(store), ctx_(ctx) {
+  // `caller` needs read on the open message's namespace.
+  AttendReactor(db::Store* store, Caller caller, grpc::CallbackServerContext* ctx)
+      : store_(store), caller_(std::move(caller)), ctx_(ctx) {
     StartRead(&request_);
   }
 
@@ -150,6 +156,8 @@ class AttendReactor final
         if (context_ != nullptr) {
           return absl::InvalidArgumentError("an Attend stream opens its context once");
         }
+        RETURN_IF_ERROR(
+            Authorizer::Permit(caller_, request_.open().namespace_(), Role::kRead));
         ASSIGN_OR_RETURN(context_,
                          db::OpenKvContext(store_, request_.open().namespace_(),
                                            KvContextOptionsFromProto(request_.open())));
@@ -198,6 +206,7 @@ class AttendReactor final
   }
 
   db::Store* const store_;
+  const Caller caller_;
   grpc::CallbackServerContext* const ctx_;
   std::unique_ptr<db::KvContext> context_;
   v1::AttendRequest request_;
@@ -208,12 +217,20 @@ class AttendReactor final
 
 }  // namespace
 
-KvService::KvService(db::Store* store, KvArena* arena, std::string arena_socket)
-    : store_(store), arena_(arena), arena_socket_(std::move(arena_socket)) {}
+KvService::KvService(db::Store* store, KvArena* arena, std::string arena_socket,
+                     Authorizer* auth)
+    : store_(store),
+      arena_(arena),
+      arena_socket_(std::move(arena_socket)),
+      auth_(auth != nullptr ? *auth : Authorizer::Off()) {}
 
 grpc::ServerUnaryReactor* KvService::RegisterKvModel(
     grpc::CallbackServerContext* ctx, const v1::RegisterKvModelRequest* request,
     v1::RegisterKvModelResponse* response) {
+  if (auto* r = Refuse(ctx, "RegisterKvModel",
+                       auth_.Check(*ctx, request->namespace_(), Role::kAdmin))) {
+    return r;
+  }
   absl::Status status = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(db::KvConfig config, KvConfigFromProto(request->config()));
     KvArena::WriteLock arena_lock(arena_, request->namespace_());
@@ -229,11 +246,20 @@ grpc::ServerUnaryReactor* KvService::RegisterKvModel(
 
 grpc::ServerReadReactor<v1::PutKvRequest>* KvService::PutKv(grpc::CallbackServerContext* ctx,
                                                                v1::PutKvResponse* response) {
-  return new PutKvReactor(store_, arena_, ctx, response);
+  absl::StatusOr<Caller> caller = auth_.Authenticate(*ctx);
+  if (!caller.ok()) {
+    LogRpcFailure("PutKv", caller.status(), ctx->peer());
+    return new RefusedReader<v1::PutKvRequest>(caller.status());
+  }
+  return new PutKvReactor(store_, arena_, *std::move(caller), ctx, response);
 }
 
 grpc::ServerWriteReactor<v1::GetKvResponse>* KvService::GetKv(
     grpc::CallbackServerContext* ctx, const v1::GetKvRequest* request) {
+  if (absl::Status s = auth_.Check(*ctx, request->namespace_(), Role::kRead); !s.ok()) {
+    LogRpcFailure("GetKv", s, ctx->peer());
+    return new RefusedWriter<v1::GetKvResponse>(s);
+  }
   if (!request->arena_session().empty()) {
     return NewKvArenaGetReactor(store_, arena_, ctx, *request);
   }
@@ -243,6 +269,10 @@ grpc::ServerWriteReactor<v1::GetKvResponse>* KvService::GetKv(
 grpc::ServerUnaryReactor* KvService::ExistsKv(grpc::CallbackServerContext* ctx,
                                                  const v1::ExistsKvRequest* request,
                                                  v1::ExistsKvResponse* response) {
+  if (auto* r = Refuse(ctx, "ExistsKv",
+                       auth_.Check(*ctx, request->namespace_(), Role::kRead))) {
+    return r;
+  }
   absl::Status status = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(std::vector<uint32_t> tokens,
                      store_->ExistsKv(request->namespace_(), IdsFromProto(request->chunk_ids()),
@@ -256,6 +286,10 @@ grpc::ServerUnaryReactor* KvService::ExistsKv(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* KvService::DeleteKv(grpc::CallbackServerContext* ctx,
                                                  const v1::DeleteKvRequest* request,
                                                  v1::DeleteKvResponse* response) {
+  if (auto* r = Refuse(ctx, "DeleteKv",
+                       auth_.Check(*ctx, request->namespace_(), Role::kWrite))) {
+    return r;
+  }
   absl::Status status = [&]() -> absl::Status {
     KvArena::WriteLock arena_lock(arena_, request->namespace_());
     ASSIGN_OR_RETURN(uint64_t deleted,
@@ -269,6 +303,10 @@ grpc::ServerUnaryReactor* KvService::DeleteKv(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* KvService::LookupKvPrefix(grpc::CallbackServerContext* ctx,
                                                    const v1::LookupKvPrefixRequest* request,
                                                    v1::LookupKvPrefixResponse* response) {
+  if (auto* r = Refuse(ctx, "LookupKvPrefix",
+                       auth_.Check(*ctx, request->namespace_(), Role::kRead))) {
+    return r;
+  }
   absl::Status status = [&]() -> absl::Status {
     std::vector<int32_t> tokens(request->tokens().begin(), request->tokens().end());
     ASSIGN_OR_RETURN(db::KvPrefixMatch match,
@@ -283,6 +321,10 @@ grpc::ServerUnaryReactor* KvService::LookupKvPrefix(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* KvService::SetKvRetention(grpc::CallbackServerContext* ctx,
                                                        const v1::SetKvRetentionRequest* request,
                                                        v1::SetKvRetentionResponse* response) {
+  if (auto* r = Refuse(ctx, "SetKvRetention",
+                       auth_.Check(*ctx, request->namespace_(), Role::kWrite))) {
+    return r;
+  }
   absl::Status status = [&]() -> absl::Status {
     const KvRetention retention = KvRetentionFromProto(*request);
     KvArena::WriteLock arena_lock(arena_, request->namespace_());
@@ -299,6 +341,10 @@ grpc::ServerUnaryReactor* KvService::SetKvRetention(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* KvService::GetKvStats(grpc::CallbackServerContext* ctx,
                                                 const v1::GetKvStatsRequest* request,
                                                 v1::GetKvStatsResponse* response) {
+  if (auto* r = Refuse(ctx, "GetKvStats",
+                       auth_.Check(*ctx, request->namespace_(), Role::kRead))) {
+    return r;
+  }
   absl::Status status = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(db::KvStats stats, store_->GetKvStats(request->namespace_()));
     KvStatsToProto(stats, response->mutable_stats());
@@ -313,7 +359,12 @@ namespace mnemo::server {
 
 grpc::ServerBidiReactor<v1::AttendRequest, v1::AttendResponse>* KvService::Attend(
     grpc::CallbackServerContext* ctx) {
-  return new AttendReactor(store_, ctx);
+  absl::StatusOr<Caller> caller = auth_.Authenticate(*ctx);
+  if (!caller.ok()) {
+    LogRpcFailure("Attend", caller.status(), ctx->peer());
+    return new RefusedBidi<v1::AttendRequest, v1::AttendResponse>(caller.status());
+  }
+  return new AttendReactor(store_, *std::move(caller), ctx);
 }
 
 }  // namespace mnemo::server

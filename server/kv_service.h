@@ -16,6 +16,7 @@
 
 #include "db/store.h"
 #include "mnemo/v1/mnemo.grpc.pb.h"
+#include "server/authorizer.h"
 #include "server/kv_arena.h"
 
 namespace mnemo::server {
@@ -25,7 +26,9 @@ class KvService final : public v1::MnemoKv::CallbackService {
   // Borrows `store`, which must outlive the service (and the server it is
   // registered with). `arena` (may be null: no hot tier) is borrowed too;
   // `arena_socket` is where clients get it (server/kv_arena_socket.h).
-  explicit KvService(db::Store* store, KvArena* arena = nullptr, std::string arena_socket = "");
+  // `auth` (borrowed; null = Authorizer::Off()) checks every call.
+  explicit KvService(db::Store* store, KvArena* arena = nullptr, std::string arena_socket = "",
+                     Authorizer* auth = nullptr);
 
   grpc::ServerUnaryReactor* RegisterKvModel(grpc::CallbackServerContext* ctx,
                                             const v1::RegisterKvModelRequest* request,
@@ -69,6 +72,7 @@ class KvService final : public v1::MnemoKv::CallbackService {
   db::Store* const store_;
   KvArena* const arena_;
   const std::string arena_socket_;
+  Authorizer& auth_;
 };
 
 }  // namespace mnemo::server

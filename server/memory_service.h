@@ -9,13 +9,16 @@
 
 #include "db/store.h"
 #include "mnemo/v1/memory.grpc.pb.h"
+#include "server/authorizer.h"
 
 namespace mnemo::server {
 
 class MemoryService final : public v1::MnemoMemory::CallbackService {
  public:
-  // Borrows `store`, which must outlive the service.
-  explicit MemoryService(db::Store* store) : store_(store) {}
+  // Borrows `store`, which must outlive the service, and `auth` (null =
+  // Authorizer::Off()), which checks every call.
+  explicit MemoryService(db::Store* store, Authorizer* auth = nullptr)
+      : store_(store), auth_(auth != nullptr ? *auth : Authorizer::Off()) {}
 
   grpc::ServerUnaryReactor* MemoryAdd(grpc::CallbackServerContext* ctx,
                                       const v1::MemoryAddRequest* request,
@@ -56,6 +59,7 @@ class MemoryService final : public v1::MnemoMemory::CallbackService {
 
  private:
   db::Store* const store_;
+  Authorizer& auth_;
 };
 
 }  // namespace mnemo::server

@@ -38,6 +38,9 @@
 #include "server/logging.h"
 #include "server/kv_arena.h"
 #include "server/kv_arena_socket.h"
+#include "server/api_keys.h"
+#include "server/auth_service.h"
+#include "server/authorizer.h"
 #include "server/inject_service.h"
 #include "server/kv_service.h"
 #include "server/metrics_endpoint.h"
@@ -112,6 +115,13 @@ std::string HostOf(const std::string& listen) {
   return colon == std::string::npos ? listen : listen.substr(0, colon);
 }
 
+// Whether `host` (HostOf a --listen address) only accepts connections from
+// this machine: a loopback address, localhost, or a Unix socket.
+bool IsLoopbackHost(const std::string& host) {
+  return host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0 ||
+         host.rfind("unix:", 0) == 0 || host.rfind("unix-abstract:", 0) == 0;
+}
+
 struct Flags {
   std::string listen = "127.0.0.1:7070";
   std::string data_dir = "./mnemo-data";
@@ -135,6 +145,9 @@ struct Flags {
   std::string restore_from;     // a backup directory to restore into data_dir first
   uint32_t restore_backup_id = 0;  // 0 = the newest
   std::string metrics_port_file;
+  std::string admin_key_file;  // set = authentication on
+  bool insecure = false;       // allow a non-loopback --listen without authentication
+  RateLimit rate_limit;        // default request rate of every API key
   std::string log_format = "text";
   std::string log_level = "info";
   // Used when assets_dir_set; otherwise $MNEMO_ASSETS_DIR, else ./.assets
@@ -166,6 +179,29 @@ int Run(const Flags& flags) {
     LogEvent(spdlog::level::critical, "cannot install signal handlers",
              {{"error", std::string(s.message())}});
     return 1;
+  }
+
+  if (flags.admin_key_file.empty() && !flags.insecure && !IsLoopbackHost(HostOf(flags.listen))) {
+    LogEvent(spdlog::level::critical,
+             "refusing to serve a non-loopback address without authentication: give "
+             "--admin-key-file, or --insecure to serve it open",
+             {{"listen", flags.listen}});
+    return 2;
+  }
+  if (flags.admin_key_file.empty() && flags.rate_limit.rps > 0) {
+    LogEvent(spdlog::level::critical, "--rate-limit-rps limits API keys: it needs --admin-key-file",
+             {});
+    return 2;
+  }
+  std::string admin_key;
+  if (!flags.admin_key_file.empty()) {
+    absl::StatusOr<std::string> read = ReadAdminKeyFile(flags.admin_key_file);
+    if (!read.ok()) {
+      LogEvent(spdlog::level::critical, "cannot read the admin key",
+               {{"error", std::string(read.status().message())}});
+      return 2;
+    }
+    admin_key = *std::move(read);
   }
 
   if (!flags.restore_from.empty()) {
@@ -208,7 +244,20 @@ int Run(const Flags& flags) {
   }
   std::unique_ptr<db::Store> store = std::move(store_or).value();
 
-  MnemoService service(store.get(), MNEMO_VERSION);
+  std::unique_ptr<ApiKeys> api_keys;
+  std::unique_ptr<Authorizer> authorizer;
+  if (!admin_key.empty()) {
+    absl::StatusOr<std::unique_ptr<ApiKeys>> loaded = ApiKeys::Load(store.get());
+    if (!loaded.ok()) {
+      LogEvent(spdlog::level::critical, "cannot load API keys",
+               {{"error", std::string(loaded.status().message())}});
+      mnemo::IgnoreError(store->Close());
+      return 1;
+    }
+    api_keys = *std::move(loaded);
+    authorizer = std::make_unique<Authorizer>(api_keys.get(), admin_key, flags.rate_limit);
+  }
+  MnemoService service(store.get(), MNEMO_VERSION, authorizer.get());
   std::unique_ptr<KvArena> arena;
   std::unique_ptr<KvArenaSocket> arena_socket;
   if (flags.kv_arena_bytes > 0) {
@@ -246,8 +295,9 @@ int Run(const Flags& flags) {
     return 1;
   }
   KvService kv_service(store.get(), arena.get(),
-                       arena_socket != nullptr ? arena_socket->path() : "");
-  InjectService inject_service(store.get());
+                       arena_socket != nullptr ? arena_socket->path() : "", authorizer.get());
+  InjectService inject_service(store.get(), authorizer.get());
+  AuthService auth_service(authorizer != nullptr ? authorizer.get() : &Authorizer::Off());
   // Metrics: the RPC interceptor records from the first call on; the
   // endpoint starts once the server serves.
   auto registry = std::make_shared<prometheus::Registry>();
@@ -268,8 +318,9 @@ int Run(const Flags& flags) {
   builder.RegisterService(&service);
   builder.RegisterService(&kv_service);
   builder.RegisterService(&inject_service);
-  MemoryService memory_service(store.get());
+  MemoryService memory_service(store.get(), authorizer.get());
   builder.RegisterService(&memory_service);
+  builder.RegisterService(&auth_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     LogEvent(spdlog::level::critical, "cannot listen", {{"listen", flags.listen}});
@@ -317,6 +368,7 @@ int Run(const Flags& flags) {
             {"max_message_bytes", flags.max_message_bytes},
             {"tls", flags.tls.cert.empty() ? "off"
                     : flags.tls.client_ca.empty() ? "on" : "mutual"},
+            {"auth", authorizer != nullptr ? "on" : "off"},
             {"sync_writes", flags.sync_writes}});
 
   const int signo = WaitForSignal();
@@ -408,6 +460,21 @@ int main(int argc, char** argv) {
   app.add_option("--tls-client-ca", flags.tls.client_ca,
                  "require every client to present a certificate signed by this PEM CA bundle "
                  "(mutual TLS)");
+  app.add_option("--admin-key-file", flags.admin_key_file,
+                 "turn API-key authentication on; the file's first line is the global admin's "
+                 "key (at least 16 bytes, e.g. openssl rand -hex 32); clients send keys as "
+                 "'authorization: Bearer KEY'");
+  app.add_flag("--insecure", flags.insecure,
+               "serve a non-loopback --listen address without --admin-key-file (anyone who "
+               "reaches the port may read and change everything)");
+  app.add_option("--rate-limit-rps", flags.rate_limit.rps,
+                 "requests per second of each API key (token bucket; 0 = unlimited; a key's own "
+                 "limit from CreateKey wins)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--rate-limit-burst", flags.rate_limit.burst,
+                 "bucket size of --rate-limit-rps (0 = one second's worth)")
+      ->capture_default_str();
   app.add_option("--metrics-listen", flags.metrics_listen,
                  "serve Prometheus metrics at http://HOST:PORT/metrics (port 0 = any; "
                  "default: off)");

@@ -17,14 +17,17 @@
 
 #include "db/store.h"
 #include "mnemo/v1/mnemo.grpc.pb.h"
+#include "server/authorizer.h"
 
 namespace mnemo::server {
 
 class MnemoService final : public v1::Mnemo::CallbackService {
  public:
   // Borrows `store`, which must outlive the service (and the server it is
-  // registered with). `version` is reported by Stats.
-  MnemoService(db::Store* store, std::string version);
+  // registered with). `version` is reported by Stats. `auth` (borrowed;
+  // null = Authorizer::Off()) checks every call: see each method's role in
+  // proto/mnemo/v1/auth.proto.
+  MnemoService(db::Store* store, std::string version, Authorizer* auth = nullptr);
 
   grpc::ServerUnaryReactor* CreateNamespace(grpc::CallbackServerContext* ctx,
                                             const v1::CreateNamespaceRequest* request,
@@ -76,6 +79,7 @@ class MnemoService final : public v1::Mnemo::CallbackService {
  private:
   db::Store* const store_;
   const std::string version_;
+  Authorizer& auth_;
 };
 
 // Logs a failed call at debug level (bad input is the client's problem, not
@@ -84,6 +88,11 @@ void LogRpcFailure(absl::string_view method, const absl::Status& status, const s
 // Finishes a unary call with `status` (logged when it is an error).
 grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, absl::string_view method,
                                       const absl::Status& status);
+// Null when `status` is OK; otherwise FinishUnary(ctx, method, status). The
+// authorization check at the top of a handler:
+//   if (auto* r = Refuse(ctx, "Get", auth_.Check(*ctx, ns, Role::kRead))) return r;
+grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* ctx, absl::string_view method,
+                                 const absl::Status& status);
 
 }  // namespace mnemo::server
 

@@ -8,6 +8,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
+#include "client/cli/auth_commands.h"
 #include "client/cli/backup_commands.h"
 #include "client/cli/commands.h"
 #include "client/cli/inject_commands.h"
@@ -35,7 +36,7 @@ struct Invocation {
 };
 
 constexpr char kFooter[] =
-    "Every verb accepts --server, --timeout, --json and --tls-* after it too.\n"
+    "Every verb accepts --server, --timeout, --json, --api-key and --tls-* after it too.\n"
     "Errors go to stderr as \"error: <CODE>: <message>\" with exit code 1\n"
     "(2 for a usage error).";
 
@@ -392,6 +393,11 @@ int RunCli(int argc, char** argv) {
   app.add_option("--tls-key", inv.global.tls_key, "PEM private key of --tls-cert")
       ->type_name("FILE")
       ->envname("MNEMO_TLS_KEY");
+  app.add_option("--api-key", inv.global.api_key,
+                 "API key for a mnemod with authentication on (prefer $MNEMO_API_KEY: a flag "
+                 "shows in the process list)")
+      ->type_name("KEY")
+      ->envname("MNEMO_API_KEY");
 
   AddNamespaceVerbs(app, inv);
   AddDataVerbs(app, inv);
@@ -399,6 +405,7 @@ int RunCli(int argc, char** argv) {
   AddKvVerbs(app, &inv.global, &inv.action);
   AddInjectVerbs(app, &inv.global, &inv.action);
   AddBackupVerbs(app, &inv.global, &inv.action);
+  AddAuthVerbs(app, &inv.global, &inv.action);
   AddMemoryVerbs(app, &inv.global, &inv.action);
   AddBlockVerbs(app, &inv.global, &inv.action);
 

@@ -340,6 +340,7 @@ absl::StatusOr<std::unique_ptr<Client>> ConnectClient(const GlobalOptions& globa
   options.tls_ca_file = global.tls_ca;
   options.tls_cert_file = global.tls_cert;
   options.tls_key_file = global.tls_key;
+  options.api_key = global.api_key;
   return Client::Connect(global.server, options);
 }
 

@@ -37,6 +37,8 @@ struct GlobalOptions {
   // client certificate and key for a mnemod that requires one
   // (env MNEMO_TLS_CA, MNEMO_TLS_CERT, MNEMO_TLS_KEY).
   std::string tls_ca, tls_cert, tls_key;
+  // API key of a mnemod with authentication on (env MNEMO_API_KEY).
+  std::string api_key;
 };
 
 struct NsCreateOptions {

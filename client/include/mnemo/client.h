@@ -29,6 +29,7 @@
 // decoder's own type (a plain struct, Abseil only), so a decoder passes its
 // fingerprint as is; ParseFingerprint reads its Canonical() form. KvDtype,
 // KvCodec and their names come from mnemo/kv_names.h.
+#include "mnemo/auth.h"
 #include "mnemo/kv_names.h"
 #include "mnemo/memory.h"
 #include "mnemo/model_fingerprint.h"
@@ -55,6 +56,12 @@ struct ClientOptions {
   std::string tls_ca_file;
   std::string tls_cert_file;
   std::string tls_key_file;
+  // API key of a mnemod with authentication on (--admin-key-file), sent
+  // with every call as the metadata "authorization: Bearer <api_key>".
+  // Empty = none. Connect fails with INVALID_ARGUMENT for a key holding
+  // characters other than printable ASCII. Over plaintext the key crosses
+  // the network readable: use TLS beyond loopback.
+  std::string api_key;
 };
 
 struct CallOptions {
@@ -717,6 +724,18 @@ class Client {
                                                                const std::string& agent_id,
                                                                const std::string& label,
                                                                const CallOptions& = {});
+
+  // --- API keys (mnemo/auth.h) of a mnemod with authentication on;
+  // FAILED_PRECONDITION when it is off. CreateApiKey needs admin on the
+  // key's namespace; ListApiKeys admin on `ns` ("" = every key: admin on
+  // "*"); RevokeApiKey admin on the key's namespace (NOT_FOUND for an
+  // unknown id). The default implementations (for test fakes) return
+  // UNIMPLEMENTED.
+  virtual absl::StatusOr<CreatedApiKey> CreateApiKey(const NewApiKey& key,
+                                                     const CallOptions& = {});
+  virtual absl::StatusOr<std::vector<ApiKeyInfo>> ListApiKeys(const std::string& ns,
+                                                              const CallOptions& = {});
+  virtual absl::Status RevokeApiKey(const std::string& id, const CallOptions& = {});
 };
 
 }  // namespace mnemo

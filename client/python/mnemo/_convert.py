@@ -8,6 +8,7 @@ import json
 import math
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
+from mnemo.v1 import auth_pb2 as apb
 from mnemo.v1 import inject_pb2 as ipb
 from mnemo.v1 import memory_pb2 as mpb
 from mnemo.v1 import mnemo_pb2 as pb
@@ -283,6 +284,24 @@ def kv_block_from_pb(m: pb.GetKvResponse) -> t.KvBlock:
 def backup_from_pb(m: pb.BackupInfo) -> t.BackupInfo:
     return t.BackupInfo(id=m.id, created_unix_s=m.created_unix_s, size_bytes=m.size_bytes,
                         files=m.files, sequence=m.sequence)
+
+
+# --- API keys -----------------------------------------------------------------
+
+_ROLES = {"read": apb.ROLE_READ, "write": apb.ROLE_WRITE, "admin": apb.ROLE_ADMIN}
+_ROLE_NAMES = {v: k for k, v in _ROLES.items()}
+
+
+def role_to_pb(role: str) -> int:
+    if role not in _ROLES:
+        raise ValueError(f"unknown role {role!r} (read, write or admin)")
+    return _ROLES[role]
+
+
+def api_key_from_pb(m: apb.ApiKeyInfo) -> t.ApiKeyInfo:
+    return t.ApiKeyInfo(id=m.id, ns=m.namespace, role=_ROLE_NAMES.get(m.role, "unspecified"),
+                        name=m.name, created_unix_ms=m.created_unix_ms,
+                        rate_limit_rps=m.rate_limit_rps, rate_limit_burst=m.rate_limit_burst)
 
 
 # --- memory injection ---------------------------------------------------------

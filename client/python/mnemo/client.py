@@ -14,6 +14,8 @@ import grpc
 from mnemo import _convert as cv
 from mnemo import errors
 from mnemo import types as t
+from mnemo.v1 import auth_pb2 as apb
+from mnemo.v1 import auth_pb2_grpc as arpc
 from mnemo.v1 import inject_pb2 as ipb
 from mnemo.v1 import inject_pb2_grpc as irpc
 from mnemo.v1 import memory_pb2 as mpb
@@ -93,6 +95,7 @@ class Client:
         self._kv = rpc.MnemoKvStub(self._channel)
         self._inject = irpc.MnemoInjectStub(self._channel)
         self._memory = mrpc.MnemoMemoryStub(self._channel)
+        self._auth = arpc.MnemoAuthStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -257,6 +260,29 @@ class Client:
         r = self._call(self._mnemo.VerifyBackup,
                        pb.VerifyBackupRequest(backup_dir=backup_dir, id=id), timeout=None)
         return list(r.verified)
+
+    # --- API keys (mnemod --admin-key-file) ---------------------------------
+
+    @_rpc
+    def auth_create_key(self, ns: str, role: str, name: str = "", rate_limit_rps: float = 0.0,
+                        rate_limit_burst: int = 0) -> t.CreatedApiKey:
+        """A new API key with `role` ("read", "write", "admin") on namespace
+        `ns` ("*" = every namespace). Its secret text (`.key`) is returned
+        only here; pass it as Client(api_key=...)."""
+        r = self._call(self._auth.CreateKey, apb.CreateKeyRequest(
+            namespace=ns, role=cv.role_to_pb(role), name=name, rate_limit_rps=rate_limit_rps,
+            rate_limit_burst=rate_limit_burst))
+        return t.CreatedApiKey(key=r.key, info=cv.api_key_from_pb(r.info))
+
+    @_rpc
+    def auth_list(self, ns: str = "") -> List[t.ApiKeyInfo]:
+        """The keys of `ns` ("" = every key), never their secrets."""
+        r = self._call(self._auth.ListKeys, apb.ListKeysRequest(namespace=ns))
+        return [cv.api_key_from_pb(k) for k in r.keys]
+
+    @_rpc
+    def auth_revoke(self, id: str) -> None:
+        self._call(self._auth.RevokeKey, apb.RevokeKeyRequest(id=id))
 
     # --- memory injection ---------------------------------------------------
 

@@ -184,6 +184,26 @@ class BackupInfo:
 
 
 @dataclass
+class ApiKeyInfo:
+    """An API key as listed (never its secret); role is "read", "write" or
+    "admin" on namespace ns ("*" = every namespace)."""
+    id: str
+    ns: str
+    role: str
+    name: str = ""
+    created_unix_ms: int = 0
+    rate_limit_rps: float = 0.0   # 0 = the server's --rate-limit-rps
+    rate_limit_burst: int = 0     # 0 = the server's --rate-limit-burst
+
+
+@dataclass
+class CreatedApiKey:
+    """A new API key: `key` is its secret text, returned only once."""
+    key: str
+    info: ApiKeyInfo
+
+
+@dataclass
 class InjectionInfo:
     """A namespace's registered injection model (mnemo inject register)."""
     namespace: str
