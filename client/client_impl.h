@@ -145,6 +145,16 @@ class ClientImpl final : public Client {
   absl::StatusOr<std::vector<ApiKeyInfo>> ListApiKeys(const std::string& ns,
                                                       const CallOptions& call) override;
   absl::Status RevokeApiKey(const std::string& id, const CallOptions& call) override;
+  // Conversation logs (convo_client.cc).
+  absl::StatusOr<std::vector<ConvoMessage>> ConvoAppend(
+      const std::string& ns, const std::string& run_id,
+      const std::vector<ConvoMessageInput>& messages, const CallOptions& call) override;
+  absl::StatusOr<std::vector<ConvoHit>> ConvoSearch(const ConvoSearchRequest& request,
+                                                    const CallOptions& call) override;
+  absl::StatusOr<ConvoPage> ConvoList(const ConvoListRequest& request,
+                                      const CallOptions& call) override;
+  absl::StatusOr<uint64_t> ConvoDeleteRun(const std::string& ns, const std::string& run_id,
+                                          const CallOptions& call) override;
 
  private:
   Clock::time_point Deadline(const CallOptions& call) const {

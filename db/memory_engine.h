@@ -82,6 +82,10 @@ class MemoryEngine final : public MemoryStore {
   void SetClockForTesting(std::function<int64_t()> now_ms);
 
  private:
+  // Conversation logs (convo_engine.h) live in memory namespaces: they open
+  // them and embed with OpenNamespace and Embed.
+  friend class ConvoEngine;
+
   // A memory text embedded and tokenized, outside the namespace lock.
   struct Embedded {
     std::vector<float> vector;

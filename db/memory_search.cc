@@ -15,6 +15,7 @@
 #include "common/hash.h"
 #include "common/status_macros.h"
 #include "db/bounded_iterator.h"
+#include "db/cosine.h"
 #include "db/keys.h"
 #include "db/memory_engine.h"
 #include "db/memory_filter.h"
@@ -42,17 +43,6 @@ std::string QueryFingerprint(const MemoryListOptions& o) {
                                    filter::MemoryFilterToJson(o.filter), "|",
                                    o.show_expired ? "expired" : "live");
   return memrecords::HashHex(Fnv1a(canon, kFnv1aStandardBasis));
-}
-
-float Cosine(absl::Span<const float> a, absl::Span<const float> b) {
-  double dot = 0, na = 0, nb = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    dot += static_cast<double>(a[i]) * b[i];
-    na += static_cast<double>(a[i]) * a[i];
-    nb += static_cast<double>(b[i]) * b[i];
-  }
-  if (na <= 0 || nb <= 0) return 0;
-  return static_cast<float>(dot / std::sqrt(na * nb));
 }
 
 }  // namespace

@@ -58,22 +58,6 @@ absl::Status ValidateMemoryText(absl::string_view text, absl::string_view what,
   return absl::OkStatus();
 }
 
-// The user's metadata as a JSON object text ("{}" when empty); no key may
-// start with '@' (the memory's own fields).
-absl::StatusOr<std::string> NormalizeMetadata(absl::string_view json, absl::string_view what,
-                                              const Limits& limits) {
-  if (json.empty()) return std::string("{}");
-  RETURN_IF_ERROR(ValidateMetadata(json, what, limits, nullptr));
-  Json doc = Json::parse(json.begin(), json.end());
-  for (auto it = doc.begin(); it != doc.end(); ++it) {
-    if (absl::StartsWith(it.key(), "@")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, " has metadata key '", it.key(), "'; keys starting with '@' are reserved"));
-    }
-  }
-  return doc.dump();
-}
-
 absl::Status ValidateTime(std::optional<int64_t> ms, absl::string_view name) {
   if (ms.has_value() && *ms < 0) {
     return absl::InvalidArgumentError(absl::StrCat(name, " must be >= 0 (Unix ms), got ", *ms));
@@ -200,7 +184,7 @@ absl::StatusOr<std::vector<MemoryAddResult>> MemoryEngine::Add(
   for (size_t i = 0; i < inputs.size(); ++i) {
     const std::string what = absl::StrCat("memory ", i);
     RETURN_IF_ERROR(ValidateMemoryText(inputs[i].text, what, limits));
-    ASSIGN_OR_RETURN(std::string meta, NormalizeMetadata(inputs[i].metadata_json, what, limits));
+    ASSIGN_OR_RETURN(std::string meta, NormalizeUserMetadata(inputs[i].metadata_json, what, limits));
     RETURN_IF_ERROR(ValidateTime(inputs[i].expires_at_ms, "expires_at"));
     RETURN_IF_ERROR(ValidateTime(inputs[i].valid_at_ms, "valid_at"));
     texts.push_back(inputs[i].text);
@@ -344,7 +328,7 @@ absl::StatusOr<Memory> MemoryEngine::Update(absl::string_view ns_name, absl::str
   }
   std::optional<std::string> metadata;
   if (update.metadata_json.has_value()) {
-    ASSIGN_OR_RETURN(metadata, NormalizeMetadata(*update.metadata_json, "the update", limits));
+    ASSIGN_OR_RETURN(metadata, NormalizeUserMetadata(*update.metadata_json, "the update", limits));
   }
   RETURN_IF_ERROR(ValidateTime(update.expires_at_ms, "expires_at"));
   RETURN_IF_ERROR(ValidateTime(update.valid_at_ms, "valid_at"));

@@ -35,6 +35,7 @@
 #include "absl/types/span.h"
 #include "db/injection.h"
 #include "db/kv.h"
+#include "db/convo.h"
 #include "db/memory.h"
 #include "index/dense_index.h"
 #include "index/filter.h"
@@ -454,6 +455,8 @@ class Store {
 
   // --- Agent memories in encoder namespaces (db/memory.h).
   virtual MemoryStore& memories() = 0;
+  // --- Conversation logs of agent runs in the same namespaces (db/convo.h).
+  virtual ConvoStore& conversations() = 0;
 
   virtual const StoreOptions& options() const = 0;
   virtual const std::string& path() const = 0;

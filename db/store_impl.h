@@ -14,6 +14,7 @@
 //   kv_streams.cc         the KV writer and reader handed out
 //   kv_retention.cc       KV expiry and recency flush timers (PeriodicTask)
 //   memory_*.cc           agent memories (MemoryEngine, memory_engine.h)
+//   convo_*.cc            conversation logs (ConvoEngine, convo_engine.h)
 //
 // and internal helpers of their own: namespace.h (a namespace's in-memory
 // state), namespace_write.h (one write on its way to CommitLocked),
@@ -74,6 +75,7 @@
 #include "absl/synchronization/mutex.h"
 #include "db/injection_store.h"
 #include "db/kv_store.h"
+#include "db/convo_engine.h"
 #include "db/memory_engine.h"
 #include "db/namespace.h"
 #include "db/namespace_write.h"
@@ -101,6 +103,7 @@ class StoreImpl final : public Store {
   // The memory engine stages chunk writes and runs the index searches of
   // memories with the write and search routines below.
   friend class MemoryEngine;
+  friend class ConvoEngine;
 
   StoreImpl(const StoreOptions& options, const std::string& path);
   ~StoreImpl() override;
@@ -180,6 +183,7 @@ class StoreImpl final : public Store {
     return injection_store_.Recall(ns, options);
   }
   MemoryStore& memories() override { return memory_engine_; }
+  ConvoStore& conversations() override { return convo_engine_; }
   const StoreOptions& options() const override { return options_; }
   const std::string& path() const override { return path_; }
 
@@ -380,6 +384,8 @@ class StoreImpl final : public Store {
   InjectionStore injection_store_{this};
   // Agent memories; uses the services above.
   MemoryEngine memory_engine_{this};
+  // Conversation logs; use the memory engine's namespaces and encoder.
+  ConvoEngine convo_engine_{this, &memory_engine_};
 };
 
 }  // namespace mnemo::db

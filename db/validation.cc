@@ -4,8 +4,10 @@
 #include <limits>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "nlohmann/json.hpp"
 
 namespace mnemo::db {
 
@@ -100,6 +102,20 @@ bool IsBlank(absl::string_view text) {
     if (!absl::ascii_isspace(static_cast<unsigned char>(c))) return false;
   }
   return true;
+}
+
+absl::StatusOr<std::string> NormalizeUserMetadata(absl::string_view json, absl::string_view what,
+                                                  const Limits& limits) {
+  if (json.empty()) return std::string("{}");
+  RETURN_IF_ERROR(ValidateMetadata(json, what, limits, nullptr));
+  const nlohmann::json doc = nlohmann::json::parse(json.begin(), json.end());
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    if (absl::StartsWith(it.key(), "@")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, " has metadata key '", it.key(), "'; keys starting with '@' are reserved"));
+    }
+  }
+  return doc.dump();
 }
 
 }  // namespace mnemo::db

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "db/store.h"
@@ -22,6 +23,12 @@ absl::Status ValidateId(absl::string_view id, absl::string_view kind, const Limi
 // null) with its filter attributes.
 absl::Status ValidateMetadata(absl::string_view json, absl::string_view what,
                               const Limits& limits, index::Attributes* attrs);
+
+// The metadata of an agent memory or message as a JSON object text ("{}"
+// when `json` is empty), validated as ValidateMetadata; INVALID_ARGUMENT
+// for a key starting with '@' (reserved for the record's own fields).
+absl::StatusOr<std::string> NormalizeUserMetadata(absl::string_view json, absl::string_view what,
+                                                  const Limits& limits);
 
 // Text of at most limits.max_text_bytes.
 absl::Status ValidateText(absl::string_view text, absl::string_view what, const Limits& limits);

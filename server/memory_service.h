@@ -1,9 +1,11 @@
-// The mnemo.v1.MnemoMemory gRPC service: agent memories, a thin, final
-// adapter over db::Store::memories() (db/memory.h), served by mnemod next
-// to the core and KV services. Each method converts the request with
-// server/convert_memory.h, calls the store, converts the result back and
-// maps the status in one place (FinishUnary). Handlers run on gRPC's
-// callback threads; the store is thread-safe.
+// The mnemo.v1.MnemoMemory gRPC service: agent memories and conversation
+// logs, a thin, final adapter over db::Store::memories() (db/memory.h) and
+// db::Store::conversations() (db/convo.h, handlers in convo_rpc.cc), served
+// by mnemod next to the core and KV services. Each method converts the
+// request with server/convert_memory.h or convert_convo.h, calls the store,
+// converts the result back and maps the status in one place
+// (FinishUnary). Handlers run on gRPC's callback threads; the store is
+// thread-safe.
 #ifndef MNEMO_SERVER_MEMORY_SERVICE_H_
 #define MNEMO_SERVER_MEMORY_SERVICE_H_
 
@@ -56,6 +58,19 @@ class MemoryService final : public v1::MnemoMemory::CallbackService {
   grpc::ServerUnaryReactor* BlockHistory(grpc::CallbackServerContext* ctx,
                                          const v1::BlockHistoryRequest* request,
                                          v1::BlockHistoryResponse* response) override;
+  // Conversation logs (convo_rpc.cc, over db::Store::conversations()).
+  grpc::ServerUnaryReactor* AppendMessages(grpc::CallbackServerContext* ctx,
+                                           const v1::AppendMessagesRequest* request,
+                                           v1::AppendMessagesResponse* response) override;
+  grpc::ServerUnaryReactor* SearchMessages(grpc::CallbackServerContext* ctx,
+                                           const v1::SearchMessagesRequest* request,
+                                           v1::SearchMessagesResponse* response) override;
+  grpc::ServerUnaryReactor* ListMessages(grpc::CallbackServerContext* ctx,
+                                         const v1::ListMessagesRequest* request,
+                                         v1::ListMessagesResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteRun(grpc::CallbackServerContext* ctx,
+                                      const v1::DeleteRunRequest* request,
+                                      v1::DeleteRunResponse* response) override;
 
  private:
   db::Store* const store_;

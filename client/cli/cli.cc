@@ -14,6 +14,7 @@
 #include "client/cli/inject_commands.h"
 #include "client/cli/kv_commands.h"
 #include "client/cli/block_commands.h"
+#include "client/cli/convo_commands.h"
 #include "client/cli/memory_commands.h"
 
 #ifndef MNEMO_VERSION
@@ -408,6 +409,7 @@ int RunCli(int argc, char** argv) {
   AddAuthVerbs(app, &inv.global, &inv.action);
   AddMemoryVerbs(app, &inv.global, &inv.action);
   AddBlockVerbs(app, &inv.global, &inv.action);
+  AddConvoVerbs(app, &inv.global, &inv.action);
 
   try {
     app.parse(argc, argv);

@@ -31,6 +31,7 @@
 // KvCodec and their names come from mnemo/kv_names.h.
 #include "mnemo/auth.h"
 #include "mnemo/kv_names.h"
+#include "mnemo/convo.h"
 #include "mnemo/memory.h"
 #include "mnemo/model_fingerprint.h"
 
@@ -736,6 +737,26 @@ class Client {
   virtual absl::StatusOr<std::vector<ApiKeyInfo>> ListApiKeys(const std::string& ns,
                                                               const CallOptions& = {});
   virtual absl::Status RevokeApiKey(const std::string& id, const CallOptions& = {});
+
+  // --- Conversation logs (mnemo/convo.h) in the memory namespaces
+  // (ConvoAppend creates one when absent). INVALID_ARGUMENT for a missing
+  // run, an unknown role, blank content, an inverted time range or another
+  // selection's page token; NOT_FOUND for an absent namespace. The default
+  // implementations (for test fakes) return UNIMPLEMENTED.
+
+  // Appends messages to a run in one commit; returns them with ids and times.
+  virtual absl::StatusOr<std::vector<ConvoMessage>> ConvoAppend(
+      const std::string& ns, const std::string& run_id,
+      const std::vector<ConvoMessageInput>& messages, const CallOptions& = {});
+  // Hybrid (dense + BM25) search of the selected messages, best first.
+  virtual absl::StatusOr<std::vector<ConvoHit>> ConvoSearch(const ConvoSearchRequest& request,
+                                                            const CallOptions& = {});
+  // One page of a run's selected messages, in time order.
+  virtual absl::StatusOr<ConvoPage> ConvoList(const ConvoListRequest& request,
+                                              const CallOptions& = {});
+  // Deletes every message of the run; returns how many.
+  virtual absl::StatusOr<uint64_t> ConvoDeleteRun(const std::string& ns, const std::string& run_id,
+                                                  const CallOptions& = {});
 };
 
 }  // namespace mnemo

@@ -421,3 +421,18 @@ def memory_event_from_pb(m: mpb.MemoryEvent) -> t.MemoryEvent:
 def memory_block_from_pb(m: mpb.MemoryBlock) -> t.MemoryBlock:
     return t.MemoryBlock(agent_id=m.agent_id, label=m.label, value=m.value,
                          limit_bytes=m.limit_bytes, updated_at_ms=m.updated_at_ms)
+
+
+def convo_message_from_pb(m: mpb.ConvoMessage) -> t.ConvoMessage:
+    return t.ConvoMessage(id=m.id, run_id=m.run_id, role=m.role, content=m.content,
+                          time_ms=m.time_ms, metadata=_metadata(m.metadata_json))
+
+
+def convo_selection_to_pb(run_id: str, role: str, since_ms: Optional[int],
+                          until_ms: Optional[int]) -> mpb.ConvoSelection:
+    s = mpb.ConvoSelection(run_id=run_id, role=role)
+    if since_ms is not None:
+        s.since_ms = since_ms
+    if until_ms is not None:
+        s.until_ms = until_ms
+    return s

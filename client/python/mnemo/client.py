@@ -484,6 +484,75 @@ class Client:
         return self._block_edit(ns, agent_id, label, kind=mpb.BLOCK_EDIT_KIND_INSERT, text=text,
                                 actor=actor, **extra)
 
+    # --- conversation logs ---------------------------------------------------
+    # Per (namespace, run_id) the messages of an agent run; role is "user",
+    # "assistant", "system" or "tool"; times are Unix ms (inclusive ranges).
+
+    @_rpc
+    def convo_append(self, ns: str, run_id: str, content: Union[str, Sequence[Dict[str, Any]]],
+                     role: str = "user", time_ms: Optional[int] = None,
+                     metadata: Optional[Dict[str, Any]] = None):
+        """Appends one message (content: a str -> one ConvoMessage) or
+        several (a list of dicts with "role", "content" and optionally
+        "time_ms" and "metadata" -> a list), in one commit. time_ms unset =
+        the server's time."""
+        if isinstance(content, str):
+            items = [{"role": role, "content": content, "time_ms": time_ms,
+                      "metadata": metadata}]
+        else:
+            items = list(content)
+        req = mpb.AppendMessagesRequest(namespace=ns, run_id=run_id)
+        for item in items:
+            m = req.messages.add(role=item.get("role", "user"), content=item["content"],
+                                 metadata_json=cv._metadata_json(item.get("metadata")))
+            if item.get("time_ms") is not None:
+                m.time_ms = item["time_ms"]
+        r = self._call(self._memory.AppendMessages, req)
+        out = [cv.convo_message_from_pb(m) for m in r.messages]
+        return out[0] if isinstance(content, str) else out
+
+    @_rpc
+    def convo_search(self, ns: str, query: str, run_id: str = "", role: str = "",
+                     since_ms: Optional[int] = None, until_ms: Optional[int] = None,
+                     top_k: int = 10) -> List[t.ConvoHit]:
+        """Hybrid (dense + BM25) search of the selected messages (run_id ""
+        = every run of the namespace), best first."""
+        req = mpb.SearchMessagesRequest(
+            namespace=ns, selection=cv.convo_selection_to_pb(run_id, role, since_ms, until_ms),
+            query=query, top_k=top_k)
+        r = self._call(self._memory.SearchMessages, req)
+        return [t.ConvoHit(cv.convo_message_from_pb(h.message), h.score, h.similarity)
+                for h in r.hits]
+
+    @_rpc
+    def convo_list(self, ns: str, run_id: str, role: str = "", since_ms: Optional[int] = None,
+                   until_ms: Optional[int] = None, page_size: int = 0,
+                   page_token: str = "") -> t.ConvoPage:
+        """One page of the run's messages in time order; pass next_page_token
+        back for the next (a token of another selection is
+        InvalidArgumentError)."""
+        req = mpb.ListMessagesRequest(
+            namespace=ns, selection=cv.convo_selection_to_pb(run_id, role, since_ms, until_ms),
+            page_size=page_size, page_token=page_token)
+        r = self._call(self._memory.ListMessages, req)
+        return t.ConvoPage([cv.convo_message_from_pb(m) for m in r.messages], r.next_page_token)
+
+    def convo_iter(self, ns: str, run_id: str, **kwargs: Any) -> Iterator[t.ConvoMessage]:
+        """Every message convo_list would page through, as one iterator."""
+        token = ""
+        while True:
+            page = self.convo_list(ns, run_id, page_token=token, **kwargs)
+            yield from page.messages
+            token = page.next_page_token
+            if not token:
+                return
+
+    @_rpc
+    def convo_delete_run(self, ns: str, run_id: str) -> int:
+        """Deletes every message of the run; returns how many."""
+        return self._call(self._memory.DeleteRun,
+                          mpb.DeleteRunRequest(namespace=ns, run_id=run_id)).deleted
+
     # --- chunk KV -----------------------------------------------------------
 
     @_rpc

@@ -289,6 +289,31 @@ class MemoryBlock:
     updated_at_ms: int
 
 
+@dataclass
+class ConvoMessage:
+    """A message of a run's conversation log (mnemo convo ...). role: "user",
+    "assistant", "system" or "tool"; time_ms: Unix ms."""
+    id: str
+    run_id: str
+    role: str
+    content: str
+    time_ms: int
+    metadata: Optional[Dict[str, Any]]
+
+
+@dataclass
+class ConvoHit:
+    message: ConvoMessage
+    score: float       # fused dense + BM25 relevance in [0, 1]
+    similarity: float  # cosine similarity to the query
+
+
+@dataclass
+class ConvoPage:
+    messages: List[ConvoMessage]  # time order
+    next_page_token: str          # "" on the last page
+
+
 def _floats(data: bytes, dtype: str) -> array.array:
     if dtype != "fp32":
         raise ValueError(f"k_floats/v_floats need an fp32 block, this one is {dtype}")
@@ -300,4 +325,5 @@ def _floats(data: bytes, dtype: str) -> array.array:
 __all__ = ["NamespaceConfig", "NamespaceInfo", "Chunk", "Document", "Hit", "UpsertResult",
            "GetResult", "DeleteResult", "Stats", "ModelFingerprint", "KvConfig", "KvStats",
            "KvLayer", "KvBlock", "KvPutResult", "BackupInfo", "InjectionInfo", "RecallHit",
-           "Memory", "MemoryAddResult", "MemoryHit", "MemoryPage", "MemoryEvent", "MemoryBlock"]
+           "Memory", "MemoryAddResult", "MemoryHit", "MemoryPage", "MemoryEvent", "MemoryBlock",
+           "ConvoMessage", "ConvoHit", "ConvoPage"]
