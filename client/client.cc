@@ -127,6 +127,19 @@ absl::Status ClientImpl::DropNamespace(const std::string& name, const CallOption
   });
 }
 
+absl::StatusOr<NamespaceInfo> ClientImpl::SetNamespaceQuota(const std::string& name,
+                                                            const QuotaChange& change,
+                                                            const CallOptions& call) {
+  v1::SetNamespaceQuotaRequest request;
+  request.set_name(name);
+  QuotaChangeToProto(change, request.mutable_quota());
+  v1::SetNamespaceQuotaResponse response;
+  RETURN_IF_ERROR(Call(call, [&](grpc::ClientContext* ctx) {
+    return stub_->SetNamespaceQuota(ctx, request, &response);
+  }));
+  return NamespaceInfoFromProto(response.info());
+}
+
 absl::StatusOr<UpsertResult> ClientImpl::Upsert(const std::string& ns,
                                                 const std::vector<Document>& documents,
                                                 const std::vector<Chunk>& chunks,

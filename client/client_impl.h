@@ -39,6 +39,9 @@ class ClientImpl final : public Client {
                                              const CallOptions& call) override;
   absl::StatusOr<std::vector<NamespaceInfo>> ListNamespaces(const CallOptions& call) override;
   absl::Status DropNamespace(const std::string& name, const CallOptions& call) override;
+  absl::StatusOr<NamespaceInfo> SetNamespaceQuota(const std::string& name,
+                                                  const QuotaChange& change,
+                                                  const CallOptions& call) override;
   absl::StatusOr<UpsertResult> Upsert(const std::string& ns, const std::vector<Document>& documents,
                                       const std::vector<Chunk>& chunks,
                                       const CallOptions& call) override;

@@ -140,6 +140,16 @@ void NamespaceConfigToProto(const NamespaceConfig& config, v1::NamespaceConfig* 
   if (config.late_interaction.has_value()) out->set_late_interaction(*config.late_interaction);
   out->set_late_interaction_nbits(config.late_interaction_nbits);
   out->set_late_interaction_train_tokens(config.late_interaction_train_tokens);
+  v1::NamespaceQuota* quota = out->mutable_quota();
+  quota->set_max_bytes(config.quota.max_bytes);
+  quota->set_max_chunks(config.quota.max_chunks);
+  quota->set_max_kv_bytes(config.quota.max_kv_bytes);
+}
+
+void QuotaChangeToProto(const QuotaChange& change, v1::NamespaceQuota* out) {
+  if (change.max_bytes.has_value()) out->set_max_bytes(*change.max_bytes);
+  if (change.max_chunks.has_value()) out->set_max_chunks(*change.max_chunks);
+  if (change.max_kv_bytes.has_value()) out->set_max_kv_bytes(*change.max_kv_bytes);
 }
 
 NamespaceInfo NamespaceInfoFromProto(const v1::NamespaceInfo& p) {
@@ -157,6 +167,12 @@ NamespaceInfo NamespaceInfoFromProto(const v1::NamespaceInfo& p) {
   if (c.has_late_interaction()) info.config.late_interaction = c.late_interaction();
   info.config.late_interaction_nbits = c.late_interaction_nbits();
   info.config.late_interaction_train_tokens = c.late_interaction_train_tokens();
+  info.config.quota.max_bytes = c.quota().max_bytes();
+  info.config.quota.max_chunks = c.quota().max_chunks();
+  info.config.quota.max_kv_bytes = c.quota().max_kv_bytes();
+  info.usage.bytes = p.usage().bytes();
+  info.usage.chunks = p.usage().chunks();
+  info.usage.kv_bytes = p.usage().kv_bytes();
   info.chunk_count = p.chunk_count();
   info.document_count = p.document_count();
   info.index_trained = p.index_trained();

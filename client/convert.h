@@ -32,6 +32,7 @@ absl::Status FromGrpc(const grpc::Status& status);
 // --- Core messages (namespaces, records, search, stats).
 
 void NamespaceConfigToProto(const NamespaceConfig& config, v1::NamespaceConfig* out);
+void QuotaChangeToProto(const QuotaChange& change, v1::NamespaceQuota* out);
 // An unknown metric reads as inner product.
 NamespaceInfo NamespaceInfoFromProto(const v1::NamespaceInfo& info);
 

@@ -60,6 +60,12 @@ std::string MultiVecCodecKey(uint32_t nsid) {
   return out;
 }
 
+std::string NsQuotaKey(uint32_t nsid) {
+  std::string out = kNsQuotaPrefix;
+  AppendU32(&out, nsid);
+  return out;
+}
+
 std::string DocKeyPrefix(uint32_t nsid) {
   std::string out = NsPrefix(nsid);
   out.push_back('d');

@@ -10,6 +10,7 @@
 //          "next_nsid"                    -> u32 BE, next namespace id to hand out
 //          "ns/" name                     -> namespace config, JSON (see records.h)
 //          "st/" nsid                     -> NamespaceCounters (records.h)
+//          "qt/" nsid                     -> NamespaceQuota (namespace_quota.h)
 //   docs   nsid 'd' doc_id                -> DocumentRecord
 //          nsid 'm' u16 BE len(doc_id) doc_id chunk_id -> "" (membership)
 //   idmap  nsid 'c' chunk_id              -> internal id, u64 BE
@@ -58,6 +59,7 @@ inline constexpr char kNextNsIdKey[] = "next_nsid";
 inline constexpr char kNsConfigPrefix[] = "ns/";
 inline constexpr char kNsCountersPrefix[] = "st/";
 inline constexpr char kMultiVecCodecPrefix[] = "mv/";
+inline constexpr char kNsQuotaPrefix[] = "qt/";
 
 // Largest namespace id ever handed out; NsPrefix(id + 1) must not overflow.
 inline constexpr uint32_t kMaxNsId = 0xFFFFFFFEu;
@@ -80,6 +82,7 @@ std::string NsEnd(uint32_t nsid);
 std::string NsConfigKey(absl::string_view name);
 std::string NsCountersKey(uint32_t nsid);
 std::string MultiVecCodecKey(uint32_t nsid);
+std::string NsQuotaKey(uint32_t nsid);
 
 std::string DocKey(uint32_t nsid, absl::string_view doc_id);
 // Prefix of all 'd' keys of a namespace.

@@ -178,6 +178,11 @@ bool KvSpace::empty() const {
   return entries_.empty();
 }
 
+uint64_t KvSpace::stored_bytes() const {
+  absl::MutexLock l(&mu_);
+  return stored_bytes_;
+}
+
 std::vector<int64_t> KvSpace::ExpiredIds(int64_t now_ms) const {
   absl::MutexLock l(&mu_);
   std::vector<int64_t> out;

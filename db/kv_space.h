@@ -101,6 +101,8 @@ class KvSpace {
   enum class Why { kDeleted, kEvicted, kExpired };
   void Erase(int64_t id, Why why = Why::kDeleted) ABSL_LOCKS_EXCLUDED(mu_);
   bool empty() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Encoded bytes of every entry held (expired ones included until erased).
+  uint64_t stored_bytes() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Ids whose KV expired by `now_ms`.
   std::vector<int64_t> ExpiredIds(int64_t now_ms) const ABSL_LOCKS_EXCLUDED(mu_);

@@ -66,6 +66,10 @@ struct Namespace {
   // internal id -> external chunk id of every live chunk.
   absl::flat_hash_map<int64_t, std::string> external_ids ABSL_GUARDED_BY(mu);
   uint64_t document_count ABSL_GUARDED_BY(mu) = 0;
+  // Quota limits (meta NsQuotaKey) and the bytes they count (db/quota.h):
+  // recomputed from the rows on open, moved by every committed write.
+  NamespaceQuota quota ABSL_GUARDED_BY(mu);
+  uint64_t stored_bytes ABSL_GUARDED_BY(mu) = 0;
   // Persistent counters as of the last committed write; the index reflects
   // every log entry up to counters.next_log_seq - 1.
   records::NamespaceCounters counters ABSL_GUARDED_BY(mu);

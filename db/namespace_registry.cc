@@ -10,6 +10,7 @@
 #include "db/injection_records.h"
 #include "db/keys.h"
 #include "db/kv_records.h"
+#include "db/namespace_quota.h"
 #include "db/records.h"
 #include "db/rocks_status.h"
 #include "db/store_impl.h"
@@ -137,12 +138,15 @@ absl::StatusOr<NamespaceInfo> StoreImpl::CreateNamespace(const NamespaceConfig& 
     return absl::ResourceExhaustedError("namespace ids are exhausted");
   }
   auto ns = std::make_shared<Namespace>();
-  ns->config = config;
   ns->nsid = next_nsid_;
   ns->created_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
 
+  // The quota lives in its own meta row (SetNamespaceQuota changes it).
+  const NamespaceQuota quota = config.quota;
+  config.quota = NamespaceQuota();
+  ns->config = config;
   records::StoredNamespace stored{config, ns->nsid, ns->created_unix_ms};
   rocksdb::WriteBatch batch;
   std::string next;
@@ -151,6 +155,7 @@ absl::StatusOr<NamespaceInfo> StoreImpl::CreateNamespace(const NamespaceConfig& 
   batch.Put(meta_, keys::NsConfigKey(config.name), records::EncodeNamespace(stored));
   batch.Put(meta_, keys::NsCountersKey(ns->nsid), records::EncodeCounters(counters));
   batch.Put(meta_, keys::kNextNsIdKey, next);
+  if (quota != NamespaceQuota()) batch.Put(meta_, keys::NsQuotaKey(ns->nsid), quota::Encode(quota));
   RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "creating namespace"));
   next_nsid_ = ns->nsid + 1;
 
@@ -164,6 +169,7 @@ absl::StatusOr<NamespaceInfo> StoreImpl::CreateNamespace(const NamespaceConfig& 
   }
   ns->index = *std::move(created);
   ns->counters = counters;
+  ns->quota = quota;
   ns->snapshot_seq.reset();
   NamespaceInfo info = InfoLocked(*ns);
   namespaces_[config.name] = ns;
@@ -224,6 +230,7 @@ absl::Status StoreImpl::DropNamespace(absl::string_view name) {
   batch.Delete(meta_, keys::NsConfigKey(ns->config.name));
   batch.Delete(meta_, keys::NsCountersKey(ns->nsid));
   batch.Delete(meta_, keys::MultiVecCodecKey(ns->nsid));
+  batch.Delete(meta_, keys::NsQuotaKey(ns->nsid));
   batch.Delete(meta_, kvrecords::ConfigKey(ns->nsid));
   batch.Delete(meta_, injection::ModelKey(ns->nsid));
   RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "dropping namespace"));
@@ -255,6 +262,8 @@ NamespaceInfo StoreImpl::InfoLocked(const Namespace& ns) {
   info.index_trained = ns.index->is_trained();
   info.index_description = ns.index->Describe();
   info.created_unix_ms = ns.created_unix_ms;
+  info.config.quota = ns.quota;
+  info.usage = UsageLocked(ns);
   if (ns.multivec != nullptr) {
     info.late_interaction_tokens = ns.multivec->num_tokens();
     info.late_interaction_trained = ns.multivec->is_trained();

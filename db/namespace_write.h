@@ -39,6 +39,9 @@ struct NamespaceWrite {
   std::vector<std::pair<int64_t, index::Attributes>> added_attrs;
   std::vector<std::string> added_external;  // their external ids
   int64_t doc_delta = 0;                    // change of the document count
+  // Change of the namespace's quota bytes (db/quota.h): encoded documents,
+  // chunks and vectors added minus those removed.
+  int64_t bytes_delta = 0;
   Bm25Update bm25;
   // Token vectors of `added`, one entry per added chunk (late interaction).
   std::vector<std::optional<PendingTokens>> tokens;

@@ -13,6 +13,7 @@
 #include "db/file_io.h"
 #include "db/bounded_iterator.h"
 #include "db/keys.h"
+#include "db/namespace_quota.h"
 #include "db/records.h"
 #include "db/rocks_status.h"
 #include "db/store_impl.h"
@@ -72,6 +73,7 @@ absl::Status StoreImpl::LoadNamespace(Namespace* ns) {
     return absl::DataLossError("namespace counters are missing");
   }
   ASSIGN_OR_RETURN(ns->counters, records::DecodeCounters(*counters_value));
+  RETURN_IF_ERROR(LoadQuotaLocked(ns));
   if (!ns->config.encoder.empty()) {
     // Only the postings are needed here: the encoder itself loads on first
     // use, so a store whose assets went missing still opens.
@@ -96,6 +98,8 @@ absl::Status StoreImpl::LoadNamespace(Namespace* ns) {
                      chunk.id, attrs.status().ToString());
       }
       ns->external_ids[static_cast<int64_t>(*id)] = std::move(chunk.id);
+      // Quota bytes: the record as stored plus its vector (db/quota.h).
+      ns->stored_bytes += quota::ChunkBytes(it->value().size(), ns->config.dim);
     }
     RETURN_IF_ERROR(FromRocks(it->status(), "scanning chunks"));
   }
@@ -103,7 +107,10 @@ absl::Status StoreImpl::LoadNamespace(Namespace* ns) {
     const std::string doc_prefix = keys::DocKeyPrefix(nsid);
     const std::string doc_end = keys::PrefixEnd(doc_prefix);
     BoundedIterator it(db_.get(), docs_, doc_end);
-    for (it->Seek(doc_prefix); it->Valid(); it->Next()) ++ns->document_count;
+    for (it->Seek(doc_prefix); it->Valid(); it->Next()) {
+      ++ns->document_count;
+      ns->stored_bytes += it->value().size();
+    }
     RETURN_IF_ERROR(FromRocks(it->status(), "scanning documents"));
   }
 

@@ -37,6 +37,7 @@
 #include "db/kv.h"
 #include "db/convo.h"
 #include "db/memory.h"
+#include "db/quota.h"
 #include "index/dense_index.h"
 #include "index/filter.h"
 #include "index/metric.h"
@@ -144,6 +145,10 @@ struct NamespaceConfig {
   // by the write that reaches this count, and encodes every later token.
   // Late interaction only; the store returns it resolved (0 when off).
   uint64_t late_interaction_train_tokens = 0;
+  // Limits on what the namespace may hold (db/quota.h); all 0 = none. Set
+  // at creation and changed by SetNamespaceQuota; the store returns the
+  // current ones.
+  NamespaceQuota quota;
 };
 
 struct NamespaceInfo {
@@ -159,6 +164,8 @@ struct NamespaceInfo {
   uint64_t late_interaction_tokens = 0;
   bool late_interaction_trained = false;
   std::string late_interaction_description;
+  // What the namespace holds, as its quota counts it (db/quota.h); exact.
+  NamespaceUsage usage;
 };
 
 // In an encoder namespace a document's text is chunked, embedded and
@@ -319,6 +326,13 @@ class Store {
   // Removes the namespace and everything in it (range deletes). NOT_FOUND
   // when absent.
   virtual absl::Status DropNamespace(absl::string_view name) = 0;
+  // Changes the namespace's quota (unset fields keep theirs; see
+  // db/quota.h) in a synced write, and returns its info with the new
+  // limits. Lowering a limit below the usage is allowed: later writes that
+  // would raise that usage are refused until enough is deleted. NOT_FOUND
+  // when absent.
+  virtual absl::StatusOr<NamespaceInfo> SetNamespaceQuota(absl::string_view name,
+                                                          const QuotaChange& change) = 0;
 
   // Inserts or replaces documents and chunks atomically: either all are
   // stored and indexed or none is. Validates everything first (ids, dim,

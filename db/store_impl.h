@@ -117,6 +117,8 @@ class StoreImpl final : public Store {
   absl::StatusOr<NamespaceInfo> GetNamespace(absl::string_view name) override;
   absl::StatusOr<std::vector<NamespaceInfo>> ListNamespaces() override;
   absl::Status DropNamespace(absl::string_view name) override;
+  absl::StatusOr<NamespaceInfo> SetNamespaceQuota(absl::string_view name,
+                                                  const QuotaChange& change) override;
   absl::StatusOr<WriteResult> Upsert(absl::string_view ns, absl::Span<const Document> documents,
                                      absl::Span<const Chunk> chunks) override;
   absl::StatusOr<DeleteResult> Delete(absl::string_view ns,
@@ -240,6 +242,15 @@ class StoreImpl final : public Store {
 
   // --- namespace_registry.cc
   NamespaceInfo InfoLocked(const Namespace& ns) ABSL_SHARED_LOCKS_REQUIRED(ns.mu);
+
+  // --- namespace_quota.cc
+  NamespaceUsage UsageLocked(const Namespace& ns) ABSL_SHARED_LOCKS_REQUIRED(ns.mu);
+  // RESOURCE_EXHAUSTED when `write` would take a usage over its limit
+  // (db/quota.h); called by CommitLocked before anything is staged.
+  absl::Status CheckQuotaLocked(const Namespace& ns, const NamespaceWrite& write)
+      ABSL_SHARED_LOCKS_REQUIRED(ns.mu);
+  // Reads the namespace's stored quota (none stored = no limits).
+  absl::Status LoadQuotaLocked(Namespace* ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ns->mu);
 
   // --- recovery.cc
   absl::Status LoadNamespaces();

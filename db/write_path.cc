@@ -15,6 +15,7 @@
 #include "db/bounded_iterator.h"
 #include "db/keys.h"
 #include "db/kv_records.h"
+#include "db/namespace_quota.h"
 #include "db/records.h"
 #include "db/rocks_status.h"
 #include "db/store_impl.h"
@@ -27,6 +28,8 @@ namespace mnemo::db {
 
 absl::Status StoreImpl::CommitLocked(Namespace* ns, NamespaceWrite* write,
                                      absl::string_view what) {
+  // Quotas first: a refused write stages and applies nothing.
+  RETURN_IF_ERROR(CheckQuotaLocked(*ns, *write));
   std::shared_ptr<const index::ResidualCodec> trained_codec;
   std::vector<std::pair<int64_t, index::ResidualCodes>> reencoded;
   if (write->chunks_changed) {
@@ -76,6 +79,8 @@ absl::Status StoreImpl::ApplyChunksLocked(Namespace* ns, NamespaceWrite* write) 
   ns->counters = write->counters;
   ns->document_count =
       static_cast<uint64_t>(static_cast<int64_t>(ns->document_count) + write->doc_delta);
+  ns->stored_bytes =
+      static_cast<uint64_t>(static_cast<int64_t>(ns->stored_bytes) + write->bytes_delta);
   for (int64_t id : removed) {
     ns->attrs.Erase(id);
     ns->external_ids.erase(id);
@@ -376,14 +381,24 @@ absl::Status StoreImpl::StageUpsertLocked(Namespace* ns, absl::Span<const Docume
   auto log = [&](char op, int64_t id) { write.Log(ilog_, nsid, op, id); };
 
   int64_t& new_docs = write.doc_delta;
+  // Quota bytes (db/quota.h): rows added minus rows replaced or removed.
+  int64_t& bytes = write.bytes_delta;
+  const auto chunk_bytes = [dim](size_t record_bytes) {
+    return static_cast<int64_t>(quota::ChunkBytes(record_bytes, dim));
+  };
   {
     std::vector<std::string> doc_keys;
     for (const Document& doc : documents) doc_keys.push_back(keys::DocKey(nsid, doc.id));
     ASSIGN_OR_RETURN(auto existing, MultiGet(docs_, doc_keys));
     for (size_t i = 0; i < documents.size(); ++i) {
-      if (!existing[i].has_value()) ++new_docs;
-      batch.Put(docs_, doc_keys[i],
-                records::EncodeDocument(documents[i].text, documents[i].metadata_json));
+      if (!existing[i].has_value()) {
+        ++new_docs;
+      } else {
+        bytes -= static_cast<int64_t>(existing[i]->size());
+      }
+      std::string record = records::EncodeDocument(documents[i].text, documents[i].metadata_json);
+      bytes += static_cast<int64_t>(record.size());
+      batch.Put(docs_, doc_keys[i], std::move(record));
     }
   }
 
@@ -414,13 +429,23 @@ absl::Status StoreImpl::StageUpsertLocked(Namespace* ns, absl::Span<const Docume
       stale_map_keys.push_back(keys::IdMapKey(nsid, chunk_id));
     }
     ASSIGN_OR_RETURN(auto stale_internal, MultiGet(idmap_, stale_map_keys));
+    std::vector<std::string> stale_row_keys;
+    for (const auto& internal : stale_internal) {
+      if (!internal.has_value()) continue;
+      auto old_id = keys::ReadU64(*internal);
+      if (!old_id.has_value()) return absl::DataLossError("malformed id map entry");
+      stale_row_keys.push_back(keys::RowKey(nsid, static_cast<int64_t>(*old_id)));
+    }
+    ASSIGN_OR_RETURN(auto stale_rows, MultiGet(chunks_, stale_row_keys));
+    size_t stale_row = 0;
     for (size_t i = 0; i < stale.size(); ++i) {
       batch.Delete(docs_, keys::MembershipKey(nsid, stale[i].first, stale[i].second));
       if (!stale_internal[i].has_value()) continue;
       auto old_id = keys::ReadU64(*stale_internal[i]);
-      if (!old_id.has_value()) return absl::DataLossError("malformed id map entry");
       const auto id = static_cast<int64_t>(*old_id);
       const std::string row_key = keys::RowKey(nsid, id);
+      const auto& old_row = stale_rows[stale_row++];
+      if (old_row.has_value()) bytes -= chunk_bytes(old_row->size());
       batch.Delete(idmap_, stale_map_keys[i]);
       batch.Delete(chunks_, row_key);
       batch.Delete(dense_, row_key);
@@ -450,6 +475,7 @@ absl::Status StoreImpl::StageUpsertLocked(Namespace* ns, absl::Span<const Docume
       batch.Delete(chunks_, old_row_keys[j]);
       batch.Delete(dense_, old_row_keys[j]);
       if (old_rows[j].has_value()) {
+        bytes -= chunk_bytes(old_rows[j]->size());
         Chunk old;
         RETURN_IF_ERROR(records::DecodeChunk(*old_rows[j], &old));
         if (!old.document_id.empty()) {
@@ -470,9 +496,11 @@ absl::Status StoreImpl::StageUpsertLocked(Namespace* ns, absl::Span<const Docume
       keys::AppendU64(&id_value, static_cast<uint64_t>(id));
       const std::string row_key = keys::RowKey(nsid, id);
       batch.Put(idmap_, map_keys[c], id_value);
-      batch.Put(chunks_, row_key,
-                records::EncodeChunk(chunk.id, chunk.document_id, chunk.text,
-                                     chunk.metadata_json, chunk.source_begin, chunk.source_end));
+      std::string record = records::EncodeChunk(chunk.id, chunk.document_id, chunk.text,
+                                                chunk.metadata_json, chunk.source_begin,
+                                                chunk.source_end);
+      bytes += chunk_bytes(record.size());
+      batch.Put(chunks_, row_key, std::move(record));
       batch.Put(dense_, row_key, records::EncodeVector(chunk.vector));
       if (!chunk.document_id.empty()) {
         batch.Put(docs_, keys::MembershipKey(nsid, chunk.document_id, chunk.id), "");
@@ -522,6 +550,8 @@ absl::StatusOr<uint64_t> StoreImpl::StageChunkDeletesLocked(Namespace* ns,
       RETURN_IF_ERROR(ns->bm25->RemoveToBatch(&batch, removed[j], &write.bm25));
     }
     if (rows[j].has_value()) {
+      write.bytes_delta -=
+          static_cast<int64_t>(quota::ChunkBytes(rows[j]->size(), ns->config.dim));
       Chunk old;
       RETURN_IF_ERROR(records::DecodeChunk(*rows[j], &old));
       if (!old.document_id.empty()) {
@@ -560,6 +590,7 @@ absl::StatusOr<DeleteResult> StoreImpl::Delete(absl::string_view ns_name,
     if (!docs_seen.insert(doc_id).second) continue;
     ASSIGN_OR_RETURN(auto existing, GetOne(docs_, keys::DocKey(nsid, doc_id)));
     if (existing.has_value()) {
+      write.bytes_delta -= static_cast<int64_t>(existing->size());
       batch.Delete(docs_, keys::DocKey(nsid, doc_id));
       ++result.documents_deleted;
       --write.doc_delta;

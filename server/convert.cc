@@ -100,7 +100,17 @@ absl::StatusOr<db::NamespaceConfig> NamespaceConfigFromProto(const v1::Namespace
   if (config.has_late_interaction()) out.late_interaction = config.late_interaction();
   out.late_interaction_nbits = config.late_interaction_nbits();
   out.late_interaction_train_tokens = config.late_interaction_train_tokens();
+  out.quota = db::NamespaceQuota{config.quota().max_bytes(), config.quota().max_chunks(),
+                                 config.quota().max_kv_bytes()};
   return out;
+}
+
+db::QuotaChange QuotaChangeFromProto(const v1::NamespaceQuota& quota) {
+  db::QuotaChange change;
+  if (quota.has_max_bytes()) change.max_bytes = quota.max_bytes();
+  if (quota.has_max_chunks()) change.max_chunks = quota.max_chunks();
+  if (quota.has_max_kv_bytes()) change.max_kv_bytes = quota.max_kv_bytes();
+  return change;
 }
 
 void NamespaceConfigToProto(const db::NamespaceConfig& config, v1::NamespaceConfig* out) {
@@ -124,6 +134,10 @@ void NamespaceConfigToProto(const db::NamespaceConfig& config, v1::NamespaceConf
   }
   out->set_late_interaction_nbits(config.late_interaction_nbits);
   out->set_late_interaction_train_tokens(config.late_interaction_train_tokens);
+  v1::NamespaceQuota* quota = out->mutable_quota();
+  quota->set_max_bytes(config.quota.max_bytes);
+  quota->set_max_chunks(config.quota.max_chunks);
+  quota->set_max_kv_bytes(config.quota.max_kv_bytes);
 }
 
 void NamespaceInfoToProto(const db::NamespaceInfo& info, v1::NamespaceInfo* out) {
@@ -137,6 +151,10 @@ void NamespaceInfoToProto(const db::NamespaceInfo& info, v1::NamespaceInfo* out)
   out->set_late_interaction_tokens(info.late_interaction_tokens);
   out->set_late_interaction_trained(info.late_interaction_trained);
   out->set_late_interaction_description(info.late_interaction_description);
+  v1::NamespaceUsage* usage = out->mutable_usage();
+  usage->set_bytes(info.usage.bytes);
+  usage->set_chunks(info.usage.chunks);
+  usage->set_kv_bytes(info.usage.kv_bytes);
 }
 
 db::Document DocumentFromProto(const v1::Document& doc) {

@@ -37,6 +37,8 @@ v1::Metric MetricToProto(index::Metric metric);
 absl::StatusOr<db::NamespaceConfig> NamespaceConfigFromProto(const v1::NamespaceConfig& config);
 void NamespaceConfigToProto(const db::NamespaceConfig& config, v1::NamespaceConfig* out);
 void NamespaceInfoToProto(const db::NamespaceInfo& info, v1::NamespaceInfo* out);
+// Unset fields stay unset (keep the namespace's limit).
+db::QuotaChange QuotaChangeFromProto(const v1::NamespaceQuota& quota);
 
 db::Document DocumentFromProto(const v1::Document& doc);
 void DocumentToProto(const db::Document& doc, v1::Document* out);

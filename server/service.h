@@ -41,6 +41,10 @@ class MnemoService final : public v1::Mnemo::CallbackService {
   grpc::ServerUnaryReactor* DropNamespace(grpc::CallbackServerContext* ctx,
                                           const v1::DropNamespaceRequest* request,
                                           v1::DropNamespaceResponse* response) override;
+  // server/quota_rpc.cc
+  grpc::ServerUnaryReactor* SetNamespaceQuota(grpc::CallbackServerContext* ctx,
+                                              const v1::SetNamespaceQuotaRequest* request,
+                                              v1::SetNamespaceQuotaResponse* response) override;
   grpc::ServerUnaryReactor* Upsert(grpc::CallbackServerContext* ctx,
                                    const v1::UpsertRequest* request,
                                    v1::UpsertResponse* response) override;

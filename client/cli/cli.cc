@@ -16,6 +16,7 @@
 #include "client/cli/block_commands.h"
 #include "client/cli/convo_commands.h"
 #include "client/cli/memory_commands.h"
+#include "client/cli/quota_commands.h"
 
 #ifndef MNEMO_VERSION
 #define MNEMO_VERSION "dev"
@@ -102,6 +103,7 @@ void AddNamespaceVerbs(CLI::App& app, Invocation& inv) {
                      "Vectors to collect before training a trainable index (0 = server default)")
       ->capture_default_str();
   create->add_option("--description", create_opts->description, "Free-text description");
+  AddQuotaFlags(create, &create_opts->quota);
   create->callback([&inv, create_opts, chunk_overlap, overlap, dim, encoder, late, late_opt] {
     if (late_opt->count() > 0) create_opts->late_interaction = *late == "on";
     if (dim->count() == 0 && encoder->count() == 0) {
@@ -137,6 +139,8 @@ void AddNamespaceVerbs(CLI::App& app, Invocation& inv) {
       return NsDrop(c, inv.global, *drop_opts, out);
     };
   });
+
+  AddNsQuotaVerb(ns, &inv.global, &inv.action);
 }
 
 void AddDataVerbs(CLI::App& app, Invocation& inv) {

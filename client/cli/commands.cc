@@ -22,6 +22,7 @@
 #include "client/cli/jsonl.h"
 #include "client/cli/output.h"
 #include "client/cli/progress.h"
+#include "client/cli/quota_commands.h"
 #include "common/filter.h"
 #include "common/metric_names.h"
 #include "common/status_macros.h"
@@ -79,6 +80,8 @@ json NamespaceToJson(const NamespaceInfo& info) {
       {"late_interaction_tokens", info.late_interaction_tokens},
       {"late_interaction_trained", info.late_interaction_trained},
       {"late_interaction_description", info.late_interaction_description},
+      {"quota", QuotaToJson(info.config.quota)},
+      {"usage", UsageToJson(info.usage)},
   };
 }
 
@@ -135,6 +138,7 @@ std::string NamespaceDetails(const NamespaceInfo& info) {
   }
   absl::StrAppendFormat(&s, "created (unix ms): %d\n", info.created_unix_ms);
   absl::StrAppendFormat(&s, "approximate size:  %s\n", HumanBytes(info.approximate_bytes));
+  s += QuotaDetails(info);
   return s;
 }
 
@@ -377,6 +381,7 @@ absl::Status NsCreate(Client& client, const GlobalOptions& g, const NsCreateOpti
   config.late_interaction = o.late_interaction;
   config.late_interaction_nbits = o.late_nbits;
   config.late_interaction_train_tokens = o.late_train_tokens;
+  config.quota = o.quota;
   absl::StatusOr<NamespaceInfo> info = client.CreateNamespace(config, Unary(g));
   if (!info.ok()) return info.status();
   if (out.json) {

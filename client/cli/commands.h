@@ -57,6 +57,8 @@ struct NsCreateOptions {
   std::optional<bool> late_interaction;
   uint32_t late_nbits = 0;
   uint64_t late_train_tokens = 0;
+  // Limits (client/cli/quota_commands.h); 0 = unlimited.
+  NamespaceQuota quota;
 };
 
 struct NsDropOptions {

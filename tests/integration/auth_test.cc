@@ -65,6 +65,7 @@ const std::map<std::string, Needs>& NeedsTable() {
       {"mnemo.v1.Mnemo/CreateBackup", Needs::kGlobal},
       {"mnemo.v1.Mnemo/ListBackups", Needs::kGlobal},
       {"mnemo.v1.Mnemo/VerifyBackup", Needs::kGlobal},
+      {"mnemo.v1.Mnemo/SetNamespaceQuota", Needs::kGlobal},
       {"mnemo.v1.MnemoKv/RegisterKvModel", Needs::kAdmin},
       {"mnemo.v1.MnemoKv/PutKv", Needs::kWrite},
       {"mnemo.v1.MnemoKv/GetKv", Needs::kRead},

@@ -71,6 +71,29 @@ struct CallOptions {
 
 enum class Metric { kInnerProduct, kL2, kCosine };
 
+// Per-namespace limits, 0 = unlimited (see NamespaceQuota in mnemo.proto):
+// bytes of the encoded documents, chunks and vectors; live chunks; encoded
+// chunk KV bytes. A write over one fails with RESOURCE_EXHAUSTED naming it.
+struct NamespaceQuota {
+  uint64_t max_bytes = 0;
+  uint64_t max_chunks = 0;
+  uint64_t max_kv_bytes = 0;
+};
+
+// What a namespace holds, as its quota counts it.
+struct NamespaceUsage {
+  uint64_t bytes = 0;
+  uint64_t chunks = 0;
+  uint64_t kv_bytes = 0;
+};
+
+// SetNamespaceQuota: unset fields keep the namespace's limit, 0 removes it.
+struct QuotaChange {
+  std::optional<uint64_t> max_bytes;
+  std::optional<uint64_t> max_chunks;
+  std::optional<uint64_t> max_kv_bytes;
+};
+
 struct NamespaceConfig {
   std::string name;
   uint32_t dim = 0;
@@ -89,6 +112,8 @@ struct NamespaceConfig {
   std::optional<bool> late_interaction;
   uint32_t late_interaction_nbits = 0;
   uint64_t late_interaction_train_tokens = 0;
+  // Limits set at creation; the server returns the current ones.
+  NamespaceQuota quota;
 };
 
 struct NamespaceInfo {
@@ -102,6 +127,7 @@ struct NamespaceInfo {
   uint64_t late_interaction_tokens = 0;  // token vectors held
   bool late_interaction_trained = false;
   std::string late_interaction_description;
+  NamespaceUsage usage;  // what the namespace's quota counts
 };
 
 struct Document {
@@ -556,6 +582,16 @@ class Client {
                                                      const CallOptions& = {}) = 0;
   virtual absl::StatusOr<std::vector<NamespaceInfo>> ListNamespaces(const CallOptions& = {}) = 0;
   virtual absl::Status DropNamespace(const std::string& name, const CallOptions& = {}) = 0;
+  // Changes a namespace's quota; returns its info with the new limits.
+  // (Not pure, so that existing Client implementations keep compiling; the
+  // default is UNIMPLEMENTED.)
+  virtual absl::StatusOr<NamespaceInfo> SetNamespaceQuota(const std::string& name,
+                                                          const QuotaChange& change,
+                                                          const CallOptions& = {}) {
+    (void)name;
+    (void)change;
+    return absl::UnimplementedError("SetNamespaceQuota");
+  }
 
   virtual absl::StatusOr<UpsertResult> Upsert(const std::string& ns,
                                               const std::vector<Document>& documents,
