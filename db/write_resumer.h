@@ -15,6 +15,13 @@
 // UNAVAILABLE saying so until the store is reopened (mnemod restarted);
 // reads go on, and the reopen recovers every acknowledged write.
 //
+// Known RocksDB 7.8 issue: a resume retried after one that failed on the
+// WAL alone (its flush went through) aborts on an assertion in RocksDB's
+// file writer (the Debian build keeps assertions; fixed upstream later). A
+// full disk fails the resume's flush first and retries safely
+// (integration_full_disk_test); an injected fault on the WAL only does not
+// (tests/db/fault_test.cc writes nothing while one is armed).
+//
 // Thread safety: every method is thread-safe; resumes are serialised.
 #ifndef MNEMO_DB_WRITE_RESUMER_H_
 #define MNEMO_DB_WRITE_RESUMER_H_
