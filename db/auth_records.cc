@@ -34,9 +34,9 @@ absl::Status PutAuthRecord(Store* store, absl::string_view id, absl::string_view
   ASSIGN_OR_RETURN(StoreImpl * impl, Impl(store));
   StoreLifetime::Pin pin(impl->lifetime().get());
   if (pin.db() == nullptr) return Closed();
-  return FromRocks(pin.db()->Put(Synced(), impl->meta_cf(), RecordKey(id),
-                                 rocksdb::Slice(record.data(), record.size())),
-                   "writing an auth record");
+  rocksdb::WriteBatch batch;
+  batch.Put(impl->meta_cf(), RecordKey(id), rocksdb::Slice(record.data(), record.size()));
+  return impl->WriteToDb(Synced(), &batch, "writing an auth record");
 }
 
 absl::Status DeleteAuthRecord(Store* store, absl::string_view id) {
@@ -47,8 +47,9 @@ absl::Status DeleteAuthRecord(Store* store, absl::string_view id) {
   rocksdb::Status s = pin.db()->Get(rocksdb::ReadOptions(), impl->meta_cf(), RecordKey(id), &value);
   if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("no auth record '", id, "'"));
   RETURN_IF_ERROR(FromRocks(s, "reading an auth record"));
-  return FromRocks(pin.db()->Delete(Synced(), impl->meta_cf(), RecordKey(id)),
-                   "deleting an auth record");
+  rocksdb::WriteBatch batch;
+  batch.Delete(impl->meta_cf(), RecordKey(id));
+  return impl->WriteToDb(Synced(), &batch, "deleting an auth record");
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListAuthRecords(Store* store) {

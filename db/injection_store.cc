@@ -238,7 +238,7 @@ absl::StatusOr<uint64_t> InjectionStore::BackfillLocked(Namespace* ns,
       batch.Put(owner_->inject_cf(), row_keys[j], *recs[j]);
     }
     RETURN_IF_ERROR(
-        FromRocks(owner_->db()->Write(owner_->SyncedWrite(), &batch), "writing injection records"));
+        owner_->WriteToDb(owner_->SyncedWrite(), &batch, "writing injection records"));
     done += row_keys.size();
   }
   return done;
@@ -295,8 +295,8 @@ absl::StatusOr<InjectionInfo> InjectionStore::Register(absl::string_view ns_name
     if (current != nullptr) {
       batch.DeleteRange(owner_->inject_cf(), keys::NsPrefix(ns->nsid), keys::NsEnd(ns->nsid));
     }
-    RETURN_IF_ERROR(FromRocks(owner_->db()->Write(owner_->SyncedWrite(), &batch),
-                              "registering the injection model"));
+    RETURN_IF_ERROR(
+        owner_->WriteToDb(owner_->SyncedWrite(), &batch, "registering the injection model"));
     ns->injection = state;
     spdlog::info("namespace '{}': registered injection model '{}' ({})", ns->config.name,
                  model.config().name, model.lineage().model_sha256);

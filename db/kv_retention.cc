@@ -38,7 +38,7 @@ absl::StatusOr<size_t> KvStore::FlushRecency(Namespace* ns) {
   }
   rocksdb::WriteOptions unsynced;
   unsynced.sync = false;
-  absl::Status st = FromRocks(owner_->db()->Write(unsynced, &batch), "writing KV recency");
+  absl::Status st = owner_->WriteToDb(unsynced, &batch, "writing KV recency");
   if (!st.ok()) {
     ns->kv->MarkRecencyUnflushed(stamps);  // retried by the next flush
     return st;

@@ -252,17 +252,27 @@ absl::StatusOr<bool> KvReaderImpl::NextFrom(rocksdb::DB* db, KvBlock* block) {
     return absl::DataLossError(absl::StrCat("KV of chunk '", item.chunk_id, "' layer ", layer,
                                             ": ", why));
   };
+  // A read that fails is DATA_LOSS when what was read is damaged or gone
+  // (the reader's snapshot holds it); a file that cannot be read now (EIO)
+  // keeps its code (rocks_status.h).
+  auto unreadable = [&](const rocksdb::Status& s, absl::string_view what) {
+    if (s.IsCorruption() || s.IsNotFound()) {
+      return corrupt(absl::StrCat(what, " unreadable: ", s.ToString()));
+    }
+    return FromRocks(s, absl::StrCat("KV of chunk '", item.chunk_id, "' layer ", layer, ": ",
+                                     what, " unreadable"));
+  };
   block->tokens.clear();
   if (layer == layer_begin_) {
     std::string record;
     rocksdb::Status s =
         db->Get(ro, cf_, kvrecords::ChunkKey(nsid_, item.internal_id), &record);
-    if (!s.ok()) return corrupt(absl::StrCat("chunk record unreadable: ", s.ToString()));
+    if (!s.ok()) return unreadable(s, "chunk record");
     ASSIGN_OR_RETURN(kvrecords::KvChunkRecord r, kvrecords::DecodeChunkRecord(record));
     block->tokens = std::move(r.tokens);
   }
   rocksdb::Status s = ReadBlock(db, ro, next_ - 1);
-  if (!s.ok()) return corrupt(absl::StrCat("block unreadable: ", s.ToString()));
+  if (!s.ok()) return unreadable(s, "block");
   ASSIGN_OR_RETURN(kvrecords::BlockView view, kvrecords::DecodeBlock(View(value_)));
   if (view.fingerprint_hash != fingerprint_hash_) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -311,7 +321,7 @@ absl::StatusOr<bool> KvReaderImpl::NextFrom(rocksdb::DB* db, KvBlock* block) {
           " has no key index (put with key_index_keys_per_cluster 0, or before key indexes "
           "existed); put the chunk's KV again"));
     }
-    if (!s.ok()) return corrupt(absl::StrCat("key index unreadable: ", s.ToString()));
+    if (!s.ok()) return unreadable(s, "key index");
     ASSIGN_OR_RETURN(block->key_index,
                      kvindex::DecodeLayerKeyIndex(
                          index, fingerprint_hash_,

@@ -116,6 +116,7 @@ absl::StatusOr<uint64_t> StoreImpl::Checkpoint(const std::string& target_dir) {
   }
   rocksdb::FlushOptions flush;
   flush.wait = true;
+  RETURN_IF_ERROR(write_resumer_.ResumeIfStopped(db_.get()));
   RETURN_IF_ERROR(FromRocks(db_->Flush(flush, handles_), "flushing"));
   if (target_dir.empty()) return db_->GetLatestSequenceNumber();
 
@@ -154,6 +155,7 @@ absl::StatusOr<uint64_t> StoreImpl::Checkpoint(const std::string& target_dir) {
 absl::Status StoreImpl::Compact(absl::string_view ns_name) {
   absl::ReaderMutexLock store_lock(&mu_);
   if (closed_) return absl::FailedPreconditionError("store is closed");
+  RETURN_IF_ERROR(write_resumer_.ResumeIfStopped(db_.get()));
   std::vector<NamespacePtr> targets;
   if (ns_name.empty()) {
     for (const auto& [name, ns] : namespaces_) targets.push_back(ns);

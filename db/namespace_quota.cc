@@ -116,7 +116,7 @@ absl::StatusOr<NamespaceInfo> StoreImpl::SetNamespaceQuota(absl::string_view nam
   const NamespaceQuota updated = quota::Apply(ns->quota, change);
   rocksdb::WriteBatch batch;
   batch.Put(meta_, keys::NsQuotaKey(ns->nsid), quota::Encode(updated));
-  RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "setting namespace quota"));
+  RETURN_IF_ERROR(WriteToDb(SyncedWrite(), &batch, "setting namespace quota"));
   ns->quota = updated;
   spdlog::info("namespace '{}': quota max_bytes {} max_chunks {} max_kv_bytes {}", ns->config.name,
                updated.max_bytes, updated.max_chunks, updated.max_kv_bytes);

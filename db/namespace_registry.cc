@@ -156,7 +156,7 @@ absl::StatusOr<NamespaceInfo> StoreImpl::CreateNamespace(const NamespaceConfig& 
   batch.Put(meta_, keys::NsCountersKey(ns->nsid), records::EncodeCounters(counters));
   batch.Put(meta_, keys::kNextNsIdKey, next);
   if (quota != NamespaceQuota()) batch.Put(meta_, keys::NsQuotaKey(ns->nsid), quota::Encode(quota));
-  RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "creating namespace"));
+  RETURN_IF_ERROR(WriteToDb(SyncedWrite(), &batch, "creating namespace"));
   next_nsid_ = ns->nsid + 1;
 
   absl::MutexLock nl(&ns->mu);
@@ -233,7 +233,7 @@ absl::Status StoreImpl::DropNamespace(absl::string_view name) {
   batch.Delete(meta_, keys::NsQuotaKey(ns->nsid));
   batch.Delete(meta_, kvrecords::ConfigKey(ns->nsid));
   batch.Delete(meta_, injection::ModelKey(ns->nsid));
-  RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &batch), "dropping namespace"));
+  RETURN_IF_ERROR(WriteToDb(SyncedWrite(), &batch, "dropping namespace"));
 
   ns->gone = Gone::kDropped;
   ns->index.reset();

@@ -23,6 +23,15 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view context) {
         context, ": the data directory is in use by another Store (RocksDB LOCK held): ",
         s.ToString()));
   }
+  // A full disk (ENOSPC, or an SstFileManager space limit): the caller may
+  // retry once space returns.
+  if (s.IsNoSpace() || s.subcode() == rocksdb::Status::kSpaceLimit) {
+    return absl::ResourceExhaustedError(absl::StrCat(context, ": out of disk space: ", s.ToString()));
+  }
+  // Any other failing read or write of a file (EIO, a failed fsync) and the
+  // writes RocksDB refuses after one until the store resumes them (see
+  // StoreImpl::CommitLocked): the store is there but cannot do this now.
+  if (s.IsIOError() && !s.IsPathNotFound()) return absl::UnavailableError(msg);
   return absl::InternalError(msg);
 }
 

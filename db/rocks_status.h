@@ -11,10 +11,13 @@
 
 namespace mnemo::db {
 
-// NotFound -> NOT_FOUND, Corruption -> DATA_LOSS, InvalidArgument ->
-// INVALID_ARGUMENT, Busy/TryAgain/TimedOut -> UNAVAILABLE, a held directory
-// LOCK -> FAILED_PRECONDITION, anything else INTERNAL; `context` prefixes
-// the message.
+// NotFound -> NOT_FOUND, Corruption (a checksum mismatch, a truncated or
+// malformed block) -> DATA_LOSS, InvalidArgument -> INVALID_ARGUMENT,
+// Busy/TryAgain/TimedOut -> UNAVAILABLE, a held directory LOCK ->
+// FAILED_PRECONDITION, an IO error of a full disk (ENOSPC, space limit) ->
+// RESOURCE_EXHAUSTED, any other IO error but a missing path (EIO, a failed
+// fsync, writes stopped after one) -> UNAVAILABLE, anything else INTERNAL;
+// `context` prefixes the message.
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view context);
 
 // rocksdb::Slice -> absl::string_view (Debian's Abseil does not alias

@@ -13,9 +13,11 @@
 #include "db/keys.h"
 #include "db/kv_records.h"
 #include "db/memory_records.h"
+#include "db/rocks_logger.h"
 #include "db/rocks_status.h"
 #include "db/validation.h"
 #include "rocksdb/cache.h"
+#include "rocksdb/env.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
 #include "spdlog/spdlog.h"
@@ -29,8 +31,12 @@ constexpr char kSchemaVersion[] = "1";
 
 }  // namespace
 
-StoreImpl::StoreImpl(const StoreOptions& options, const std::string& path)
-    : options_(options), path_(path), index_dir_((fs::path(path) / "indexes").string()) {}
+StoreImpl::StoreImpl(const StoreOptions& options, const std::string& path,
+                     std::unique_ptr<rocksdb::Env> env)
+    : options_(options),
+      path_(path),
+      index_dir_((fs::path(path) / "indexes").string()),
+      env_(std::move(env)) {}
 
 StoreImpl::~StoreImpl() { IgnoreError(Close()); }
 
@@ -58,6 +64,7 @@ absl::Status StoreImpl::OpenDb() {
   }
 
   rocksdb::DBOptions db_options;
+  if (env_ != nullptr) db_options.env = env_.get();
   db_options.create_if_missing = options_.create_if_missing;
   db_options.create_missing_column_families = true;
   // Leave the kernel's readahead on for the files RocksDB opens: a KV
@@ -65,6 +72,9 @@ absl::Status StoreImpl::OpenDb() {
   // readahead turns into large sequential disk reads; the default
   // (POSIX_FADV_RANDOM on every file) cuts it to one request per block.
   db_options.advise_random_on_open = false;
+  db_options.listeners.push_back(write_resumer_.listener());
+  // No LOG file in the data directory (see rocks_logger.h).
+  db_options.info_log = NewRocksLogger();
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
@@ -256,11 +266,14 @@ absl::Status testing::SetKvClockForTesting(Store* store, std::function<int64_t()
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
-                                                   const std::string& path) {
+namespace {
+
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options,
+                                                 const std::string& path,
+                                                 std::unique_ptr<rocksdb::Env> env) {
   if (path.empty()) return absl::InvalidArgumentError("store path is empty");
   RETURN_IF_ERROR(ValidateStoreOptions(options));
-  auto store = std::make_unique<StoreImpl>(options, path);
+  auto store = std::make_unique<StoreImpl>(options, path, std::move(env));
   absl::Status st = store->Init();
   if (!st.ok()) {
     spdlog::error("cannot open store at {}: {}", path, st.ToString());
@@ -268,6 +281,20 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
   }
   spdlog::info("store at {} open", path);
   return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
+                                                   const std::string& path) {
+  return OpenStore(options, path, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<Store>> testing::OpenOnFileSystemForTesting(
+    const StoreOptions& options, const std::string& path,
+    std::shared_ptr<rocksdb::FileSystem> file_system) {
+  if (file_system == nullptr) return absl::InvalidArgumentError("no file system");
+  return OpenStore(options, path, rocksdb::NewCompositeEnv(file_system));
 }
 
 }  // namespace mnemo::db

@@ -85,6 +85,7 @@
 #include "db/store_testing.h"
 #include "db/text.h"
 #include "db/token_vectors.h"
+#include "db/write_resumer.h"
 #include "index/dense_index.h"
 #include "index/fusion.h"
 #include "index/residual_codec.h"
@@ -105,7 +106,10 @@ class StoreImpl final : public Store {
   friend class MemoryEngine;
   friend class ConvoEngine;
 
-  StoreImpl(const StoreOptions& options, const std::string& path);
+  // `env`: where RocksDB's files go (tests only, see
+  // testing::OpenOnFileSystemForTesting); null = the default Env.
+  StoreImpl(const StoreOptions& options, const std::string& path,
+            std::unique_ptr<rocksdb::Env> env = nullptr);
   ~StoreImpl() override;
 
   // Opens the DB, loads every namespace and starts the background thread.
@@ -215,6 +219,13 @@ class StoreImpl final : public Store {
   void StageKvRemovalLocked(const Namespace& ns, rocksdb::WriteBatch* batch,
                             absl::Span<const int64_t> ids) ABSL_SHARED_LOCKS_REQUIRED(ns.mu);
   rocksdb::DB* db() const { return db_.get(); }
+  // Writes `batch`: every write of the store goes through here, so that
+  // writes resume after a file-system error once it clears (see
+  // write_resumer.h). `what` names the write in errors.
+  absl::Status WriteToDb(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch,
+                          absl::string_view what) {
+    return write_resumer_.Write(db_.get(), options, batch, what);
+  }
   rocksdb::ColumnFamilyHandle* idmap_cf() const { return idmap_; }
   rocksdb::ColumnFamilyHandle* kv_cf() const { return kv_; }
   rocksdb::ColumnFamilyHandle* meta_cf() const { return meta_; }
@@ -351,7 +362,12 @@ class StoreImpl final : public Store {
   // every namespace was marked closed under its writer lock and the
   // lifetime token was closed.
   absl::Mutex close_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  // The Env db_ was opened on (null = rocksdb::Env::Default()); outlives
+  // db_, declared before it.
+  const std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;
+  // Resumes writes after a file-system error (its listener is db_'s).
+  WriteResumer write_resumer_;
   // Shared with every KvReader and KvChunkWriter handed out (see
   // store_lifetime.h); created with db_.
   std::shared_ptr<StoreLifetime> lifetime_;

@@ -4,11 +4,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "db/store.h"
+#include "rocksdb/file_system.h"
 
 namespace mnemo::db::testing {
 
@@ -30,6 +33,14 @@ absl::StatusOr<RecoveryInfo> RecoveryInfoForTesting(Store* store, absl::string_v
 // Replaces the clock KV expiry reads (Unix milliseconds); call before other
 // threads use the store. INVALID_ARGUMENT as above.
 absl::Status SetKvClockForTesting(Store* store, std::function<int64_t()> now_ms);
+
+// Store::Open with every RocksDB file of the store going through `file_system`
+// (e.g. a fault-injecting wrapper, tests/db/fault_fs.h) instead of the
+// default file system; the store keeps it alive until it is destroyed.
+// Index snapshots are written outside RocksDB and do not go through it.
+absl::StatusOr<std::unique_ptr<Store>> OpenOnFileSystemForTesting(
+    const StoreOptions& options, const std::string& path,
+    std::shared_ptr<rocksdb::FileSystem> file_system);
 
 }  // namespace mnemo::db::testing
 

@@ -46,7 +46,7 @@ absl::Status StoreImpl::CommitLocked(Namespace* ns, NamespaceWrite* write,
     for (int64_t id : write->removed) write->kv_erased.emplace_back(id, KvSpace::Why::kDeleted);
     write->batch.Put(meta_, keys::NsCountersKey(ns->nsid), records::EncodeCounters(write->counters));
   }
-  RETURN_IF_ERROR(FromRocks(db_->Write(SyncedWrite(), &write->batch), what));
+  RETURN_IF_ERROR(WriteToDb(SyncedWrite(), &write->batch, what));
 
   if (ns->kv != nullptr) {
     for (const auto& [id, why] : write->kv_erased) ns->kv->Erase(id, why);
