@@ -133,7 +133,7 @@ namespace {
 
 // One server for the whole fuzzing process, replaced every kRestartEvery
 // inputs so that the store does not grow without bound (and slow down).
-constexpr int kRestartEvery = 20000;
+constexpr int kRestartEvery = 5000;
 std::unique_ptr<mnemo::fuzz::RpcFuzzServer>* g_server = nullptr;
 
 void StartServer() {
