@@ -134,10 +134,13 @@ void NamespaceConfigToProto(const db::NamespaceConfig& config, v1::NamespaceConf
   }
   out->set_late_interaction_nbits(config.late_interaction_nbits);
   out->set_late_interaction_train_tokens(config.late_interaction_train_tokens);
-  v1::NamespaceQuota* quota = out->mutable_quota();
-  quota->set_max_bytes(config.quota.max_bytes);
-  quota->set_max_chunks(config.quota.max_chunks);
-  quota->set_max_kv_bytes(config.quota.max_kv_bytes);
+  // Only the limits that are set (0 = unlimited, as an absent field reads):
+  // a namespace without quotas round-trips to the config it was given.
+  out->clear_quota();
+  const db::NamespaceQuota& q = config.quota;
+  if (q.max_bytes != 0) out->mutable_quota()->set_max_bytes(q.max_bytes);
+  if (q.max_chunks != 0) out->mutable_quota()->set_max_chunks(q.max_chunks);
+  if (q.max_kv_bytes != 0) out->mutable_quota()->set_max_kv_bytes(q.max_kv_bytes);
 }
 
 void NamespaceInfoToProto(const db::NamespaceInfo& info, v1::NamespaceInfo* out) {
