@@ -21,6 +21,7 @@
 #include "db/convo_predicate.h"
 #include "db/convo_records.h"
 #include "db/cosine.h"
+#include "db/fused_rows.h"
 #include "db/keys.h"
 #include "db/memory_engine.h"
 #include "db/records.h"
@@ -173,24 +174,7 @@ absl::StatusOr<std::vector<MessageHit>> ConvoEngine::Search(absl::string_view ns
   ASSIGN_OR_RETURN(std::vector<index::ScoredId> fused,
                    index::ReciprocalRankFusion(ranked, options.top_k, kRrfK));
 
-  std::vector<std::string> row_keys;
-  std::vector<std::string> vector_keys;
-  std::vector<int64_t> vector_ids;
-  for (const auto& [id, score] : fused) {
-    row_keys.push_back(keys::RowKey(ns->nsid, id));
-    if (!similarity.contains(id)) {
-      vector_keys.push_back(row_keys.back());
-      vector_ids.push_back(id);
-    }
-  }
-  ASSIGN_OR_RETURN(auto vectors, owner_->MultiGet(owner_->dense_, vector_keys));
-  for (size_t i = 0; i < vectors.size(); ++i) {
-    if (!vectors[i].has_value()) continue;
-    std::vector<float> v;
-    RETURN_IF_ERROR(records::DecodeVector(*vectors[i], ns->config.dim, &v));
-    similarity[vector_ids[i]] = Cosine(qvec, v);
-  }
-  ASSIGN_OR_RETURN(auto rows, owner_->MultiGet(owner_->chunks_, row_keys));
+  ASSIGN_OR_RETURN(auto rows, ReadFusedRows(*owner_, *ns, fused, qvec, &similarity));
   const double best_rrf = 2.0 / (kRrfK + 1);
   std::vector<MessageHit> hits;
   for (size_t i = 0; i < fused.size(); ++i) {
