@@ -21,7 +21,7 @@
 #include "db/convo_predicate.h"
 #include "db/convo_records.h"
 #include "db/cosine.h"
-#include "db/fused_rows.h"
+#include "db/hybrid_candidates.h"
 #include "db/keys.h"
 #include "db/memory_engine.h"
 #include "db/records.h"
@@ -35,7 +35,6 @@ namespace {
 
 // Candidates each list contributes (at least top_k).
 constexpr int kCandidateDepth = 50;
-constexpr int kRrfK = 60;
 constexpr uint32_t kMaxPageSize = 1000;
 
 // The selection a page token is bound to: 16 hex digits.
@@ -153,7 +152,6 @@ absl::StatusOr<std::vector<MessageHit>> ConvoEngine::Search(absl::string_view ns
 
   absl::ReaderMutexLock lock(&ns->mu);
   RETURN_IF_ERROR(ns->GoneStatus());
-  if (ns->bm25 == nullptr) return absl::InternalError("namespace has no BM25 index");
   MessagePredicate predicate(&ns->attrs, &options.selection);
   const int depth = std::max(options.top_k, kCandidateDepth);
   std::vector<std::vector<index::ScoredId>> dense;
@@ -161,32 +159,22 @@ absl::StatusOr<std::vector<MessageHit>> ConvoEngine::Search(absl::string_view ns
     ASSIGN_OR_RETURN(dense,
                      owner_->DenseSearchLocked(ns.get(), qvec, depth, SearchOptions(), &predicate));
   }
-  ASSIGN_OR_RETURN(auto bm25, ns->bm25->Search(query[0].terms, depth, &predicate));
-  std::vector<std::vector<int64_t>> ranked(2);
-  absl::flat_hash_map<int64_t, float> similarity;
-  if (!dense.empty()) {
-    for (const auto& [id, score] : dense[0]) {
-      ranked[0].push_back(id);
-      similarity[id] = score;
-    }
-  }
-  for (const auto& [id, score] : bm25) ranked[1].push_back(id);
-  ASSIGN_OR_RETURN(std::vector<index::ScoredId> fused,
-                   index::ReciprocalRankFusion(ranked, options.top_k, kRrfK));
-
-  ASSIGN_OR_RETURN(auto rows, ReadFusedRows(*owner_, *ns, fused, qvec, &similarity));
-  const double best_rrf = 2.0 / (kRrfK + 1);
+  ASSIGN_OR_RETURN(HybridCandidates candidates,
+                   SearchHybridCandidatesLocked(*owner_, ns.get(), qvec,
+                                                dense.empty() ? absl::Span<const index::ScoredId>()
+                                                              : absl::MakeConstSpan(dense[0]),
+                                                query[0].terms,
+                                                depth, options.top_k, &predicate));
   std::vector<MessageHit> hits;
-  for (size_t i = 0; i < fused.size(); ++i) {
-    if (!rows[i].has_value()) continue;
+  for (size_t i = 0; i < candidates.fused.size(); ++i) {
+    if (!candidates.rows[i].has_value()) continue;
     Chunk chunk;
-    RETURN_IF_ERROR(records::DecodeChunk(*rows[i], &chunk));
+    RETURN_IF_ERROR(records::DecodeChunk(*candidates.rows[i], &chunk));
     ASSIGN_OR_RETURN(Message m, convorecords::MessageFromChunk(chunk));
     MessageHit hit;
     hit.message = std::move(m);
-    hit.score = static_cast<float>(std::min(1.0, fused[i].second / best_rrf));
-    auto sim = similarity.find(fused[i].first);
-    hit.similarity = sim == similarity.end() ? 0.f : sim->second;
+    hit.score = candidates.Relevance(i);
+    hit.similarity = candidates.Similarity(candidates.fused[i].first);
     hits.push_back(std::move(hit));
   }
   return hits;

@@ -16,7 +16,7 @@
 #include "common/status_macros.h"
 #include "db/bounded_iterator.h"
 #include "db/cosine.h"
-#include "db/fused_rows.h"
+#include "db/hybrid_candidates.h"
 #include "db/keys.h"
 #include "db/memory_engine.h"
 #include "db/memory_filter.h"
@@ -32,7 +32,6 @@ namespace {
 
 // Candidates each list contributes (at least top_k).
 constexpr int kCandidateDepth = 50;
-constexpr int kRrfK = 60;
 constexpr int64_t kDefaultHalfLifeMs = int64_t{7} * 24 * 3600 * 1000;
 constexpr uint32_t kMaxPageSize = 1000;
 
@@ -167,7 +166,6 @@ absl::StatusOr<std::vector<MemoryHit>> MemoryEngine::Search(absl::string_view ns
 
   absl::ReaderMutexLock lock(&ns->mu);
   RETURN_IF_ERROR(ns->GoneStatus());
-  if (ns->bm25 == nullptr) return absl::InternalError("namespace has no BM25 index");
   MemorySelection selection;
   selection.scope = options.scope;
   selection.filter = std::move(compiled);
@@ -183,34 +181,25 @@ absl::StatusOr<std::vector<MemoryHit>> MemoryEngine::Search(absl::string_view ns
     ASSIGN_OR_RETURN(dense,
                      owner_->DenseSearchLocked(ns.get(), qvec, depth, SearchOptions(), &predicate));
   }
-  ASSIGN_OR_RETURN(auto bm25, ns->bm25->Search(query[0].terms, depth, &predicate));
-  std::vector<std::vector<int64_t>> ranked(2);
-  absl::flat_hash_map<int64_t, float> similarity;
-  if (!dense.empty()) {
-    for (const auto& [id, score] : dense[0]) {
-      ranked[0].push_back(id);
-      similarity[id] = score;
-    }
-  }
-  for (const auto& [id, score] : bm25) ranked[1].push_back(id);
-  ASSIGN_OR_RETURN(std::vector<index::ScoredId> fused,
-                   index::ReciprocalRankFusion(ranked, 2 * depth, kRrfK));
+  ASSIGN_OR_RETURN(HybridCandidates candidates,
+                   SearchHybridCandidatesLocked(*owner_, ns.get(), qvec,
+                                                dense.empty() ? absl::Span<const index::ScoredId>()
+                                                              : absl::MakeConstSpan(dense[0]),
+                                                query[0].terms,
+                                                depth, 2 * depth, &predicate));
+  const std::vector<index::ScoredId>& fused = candidates.fused;
 
-  // Rows of the candidates (and similarities of those only BM25 found).
-  ASSIGN_OR_RETURN(auto rows, ReadFusedRows(*owner_, *ns, fused, qvec, &similarity));
-
-  const double best_rrf = 2.0 / (kRrfK + 1);
   const double half_life = static_cast<double>(
       options.recency_half_life_ms > 0 ? options.recency_half_life_ms : kDefaultHalfLifeMs);
   std::vector<MemoryHit> hits;
   for (size_t i = 0; i < fused.size(); ++i) {
-    if (!rows[i].has_value()) continue;
-    const float sim = similarity.contains(fused[i].first) ? similarity[fused[i].first] : 0.f;
+    if (!candidates.rows[i].has_value()) continue;
+    const float sim = candidates.Similarity(fused[i].first);
     if (options.threshold.has_value() && sim < *options.threshold) continue;
     Chunk chunk;
-    RETURN_IF_ERROR(records::DecodeChunk(*rows[i], &chunk));
+    RETURN_IF_ERROR(records::DecodeChunk(*candidates.rows[i], &chunk));
     ASSIGN_OR_RETURN(Memory m, memrecords::MemoryFromChunk(chunk));
-    double score = std::min(1.0, fused[i].second / best_rrf);
+    double score = candidates.Relevance(i);
     if (options.recency_weight > 0) {
       const double age = std::max<double>(0, static_cast<double>(selection.now_ms - m.updated_at_ms));
       const double recency = std::pow(0.5, age / half_life);

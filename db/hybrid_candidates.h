@@ -1,0 +1,46 @@
+// The hybrid (dense + BM25) candidate search shared by the memory and
+// conversation searches: both indexes searched under one predicate, fused
+// by reciprocal rank, the candidates' rows read, and each candidate's cosine
+// similarity to the query (the dense score, or from its stored vector for
+// those only BM25 found).
+#ifndef MNEMO_DB_HYBRID_CANDIDATES_H_
+#define MNEMO_DB_HYBRID_CANDIDATES_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "db/namespace.h"
+#include "index/filter.h"
+#include "index/fusion.h"
+
+namespace mnemo::db {
+
+class StoreImpl;
+
+struct HybridCandidates {
+  std::vector<index::ScoredId> fused;  // (internal id, RRF score), best first
+  std::vector<std::optional<std::string>> rows;  // per fused; nullopt if deleted since
+  absl::flat_hash_map<int64_t, float> similarity;  // cosine to the query, every fused id
+
+  // The RRF score of fused[i] scaled to [0, 1] (1 = first in both lists).
+  float Relevance(size_t i) const;
+  float Similarity(int64_t id) const;
+};
+
+// Fuses `dense` (the dense index's top `depth` under `predicate`, searched
+// by the caller, which may call StoreImpl::DenseSearchLocked) with BM25's
+// top `depth` under the same predicate and keeps the `fuse_k` best. The
+// caller holds `ns->mu` shared.
+absl::StatusOr<HybridCandidates> SearchHybridCandidatesLocked(
+    StoreImpl& store, Namespace* ns, absl::Span<const float> query,
+    absl::Span<const index::ScoredId> dense, absl::Span<const uint32_t> query_terms, int depth,
+    int fuse_k, const index::IdPredicate* predicate);
+
+}  // namespace mnemo::db
+
+#endif  // MNEMO_DB_HYBRID_CANDIDATES_H_
