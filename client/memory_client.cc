@@ -15,44 +15,6 @@
 
 namespace mnemo {
 
-const char* MemoryEventKindName(MemoryEventKind kind) {
-  switch (kind) {
-    case MemoryEventKind::kAdd:
-      return "ADD";
-    case MemoryEventKind::kUpdate:
-      return "UPDATE";
-    case MemoryEventKind::kDelete:
-      return "DELETE";
-  }
-  return "?";
-}
-
-const char* MemoryAddOutcomeName(MemoryAddOutcome outcome) {
-  switch (outcome) {
-    case MemoryAddOutcome::kAdded:
-      return "added";
-    case MemoryAddOutcome::kUpdated:
-      return "updated";
-    case MemoryAddOutcome::kNoop:
-      return "noop";
-  }
-  return "?";
-}
-
-const char* BlockEditKindName(BlockEditKind kind) {
-  switch (kind) {
-    case BlockEditKind::kSet:
-      return "SET";
-    case BlockEditKind::kAppend:
-      return "APPEND";
-    case BlockEditKind::kReplace:
-      return "REPLACE";
-    case BlockEditKind::kInsert:
-      return "INSERT";
-  }
-  return "?";
-}
-
 namespace {
 
 absl::Status Unimplemented(const char* what) {

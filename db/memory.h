@@ -38,6 +38,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "common/memory_filter.h"
+#include "mnemo/memory_names.h"
 
 namespace mnemo::db {
 
@@ -67,8 +68,8 @@ struct Memory {
   std::string hash;  // 16 hex digits of the text's 64-bit FNV-1a
 };
 
-enum class MemoryEventKind { kAdd, kUpdate, kDelete };
-const char* MemoryEventName(MemoryEventKind kind);
+// The event and outcome kinds and their names: mnemo/memory_names.h.
+using ::mnemo::MemoryEventKind;
 
 struct MemoryEvent {
   std::string memory_id;
@@ -96,17 +97,16 @@ struct MemoryAddOptions {
   std::optional<float> near_duplicate_threshold;
 };
 
-enum class MemoryAddOutcome {
-  kAdded,    // a new memory (ADD event)
-  kUpdated,  // merged into a near duplicate (UPDATE event)
-  kNoop,     // an exact duplicate: nothing written
-};
+using ::mnemo::MemoryAddOutcome;
 
 struct MemoryAddResult {
   MemoryAddOutcome outcome = MemoryAddOutcome::kAdded;
   Memory memory;  // the new, updated or already existing memory
   float similarity = 0;  // to the memory merged into (kUpdated), else 0 (1 for kNoop)
 };
+
+enum class MemorySearchPlan { kAuto, kIndexes, kScope };
+inline constexpr size_t kScopePlanMaxMemories = 4096;
 
 struct MemorySearchOptions {
   MemoryScope scope;  // at least one field
@@ -125,6 +125,11 @@ struct MemorySearchOptions {
   float recency_weight = 0;
   int64_t recency_half_life_ms = 0;
   bool show_expired = false;
+  // How the candidates are found; the hits are the same either way (tests
+  // compare them). kAuto: exactly over the scope's memories when its
+  // smallest part (user, agent or run) holds at most
+  // kScopePlanMaxMemories, else through the dense and BM25 indexes.
+  MemorySearchPlan plan = MemorySearchPlan::kAuto;
 };
 
 struct MemoryHit {
@@ -175,7 +180,7 @@ inline constexpr uint32_t kDefaultBlockLimitBytes = 2000;
 inline constexpr uint32_t kMaxBlockLimitBytes = 1 << 20;
 
 struct BlockEdit {
-  enum class Kind { kSet, kAppend, kReplace, kInsert };
+  using Kind = ::mnemo::BlockEditKind;
   Kind kind = Kind::kSet;
   // kSet: the new value; kAppend: text added on a new line; kReplace: the
   // replacement of `old_text`; kInsert: the line(s) inserted.
@@ -196,7 +201,6 @@ struct BlockEvent {
   int64_t time_ms = 0;
   std::string actor;
 };
-const char* BlockEditName(BlockEdit::Kind kind);
 
 // The memory calls of a db::Store (Store::memories()). Every call names an
 // encoder namespace: NOT_FOUND when absent (Add creates it, encoder

@@ -145,7 +145,7 @@ absl::Status DecodeExpiryKey(absl::string_view key, int64_t* expires_at_ms,
 }
 
 std::string EncodeEvent(const MemoryEvent& e) {
-  Json doc = {{"memory_id", e.memory_id}, {"event", MemoryEventName(e.kind)},
+  Json doc = {{"memory_id", e.memory_id}, {"event", MemoryEventKindName(e.kind)},
               {"old_text", e.old_text},   {"new_text", e.new_text},
               {"time_ms", e.time_ms},     {"actor", e.actor}};
   return doc.dump();
@@ -157,15 +157,11 @@ absl::StatusOr<MemoryEvent> DecodeEvent(absl::string_view value) {
     MemoryEvent e;
     e.memory_id = doc.at("memory_id").get<std::string>();
     const std::string kind = doc.at("event").get<std::string>();
-    if (kind == "ADD") {
-      e.kind = MemoryEventKind::kAdd;
-    } else if (kind == "UPDATE") {
-      e.kind = MemoryEventKind::kUpdate;
-    } else if (kind == "DELETE") {
-      e.kind = MemoryEventKind::kDelete;
-    } else {
+    const std::optional<MemoryEventKind> parsed = ParseMemoryEventKind(kind);
+    if (!parsed.has_value()) {
       return absl::DataLossError(absl::StrCat("unknown memory event '", kind, "'"));
     }
+    e.kind = *parsed;
     e.old_text = doc.at("old_text").get<std::string>();
     e.new_text = doc.at("new_text").get<std::string>();
     e.time_ms = doc.at("time_ms").get<int64_t>();
@@ -222,7 +218,7 @@ absl::StatusOr<MemoryBlock> DecodeBlock(absl::string_view value) {
 }
 
 std::string EncodeBlockEvent(const BlockEvent& e) {
-  return Json{{"edit", BlockEditName(e.kind)},
+  return Json{{"edit", BlockEditKindName(e.kind)},
               {"old_value", e.old_value},
               {"new_value", e.new_value},
               {"time_ms", e.time_ms},
@@ -235,15 +231,11 @@ absl::StatusOr<BlockEvent> DecodeBlockEvent(absl::string_view value) {
     const Json doc = Json::parse(value.begin(), value.end());
     BlockEvent e;
     const std::string kind = doc.at("edit").get<std::string>();
-    bool known = false;
-    for (BlockEdit::Kind k : {BlockEdit::Kind::kSet, BlockEdit::Kind::kAppend,
-                              BlockEdit::Kind::kReplace, BlockEdit::Kind::kInsert}) {
-      if (kind == BlockEditName(k)) {
-        e.kind = k;
-        known = true;
-      }
+    const std::optional<BlockEditKind> parsed = ParseBlockEditKind(kind);
+    if (!parsed.has_value()) {
+      return absl::DataLossError(absl::StrCat("unknown block edit '", kind, "'"));
     }
-    if (!known) return absl::DataLossError(absl::StrCat("unknown block edit '", kind, "'"));
+    e.kind = *parsed;
     e.old_value = doc.at("old_value").get<std::string>();
     e.new_value = doc.at("new_value").get<std::string>();
     e.time_ms = doc.at("time_ms").get<int64_t>();
@@ -255,31 +247,5 @@ absl::StatusOr<BlockEvent> DecodeBlockEvent(absl::string_view value) {
 }
 
 }  // namespace memrecords
-
-const char* BlockEditName(BlockEdit::Kind kind) {
-  switch (kind) {
-    case BlockEdit::Kind::kSet:
-      return "SET";
-    case BlockEdit::Kind::kAppend:
-      return "APPEND";
-    case BlockEdit::Kind::kReplace:
-      return "REPLACE";
-    case BlockEdit::Kind::kInsert:
-      return "INSERT";
-  }
-  return "?";
-}
-
-const char* MemoryEventName(MemoryEventKind kind) {
-  switch (kind) {
-    case MemoryEventKind::kAdd:
-      return "ADD";
-    case MemoryEventKind::kUpdate:
-      return "UPDATE";
-    case MemoryEventKind::kDelete:
-      return "DELETE";
-  }
-  return "?";
-}
 
 }  // namespace mnemo::db

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "mnemo/memory_names.h"  // MemoryEventKind, MemoryAddOutcome, BlockEditKind
+
 namespace mnemo {
 
 struct MemoryScope {
@@ -53,7 +55,6 @@ struct MemoryAddOptions {
   std::optional<float> near_duplicate_threshold;
 };
 
-enum class MemoryAddOutcome { kAdded, kUpdated, kNoop };
 
 struct MemoryAddResult {
   MemoryAddOutcome outcome = MemoryAddOutcome::kAdded;
@@ -105,8 +106,6 @@ struct MemoryChanges {
   std::string actor;
 };
 
-enum class MemoryEventKind { kAdd, kUpdate, kDelete };
-
 struct MemoryEvent {
   std::string memory_id;
   MemoryEventKind kind = MemoryEventKind::kAdd;
@@ -126,8 +125,6 @@ struct MemoryBlock {
   int64_t updated_at_ms = 0;
 };
 
-enum class BlockEditKind { kSet, kAppend, kReplace, kInsert };
-
 // One edit of Client::BlockEdit.
 struct BlockChange {
   BlockEditKind kind = BlockEditKind::kSet;
@@ -145,12 +142,6 @@ struct BlockEvent {
   int64_t time_ms = 0;
   std::string actor;
 };
-
-// "ADD", "UPDATE", "DELETE" / "added", "updated", "noop" / "SET", "APPEND",
-// "REPLACE", "INSERT".
-const char* MemoryEventKindName(MemoryEventKind kind);
-const char* MemoryAddOutcomeName(MemoryAddOutcome outcome);
-const char* BlockEditKindName(BlockEditKind kind);
 
 }  // namespace mnemo
 
