@@ -162,7 +162,34 @@ absl::StatusOr<std::unique_ptr<Bm25Index>> Bm25Index::Open(rocksdb::DB* db,
     absl::MutexLock l(&index->mu_);
     index->stats_ = stats;
   }
+  RETURN_IF_ERROR(index->LoadDocumentFrequencies());
   return index;
+}
+
+absl::Status Bm25Index::LoadDocumentFrequencies() {
+  std::string lower = prefix_;
+  lower.push_back(kTermListTag);
+  std::string upper = keys::PrefixEnd(lower);
+  rocksdb::Slice upper_slice = ToSlice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_));
+  absl::flat_hash_map<uint32_t, uint64_t> df;
+  std::vector<uint32_t> terms;
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    RETURN_IF_ERROR(DecodeTermList(View(it->value()), &terms));
+    for (uint32_t t : terms) ++df[t];
+  }
+  RETURN_IF_ERROR(RocksToStatus(it->status(), "scanning term lists"));
+  absl::MutexLock l(&mu_);
+  df_ = std::move(df);
+  return absl::OkStatus();
+}
+
+uint64_t Bm25Index::DocumentFrequency(uint32_t term) const {
+  absl::MutexLock l(&mu_);
+  auto it = df_.find(term);
+  return it == df_.end() ? 0 : it->second;
 }
 
 std::string Bm25Index::PostingPrefix(uint32_t term) const {
@@ -236,6 +263,7 @@ absl::Status Bm25Index::StageRemoval(rocksdb::WriteBatch* batch, int64_t doc_id,
   }
   RETURN_IF_ERROR(RocksToStatus(batch->Delete(cf_, LengthKey(doc_id)), "staging"));
   RETURN_IF_ERROR(RocksToStatus(batch->Delete(cf_, TermListKey(doc_id)), "staging"));
+  for (uint32_t term : terms) --update->df_delta_[term];
   update->doc_delta_ -= 1;
   update->length_delta_ -= static_cast<int64_t>(dl);
   update->removed_.insert(doc_id);
@@ -304,6 +332,7 @@ absl::Status Bm25Index::AddToBatch(rocksdb::WriteBatch* batch, int64_t doc_id,
     RETURN_IF_ERROR(
         RocksToStatus(batch->Put(cf_, PostingKey(sorted[i], doc_id), value), "staging"));
     distinct.push_back(sorted[i]);
+    ++update->df_delta_[sorted[i]];
     i = j;
   }
   value.clear();
@@ -344,6 +373,15 @@ absl::Status Bm25Index::ApplyCommitted(const Bm25Update& update) {
   int64_t total = static_cast<int64_t>(stats_.total_length) + update.length_delta_;
   stats_.doc_count = static_cast<uint64_t>(std::max<int64_t>(n, 0));
   stats_.total_length = static_cast<uint64_t>(std::max<int64_t>(total, 0));
+  for (const auto& [term, delta] : update.df_delta_) {
+    if (delta == 0) continue;
+    const int64_t df = static_cast<int64_t>(df_[term]) + delta;
+    if (df > 0) {
+      df_[term] = static_cast<uint64_t>(df);
+    } else {
+      df_.erase(term);
+    }
+  }
   const bool overlapped = update.base_version_ != version_;
   ++version_;
   if (n < 0 || total < 0) {
@@ -456,6 +494,94 @@ absl::StatusOr<std::vector<std::pair<int64_t, float>>> Bm25Index::Search(
     }
   }
 
+  return index::TopKByScore(scores, static_cast<int>(k));
+}
+
+absl::StatusOr<std::vector<std::pair<int64_t, float>>> Bm25Index::SearchAmong(
+    absl::Span<const uint32_t> query_terms, int k, absl::Span<const int64_t> candidates) const {
+  if (k <= 0) return absl::InvalidArgumentError(absl::StrCat("bm25: k must be >= 1, got ", k));
+  std::vector<std::pair<int64_t, float>> result;
+  if (query_terms.empty() || candidates.empty()) return result;
+
+  // Query term -> occurrences in the query, and its idf over the whole index.
+  absl::flat_hash_map<uint32_t, std::pair<double, double>> query;  // term -> (query tf, idf)
+  Bm25Stats stats;
+  {
+    absl::MutexLock l(&mu_);
+    stats = stats_;
+    for (uint32_t t : query_terms) {
+      auto it = df_.find(t);
+      if (it == df_.end()) continue;
+      const double df = static_cast<double>(it->second);
+      auto& q = query[t];
+      q.first += 1;
+      q.second = std::log(1.0 + (static_cast<double>(stats.doc_count) - df + 0.5) / (df + 0.5));
+    }
+  }
+  if (stats.doc_count == 0 || query.empty()) return result;
+  const double avgdl =
+      static_cast<double>(stats.total_length) / static_cast<double>(stats.doc_count);
+  const double k1 = params_.k1;
+
+  std::vector<int64_t> docs(candidates.begin(), candidates.end());
+  std::sort(docs.begin(), docs.end());
+  docs.erase(std::unique(docs.begin(), docs.end()), docs.end());
+
+  // One snapshot for the term lists and the postings.
+  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
+  struct SnapshotRelease {
+    rocksdb::DB* db;
+    const rocksdb::Snapshot* snap;
+    ~SnapshotRelease() { db->ReleaseSnapshot(snap); }
+  } release{db_, snapshot};
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+
+  // The candidates' term lists, then the postings of the query terms they hold.
+  auto multi_get = [&](const std::vector<std::string>& keys, std::vector<std::string>* values) {
+    std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+    std::vector<rocksdb::ColumnFamilyHandle*> cfs(keys.size(), cf_);
+    return db_->MultiGet(ro, cfs, slices, values);
+  };
+  std::vector<std::string> list_keys;
+  list_keys.reserve(docs.size());
+  for (int64_t d : docs) list_keys.push_back(TermListKey(d));
+  std::vector<std::string> lists;
+  std::vector<rocksdb::Status> list_status = multi_get(list_keys, &lists);
+  std::vector<std::string> posting_keys;
+  std::vector<std::pair<int64_t, uint32_t>> posting_of;  // (doc, term)
+  std::vector<uint32_t> terms;
+  for (size_t i = 0; i < docs.size(); ++i) {
+    if (list_status[i].IsNotFound()) continue;
+    RETURN_IF_ERROR(RocksToStatus(list_status[i], "reading a term list"));
+    RETURN_IF_ERROR(DecodeTermList(lists[i], &terms));
+    for (uint32_t t : terms) {
+      if (!query.contains(t)) continue;
+      posting_keys.push_back(PostingKey(t, docs[i]));
+      posting_of.emplace_back(docs[i], t);
+    }
+  }
+  std::vector<std::string> postings;
+  std::vector<rocksdb::Status> posting_status = multi_get(posting_keys, &postings);
+  absl::flat_hash_map<int64_t, double> scores;
+  for (size_t i = 0; i < posting_keys.size(); ++i) {
+    if (posting_status[i].IsNotFound()) {
+      return absl::DataLossError(absl::StrCat("bm25: document ", posting_of[i].first,
+                                              " lists term ", posting_of[i].second,
+                                              " but has no posting of it"));
+    }
+    RETURN_IF_ERROR(RocksToStatus(posting_status[i], "reading a posting"));
+    absl::string_view value = postings[i];
+    uint32_t tf = 0;
+    uint32_t dl = 0;
+    if (!GetVarint32(&value, &tf) || !GetVarint32(&value, &dl) || !value.empty()) {
+      return absl::DataLossError(
+          absl::StrCat("bm25: undecodable posting of term ", posting_of[i].second));
+    }
+    const auto& [query_tf, idf] = query.at(posting_of[i].second);
+    scores[posting_of[i].first] +=
+        query_tf * idf * tf * (k1 + 1.0) / (tf + LengthNorm(params_, dl, avgdl));
+  }
   return index::TopKByScore(scores, static_cast<int>(k));
 }
 

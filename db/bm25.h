@@ -114,6 +114,8 @@ class Bm25Update {
   bool has_base_ = false;
   absl::flat_hash_set<int64_t> added_;    // documents written by this update
   absl::flat_hash_set<int64_t> removed_;  // committed documents it removes
+  // Net change of each term's document frequency.
+  absl::flat_hash_map<uint32_t, int64_t> df_delta_;
 };
 
 // One namespace's BM25 index. Borrows the database and the column family,
@@ -173,8 +175,23 @@ class Bm25Index {
   [[nodiscard]] absl::StatusOr<std::vector<std::pair<int64_t, float>>> Search(
       absl::Span<const uint32_t> query_terms, int k, const index::IdPredicate* filter) const;
 
+  // The same scores as Search, computed only for `candidates` (document
+  // ids, any order, repeats ignored) from their stored term lists and
+  // postings instead of the query terms' whole posting lists: the plan for
+  // a filter that selects a few documents of a large index (a memory
+  // scope). Collection statistics (N, df, avgdl) are still over all
+  // documents, so a candidate's score equals its Search score. Best first,
+  // ties by ascending id; candidates without a query term do not score.
+  // INVALID_ARGUMENT when k <= 0; DATA_LOSS on an undecodable record.
+  [[nodiscard]] absl::StatusOr<std::vector<std::pair<int64_t, float>>> SearchAmong(
+      absl::Span<const uint32_t> query_terms, int k, absl::Span<const int64_t> candidates) const;
+
   // Current in-memory collection statistics.
   Bm25Stats Stats() const;
+
+  // Documents containing `term` (kept in memory: built from the stored term
+  // lists at Open, maintained by ApplyCommitted).
+  uint64_t DocumentFrequency(uint32_t term) const;
 
   // Recounts the statistics from the stored document-length keys and
   // returns them, without changing the in-memory values (a consistency
@@ -194,6 +211,8 @@ class Bm25Index {
   // Stages deletion of committed document `doc_id` whose terms are `terms`.
   absl::Status StageRemoval(rocksdb::WriteBatch* batch, int64_t doc_id,
                             const std::vector<uint32_t>& terms, Bm25Update* update);
+  // Counts each term's documents from the stored term lists (Open).
+  absl::Status LoadDocumentFrequencies();
   // Puts the 's' record as committed stats + the update's deltas.
   absl::Status StageStats(rocksdb::WriteBatch* batch, Bm25Update* update);
 
@@ -212,6 +231,8 @@ class Bm25Index {
   Bm25Stats stats_ ABSL_GUARDED_BY(mu_);
   // Incremented by every ApplyCommitted; detects overlapping updates.
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
+  // Term -> documents containing it (> 0 only).
+  absl::flat_hash_map<uint32_t, uint64_t> df_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace mnemo::db

@@ -30,10 +30,15 @@ float HybridCandidates::Similarity(int64_t id) const {
 absl::StatusOr<HybridCandidates> SearchHybridCandidatesLocked(
     StoreImpl& store, Namespace* ns, absl::Span<const float> query,
     absl::Span<const index::ScoredId> dense, absl::Span<const uint32_t> query_terms, int depth,
-    int fuse_k, const index::IdPredicate* predicate) {
+    int fuse_k, const index::IdPredicate* predicate, const std::vector<int64_t>* among) {
   if (ns->bm25 == nullptr) return absl::InternalError("namespace has no BM25 index");
   HybridCandidates out;
-  ASSIGN_OR_RETURN(auto bm25, ns->bm25->Search(query_terms, depth, predicate));
+  std::vector<std::pair<int64_t, float>> bm25;
+  if (among != nullptr) {
+    ASSIGN_OR_RETURN(bm25, ns->bm25->SearchAmong(query_terms, depth, *among));
+  } else {
+    ASSIGN_OR_RETURN(bm25, ns->bm25->Search(query_terms, depth, predicate));
+  }
   std::vector<std::vector<int64_t>> ranked(2);
   for (const auto& [id, score] : dense) {
     ranked[0].push_back(id);
@@ -62,6 +67,53 @@ absl::StatusOr<HybridCandidates> SearchHybridCandidatesLocked(
   }
   ASSIGN_OR_RETURN(out.rows, store.MultiGet(store.chunks_cf(), row_keys));
   return out;
+}
+
+std::optional<std::vector<int64_t>> ScopeCandidatesLocked(
+    const Namespace& ns, absl::Span<const std::pair<const char*, std::string>> fields,
+    size_t limit, const index::IdPredicate& predicate) {
+  const absl::flat_hash_set<int64_t>* smallest = nullptr;
+  for (const auto& [field, value] : fields) {
+    if (value.empty()) continue;
+    const absl::flat_hash_set<int64_t>* ids = ns.attrs.IdsWithString(field, value);
+    if (ids == nullptr) continue;  // not indexed
+    if (smallest == nullptr || ids->size() < smallest->size()) smallest = ids;
+  }
+  if (smallest == nullptr || smallest->size() > limit) return std::nullopt;
+  std::vector<int64_t> out;
+  out.reserve(smallest->size());
+  for (int64_t id : *smallest) {
+    if (predicate.Contains(id)) out.push_back(id);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+absl::StatusOr<std::vector<index::ScoredId>> DenseAmongLocked(StoreImpl& store,
+                                                              const Namespace& ns,
+                                                              absl::Span<const float> query,
+                                                              const std::vector<int64_t>& among,
+                                                              int depth) {
+  std::vector<std::string> keys;
+  keys.reserve(among.size());
+  for (int64_t id : among) keys.push_back(keys::RowKey(ns.nsid, id));
+  ASSIGN_OR_RETURN(auto vectors, store.MultiGet(store.dense_cf(), keys));
+  std::vector<index::ScoredId> scored;
+  scored.reserve(among.size());
+  std::vector<float> v;
+  for (size_t i = 0; i < vectors.size(); ++i) {
+    if (!vectors[i].has_value()) continue;
+    v.clear();  // DecodeVector appends
+    RETURN_IF_ERROR(records::DecodeVector(*vectors[i], ns.config.dim, &v));
+    scored.emplace_back(among[i], Cosine(query, v));
+  }
+  const size_t keep = std::min(scored.size(), static_cast<size_t>(std::max(depth, 0)));
+  std::partial_sort(scored.begin(), scored.begin() + keep, scored.end(),
+                    [](const index::ScoredId& a, const index::ScoredId& b) {
+                      return a.second != b.second ? a.second > b.second : a.first < b.first;
+                    });
+  scored.resize(keep);
+  return scored;
 }
 
 }  // namespace mnemo::db

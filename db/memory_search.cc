@@ -4,6 +4,7 @@
 // and List (id order, page tokens bound to their query).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -176,17 +177,32 @@ absl::StatusOr<std::vector<MemoryHit>> MemoryEngine::Search(absl::string_view ns
   MemoryPredicate predicate(&ns->attrs, &selection);
   const int depth = std::max(options.top_k, kCandidateDepth);
 
-  std::vector<std::vector<index::ScoredId>> dense;
-  if (ns->index->size() > 0) {
-    ASSIGN_OR_RETURN(dense,
+  // The plan: a scope of few memories (a user's, a run's) is searched
+  // exactly over them; a large one through the indexes under the predicate.
+  std::optional<std::vector<int64_t>> among;
+  if (options.plan != MemorySearchPlan::kIndexes) {
+    const std::pair<const char*, std::string> scope_fields[] = {
+        {memrecords::kAttrUser, options.scope.user_id},
+        {memrecords::kAttrAgent, options.scope.agent_id},
+        {memrecords::kAttrRun, options.scope.run_id}};
+    among = ScopeCandidatesLocked(*ns, scope_fields,
+                                  options.plan == MemorySearchPlan::kScope
+                                      ? std::numeric_limits<size_t>::max()
+                                      : kScopePlanMaxMemories,
+                                  predicate);
+  }
+  std::vector<index::ScoredId> dense;
+  if (among.has_value()) {
+    ASSIGN_OR_RETURN(dense, DenseAmongLocked(*owner_, *ns, qvec, *among, depth));
+  } else if (ns->index->size() > 0) {
+    ASSIGN_OR_RETURN(auto found,
                      owner_->DenseSearchLocked(ns.get(), qvec, depth, SearchOptions(), &predicate));
+    if (!found.empty()) dense = std::move(found[0]);
   }
   ASSIGN_OR_RETURN(HybridCandidates candidates,
-                   SearchHybridCandidatesLocked(*owner_, ns.get(), qvec,
-                                                dense.empty() ? absl::Span<const index::ScoredId>()
-                                                              : absl::MakeConstSpan(dense[0]),
-                                                query[0].terms,
-                                                depth, 2 * depth, &predicate));
+                   SearchHybridCandidatesLocked(*owner_, ns.get(), qvec, dense, query[0].terms,
+                                                depth, 2 * depth, &predicate,
+                                                among.has_value() ? &*among : nullptr));
   const std::vector<index::ScoredId>& fused = candidates.fused;
 
   const double half_life = static_cast<double>(

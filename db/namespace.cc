@@ -1,11 +1,22 @@
-// Index options derived from a namespace's config (see namespace.h).
+// A namespace's in-memory state and the index options derived from its
+// config (see namespace.h).
 #include "db/namespace.h"
 
 #include <limits>
 
 #include "absl/strings/match.h"
+#include "db/convo_records.h"
+#include "db/injection_store.h"
+#include "db/memory_records.h"
 
 namespace mnemo::db {
+
+Namespace::Namespace() {
+  for (const char* field : {memrecords::kAttrUser, memrecords::kAttrAgent, memrecords::kAttrRun,
+                            convorecords::kAttrRun}) {
+    attrs.IndexStringField(field);
+  }
+}
 
 index::DenseIndexOptions IndexOptionsFor(const NamespaceConfig& config) {
   index::DenseIndexOptions o;

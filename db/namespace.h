@@ -87,6 +87,10 @@ struct Namespace {
   // snapshots.
   std::atomic<uint64_t> ops_since_snapshot{0};
 
+  // Indexes the scope attributes of memories and messages (user, agent,
+  // run) in `attrs`, for the scoped searches' candidate plan.
+  Namespace();
+
   absl::Status GoneStatus() const ABSL_SHARED_LOCKS_REQUIRED(mu) {
     if (gone == Gone::kClosed) return absl::FailedPreconditionError("store is closed");
     if (gone == Gone::kDropped) {

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <variant>
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
@@ -90,10 +91,65 @@ bool Matches(const Attributes& attrs, const Filter& filter) {
 }
 
 void AttributeTable::Set(int64_t id, Attributes attrs) {
-  rows_[id] = std::move(attrs);
+  Attributes& row = rows_[id];
+  if (!string_index_.empty()) {
+    Reindex(id, row, /*add=*/false);
+    Reindex(id, attrs, /*add=*/true);
+  }
+  row = std::move(attrs);
 }
 
-void AttributeTable::Erase(int64_t id) { rows_.erase(id); }
+void AttributeTable::Erase(int64_t id) {
+  auto it = rows_.find(id);
+  if (it == rows_.end()) return;
+  if (!string_index_.empty()) Reindex(id, it->second, /*add=*/false);
+  rows_.erase(it);
+}
+
+void AttributeTable::Clear() {
+  rows_.clear();
+  for (auto& [field, values] : string_index_) values.clear();
+}
+
+void AttributeTable::Reindex(int64_t id, const Attributes& attrs, bool add) {
+  for (auto& [field, values] : string_index_) {
+    auto attr = attrs.find(field);
+    if (attr == attrs.end()) continue;
+    for (const FilterValue& v : attr->second) {
+      const std::string* text = std::get_if<std::string>(&v);
+      if (text == nullptr) continue;
+      if (add) {
+        values[*text].insert(id);
+      } else if (auto ids = values.find(*text); ids != values.end()) {
+        ids->second.erase(id);
+        if (ids->second.empty()) values.erase(ids);
+      }
+    }
+  }
+}
+
+void AttributeTable::IndexStringField(absl::string_view field) {
+  if (string_index_.contains(field)) return;
+  string_index_.emplace(std::string(field), ValueIndex());
+  // Only the new field: index every row under it.
+  ValueIndex& values = string_index_.find(field)->second;
+  for (const auto& [id, attrs] : rows_) {
+    auto attr = attrs.find(field);
+    if (attr == attrs.end()) continue;
+    for (const FilterValue& v : attr->second) {
+      if (const std::string* text = std::get_if<std::string>(&v)) values[*text].insert(id);
+    }
+  }
+}
+
+const absl::flat_hash_set<int64_t>* AttributeTable::IdsWithString(absl::string_view field,
+                                                                  absl::string_view value) const {
+  static const absl::flat_hash_set<int64_t>* const kNone = new absl::flat_hash_set<int64_t>();
+  auto f = string_index_.find(field);
+  if (f == string_index_.end()) return nullptr;
+  auto ids = f->second.find(value);
+  return ids == f->second.end() ? kNone : &ids->second;
+}
 
 const Attributes* AttributeTable::Find(int64_t id) const {
   auto it = rows_.find(id);

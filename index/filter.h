@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -51,13 +52,29 @@ class AttributeTable {
  public:
   void Set(int64_t id, Attributes attrs);
   void Erase(int64_t id);
-  void Clear() { rows_.clear(); }
+  void Clear();
   size_t size() const { return rows_.size(); }
   // nullptr when the id has no attributes.
   const Attributes* Find(int64_t id) const;
 
+  // Keeps an inverted index of the string values of `field` (from the rows
+  // already set, then on every Set / Erase), so that IdsWithString answers
+  // without a scan: a query planner's way to the few ids of a selective
+  // condition (a memory's user or run). Indexing a field twice is a no-op.
+  void IndexStringField(absl::string_view field);
+  // The ids whose attribute `field` holds the string `value` (any element
+  // of an array); nullptr when `field` is not indexed. The set stays valid
+  // until the next Set, Erase or Clear.
+  const absl::flat_hash_set<int64_t>* IdsWithString(absl::string_view field,
+                                                    absl::string_view value) const;
+
  private:
+  using ValueIndex = absl::flat_hash_map<std::string, absl::flat_hash_set<int64_t>>;
+  // Adds (add = true) or removes `id` under each indexed string of `attrs`.
+  void Reindex(int64_t id, const Attributes& attrs, bool add);
+
   absl::flat_hash_map<int64_t, Attributes> rows_;
+  absl::flat_hash_map<std::string, ValueIndex> string_index_;  // field -> value -> ids
 };
 
 // IdPredicate accepting ids whose attributes match `filter`. Borrows both.

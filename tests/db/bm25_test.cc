@@ -257,6 +257,59 @@ TEST_F(Bm25Test, StatsAndPostingsSurviveReopen) {
   ExpectMatchesReference(rest, {1, 2, 6}, Search(*index, {1, 2, 6}));
 }
 
+TEST_F(Bm25Test, SearchAmongScoresCandidatesWithWholeIndexStatistics) {
+  // Document frequencies come from the whole index (kept in memory: built
+  // at Open, moved by every committed update), so a candidate's score is
+  // its Search score, through replaces, removals and a reopen.
+  auto check = [&](const Bm25Index& index, const Corpus& corpus) {
+    for (const std::vector<uint32_t>& query :
+         {std::vector<uint32_t>{2}, {1, 2, 6}, {3, 3, 7}, {4, 5, 6, 9}}) {
+      const Results all = Search(index, query);
+      ExpectMatchesReference(corpus, query, all);
+      // Every document as a candidate: the same list.
+      std::vector<int64_t> every;
+      for (const auto& [id, terms] : corpus) every.push_back(id);
+      auto among = index.SearchAmong(query, 100, every);
+      ASSERT_TRUE(among.ok()) << among.status();
+      EXPECT_EQ(*among, all);
+      // Two of them (one unknown, one repeated): exactly their Search scores.
+      std::vector<int64_t> two = {14, 99, 10, 14};
+      auto some = index.SearchAmong(query, 100, two);
+      ASSERT_TRUE(some.ok()) << some.status();
+      Results want;
+      for (const auto& hit : all) {
+        if (hit.first == 10 || hit.first == 14) want.push_back(hit);
+      }
+      EXPECT_EQ(*some, want);
+    }
+  };
+  Corpus corpus = kCorpus;
+  {
+    auto index = OpenIndex();
+    Commit(index.get(), kCorpus);
+    EXPECT_EQ(index->DocumentFrequency(1), 4u);
+    EXPECT_EQ(index->DocumentFrequency(2), 3u);
+    check(*index, corpus);
+    Commit(index.get(), {{12, {3, 7}}}, {13});  // replace 12, remove 13
+    corpus[12] = {3, 7};
+    corpus.erase(13);
+    EXPECT_EQ(index->DocumentFrequency(2), 2u);
+    EXPECT_EQ(index->DocumentFrequency(7), 2u);
+    EXPECT_EQ(index->DocumentFrequency(6), 1u);
+    check(*index, corpus);
+  }
+  CloseDb();
+  OpenDb();
+  auto index = OpenIndex();
+  EXPECT_EQ(index->DocumentFrequency(7), 2u);
+  EXPECT_EQ(index->DocumentFrequency(9), 0u);
+  check(*index, corpus);
+  EXPECT_EQ(index->SearchAmong({2}, 0, {10}).status().code(), absl::StatusCode::kInvalidArgument);
+  auto none = index->SearchAmong({2}, 5, {});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
 TEST_F(Bm25Test, MissingStatsRecordIsRebuiltFromLengths) {
   {
     auto index = OpenIndex();

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/memory_filter.h"
@@ -220,6 +221,70 @@ TEST_F(MemoryStoreTest, ScopeFilterChangesTheAnswer) {
   auto none = mem().Search("mem", o);
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());
+}
+
+TEST_F(MemoryStoreTest, TheScopePlanFindsWhatTheIndexesFind) {
+  // A few memories of a user are searched exactly over them (the scope
+  // index); the answer must be the indexes' answer, hit for hit, including
+  // BM25's whole-namespace statistics after replaces, deletes and a reopen.
+  const char* texts[] = {
+      "Allergic to peanuts and tree nuts",       "Enjoys hiking in the Alps every summer",
+      "Drinks black coffee in the morning",      "Has a cat named Miso",
+      "Works as a nurse at the city hospital",   "Prefers window seats on long flights",
+      "Is learning Portuguese for a trip",       "Allergic to shellfish such as shrimp",
+      "Plays the cello in a community orchestra", "Runs a marathon every spring",
+      "Keeps a vegetable garden with tomatoes",  "Reads science fiction before sleeping"};
+  std::vector<MemoryAddResult> added;
+  for (int i = 0; i < 36; ++i) {
+    const std::string user = absl::StrCat("user", i % 3);
+    added.push_back(AddOne(user, Input(absl::StrCat(texts[i % 12], " (", i, ")"),
+                                       absl::StrCat(R"({"n": )", i, "}"))));
+  }
+  // A replace and a delete move the BM25 statistics.
+  MemoryUpdate update;
+  update.text = "Allergic to penicillin and to peanuts";
+  update.actor = "test";
+  ASSERT_TRUE(mem().Update("mem", added[3].memory.id, update).ok());
+  ASSERT_TRUE(mem().Delete("mem", added[6].memory.id, "test").ok());
+
+  auto compare = [&](const std::string& user, const std::string& query,
+                     const std::string& filter_json) {
+    SCOPED_TRACE(user + " / " + query + " / " + filter_json);
+    MemorySearchOptions o;
+    o.scope = User(user);
+    o.query = query;
+    o.top_k = 8;
+    o.filter = Filter(filter_json);
+    o.plan = MemorySearchPlan::kIndexes;
+    auto indexes = mem().Search("mem", o);
+    o.plan = MemorySearchPlan::kScope;
+    auto scope = mem().Search("mem", o);
+    o.plan = MemorySearchPlan::kAuto;  // a scope of 12: the scope plan
+    auto automatic = mem().Search("mem", o);
+    ASSERT_TRUE(indexes.ok()) << indexes.status();
+    ASSERT_TRUE(scope.ok()) << scope.status();
+    ASSERT_TRUE(automatic.ok()) << automatic.status();
+    ASSERT_FALSE(indexes->empty());
+    ASSERT_EQ(scope->size(), indexes->size());
+    ASSERT_EQ(automatic->size(), indexes->size());
+    for (size_t i = 0; i < indexes->size(); ++i) {
+      EXPECT_EQ((*scope)[i].memory.id, (*indexes)[i].memory.id) << i;
+      EXPECT_NEAR((*scope)[i].score, (*indexes)[i].score, 1e-5) << i;
+      EXPECT_NEAR((*scope)[i].similarity, (*indexes)[i].similarity, 1e-4) << i;
+      EXPECT_EQ((*automatic)[i].memory.id, (*indexes)[i].memory.id) << i;
+      EXPECT_EQ((*scope)[i].memory.scope.user_id, user);
+    }
+  };
+  auto compare_all = [&] {
+    compare("user0", "which food allergy does the user have?", "{}");
+    compare("user1", "morning coffee and a cat", "{}");
+    compare("user2", "music and sports", R"({"n": {"gte": 20}})");
+    compare("user0", "peanuts", R"({"NOT": {"n": 0}})");
+  };
+  compare_all();
+  store_.reset();
+  Open();
+  compare_all();
 }
 
 TEST_F(MemoryStoreTest, FilterAlgebraSelectsInsideTheSearch) {
