@@ -342,7 +342,8 @@ def _floats(data: bytes, dtype: str) -> array.array:
     return out
 
 
-__all__ = ["NamespaceQuota", "NamespaceUsage", "NamespaceConfig", "NamespaceInfo", "Chunk", "Document", "Hit", "UpsertResult",
+__all__ = ["NamespaceQuota", "NamespaceUsage", "NamespaceConfig", "NamespaceInfo", "Chunk",
+           "Document", "Hit", "UpsertResult",
            "GetResult", "DeleteResult", "Stats", "ModelFingerprint", "KvConfig", "KvStats",
            "KvLayer", "KvBlock", "KvPutResult", "BackupInfo", "InjectionInfo", "RecallHit",
            "Memory", "MemoryAddResult", "MemoryHit", "MemoryPage", "MemoryEvent", "MemoryBlock",
