@@ -5,6 +5,8 @@
 #include <string>
 #include <utility>
 
+#include "server/quota_metrics.h"
+
 namespace mnemo::server {
 
 namespace {
@@ -52,9 +54,11 @@ std::vector<prometheus::MetricFamily> StoreMetrics::Collect() const {
   auto kv_expired = Family("mnemo_kv_expiries_total",
                            "Chunks' KV removed after expiry since the store was opened",
                            MetricType::Counter);
+  QuotaMetrics quota;
   if (auto infos = store_->Stats(""); infos.ok()) {
     for (const db::NamespaceInfo& info : *infos) {
       const std::vector<prometheus::ClientMetric::Label> ns{{"namespace", info.config.name}};
+      quota.Add(info);
       Add(chunks, ns, static_cast<double>(info.chunk_count));
       Add(documents, ns, static_cast<double>(info.document_count));
       Add(bytes, ns, static_cast<double>(info.approximate_bytes));
@@ -76,6 +80,7 @@ std::vector<prometheus::MetricFamily> StoreMetrics::Collect() const {
                   &kv_bytes, &kv_pinned, &kv_evicted, &kv_expired}) {
     out.push_back(std::move(*f));
   }
+  quota.MoveTo(out);
   if (arena_ != nullptr) {
     const KvArena::Stats s = arena_->GetStats();
     auto gauge = [&](const char* name, const char* help, double v) {

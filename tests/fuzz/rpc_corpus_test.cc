@@ -35,8 +35,9 @@ TEST(RpcCorpusTest, EveryRpcHasASeed) {
     seeded.insert(FuzzedRpcMethods()[index].path);
   }
   for (const RpcMethod& m : FuzzedRpcMethods()) EXPECT_TRUE(seeded.count(m.path)) << m.path;
-  // Mnemo, MnemoKv, MnemoInject and MnemoMemory.
-  EXPECT_GE(FuzzedRpcMethods().size(), 41u);
+  // Mnemo, MnemoKv, MnemoInject, MnemoMemory and MnemoAuth.
+  EXPECT_GE(FuzzedRpcMethods().size(), 49u);
+  EXPECT_GE(FuzzedRpcMethodIndex("MnemoAuth/RevokeKey"), 0);
 }
 
 TEST(RpcCorpusTest, SeedsAnswerAsExpectedAgainstTheBaseState) {

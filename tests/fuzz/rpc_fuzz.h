@@ -5,7 +5,8 @@
 //
 // An input is one call: its first byte picks the method
 // (FuzzedRpcMethods()[byte % count]: every RPC of Mnemo, MnemoKv,
-// MnemoInject and MnemoMemory); the rest is the request, sent as raw bytes.
+// MnemoInject, MnemoMemory and MnemoAuth); the rest is the request, sent as
+// raw bytes.
 // For client-streaming and bidirectional methods the rest is split at
 // kRpcMessageSeparator into up to kMaxRpcMessages messages; other methods
 // get it whole.

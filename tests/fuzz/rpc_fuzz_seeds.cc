@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "mnemo/v1/auth.pb.h"
 #include "mnemo/v1/inject.pb.h"
 #include "mnemo/v1/memory.pb.h"
 #include "mnemo/v1/mnemo.pb.h"
@@ -463,6 +464,36 @@ std::vector<RpcSeed> RpcSeeds() {
     d.set_namespace_("fz");
     d.set_run_id("r1");
     add("DeleteRun", One("MnemoMemory/DeleteRun", d), StatusCode::FAILED_PRECONDITION);
+  }
+
+  // --- MnemoAuth: authentication is on, the calls are the global admin's.
+  {
+    v1::CreateKeyRequest r;
+    r.set_namespace_("fz");
+    r.set_role(v1::ROLE_WRITE);
+    r.set_name("fuzz writer");
+    r.set_rate_limit_rps(5);
+    r.set_rate_limit_burst(2);
+    add("CreateKey", One("MnemoAuth/CreateKey", r), StatusCode::OK);
+    v1::CreateKeyRequest every;
+    every.set_namespace_("*");
+    every.set_role(v1::ROLE_ADMIN);
+    add("CreateKey-every", One("MnemoAuth/CreateKey", every), StatusCode::OK);
+    v1::CreateKeyRequest no_role;
+    no_role.set_namespace_("fz");
+    add("CreateKey-norole", One("MnemoAuth/CreateKey", no_role), StatusCode::INVALID_ARGUMENT);
+  }
+  {
+    v1::ListKeysRequest r;
+    r.set_namespace_("fz");
+    add("ListKeys", One("MnemoAuth/ListKeys", r), StatusCode::OK);
+    add("ListKeys-all", One("MnemoAuth/ListKeys", v1::ListKeysRequest()), StatusCode::OK);
+  }
+  {
+    // Key ids are random: no key has this one.
+    v1::RevokeKeyRequest r;
+    r.set_id("00000000000000ff");
+    add("RevokeKey", One("MnemoAuth/RevokeKey", r), StatusCode::NOT_FOUND);
   }
   return seeds;
 }

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "server/logging.h"
+#include "mnemo/v1/auth.grpc.pb.h"
 #include "mnemo/v1/inject.grpc.pb.h"
 #include "mnemo/v1/memory.grpc.pb.h"
 #include "mnemo/v1/mnemo.grpc.pb.h"
@@ -22,13 +23,17 @@
 namespace mnemo::fuzz {
 namespace {
 
+// The global admin's key (--admin-key-file's line) every call carries.
+constexpr char kAdminKey[] = "rpc-fuzz-admin-key-0123456789abcdef";
+
 std::vector<RpcMethod> ListMethods() {
   std::vector<RpcMethod> methods;
   const google::protobuf::DescriptorPool* pool =
       google::protobuf::DescriptorPool::generated_pool();
   for (const char* service :
        {v1::Mnemo::service_full_name(), v1::MnemoKv::service_full_name(),
-        v1::MnemoInject::service_full_name(), v1::MnemoMemory::service_full_name()}) {
+        v1::MnemoInject::service_full_name(), v1::MnemoMemory::service_full_name(),
+        v1::MnemoAuth::service_full_name()}) {
     const google::protobuf::ServiceDescriptor* s = pool->FindServiceByName(service);
     if (s == nullptr) continue;
     for (int i = 0; i < s->method_count(); ++i) {
@@ -101,15 +106,20 @@ absl::StatusOr<std::unique_ptr<RpcFuzzServer>> RpcFuzzServer::Start(const std::s
   options.memory_expiry_interval_ms = 0;
   ASSIGN_OR_RETURN(s->store_, db::Store::Open(options, s->store_dir_));
 
-  s->mnemo_ = std::make_unique<server::MnemoService>(s->store_.get(), "fuzz");
+  ASSIGN_OR_RETURN(s->api_keys_, server::ApiKeys::Load(s->store_.get()));
+  s->authorizer_ =
+      std::make_unique<server::Authorizer>(s->api_keys_.get(), kAdminKey, server::RateLimit{});
+  server::Authorizer* auth = s->authorizer_.get();
+  s->mnemo_ = std::make_unique<server::MnemoService>(s->store_.get(), "fuzz", auth);
   ASSIGN_OR_RETURN(s->arena_, server::KvArena::Create(1 << 20));
   ASSIGN_OR_RETURN(s->arena_socket_,
                    server::KvArenaSocket::Start(
                        (std::filesystem::path(pattern) / "arena.sock").string(), s->arena_.get()));
   s->kv_ = std::make_unique<server::KvService>(s->store_.get(), s->arena_.get(),
-                                               s->arena_socket_->path());
-  s->inject_ = std::make_unique<server::InjectService>(s->store_.get());
-  s->memory_ = std::make_unique<server::MemoryService>(s->store_.get());
+                                               s->arena_socket_->path(), auth);
+  s->inject_ = std::make_unique<server::InjectService>(s->store_.get(), auth);
+  s->memory_ = std::make_unique<server::MemoryService>(s->store_.get(), auth);
+  s->auth_ = std::make_unique<server::AuthService>(auth);
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(64 << 20);  // mnemod's default
   builder.SetMaxSendMessageSize(64 << 20);
@@ -117,6 +127,7 @@ absl::StatusOr<std::unique_ptr<RpcFuzzServer>> RpcFuzzServer::Start(const std::s
   builder.RegisterService(s->kv_.get());
   builder.RegisterService(s->inject_.get());
   builder.RegisterService(s->memory_.get());
+  builder.RegisterService(s->auth_.get());
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr) return absl::InternalError("cannot start the in-process server");
   grpc::ChannelArguments args;
@@ -148,6 +159,7 @@ RpcOutcome RpcFuzzServer::Call(size_t method, const std::vector<std::string>& re
   RpcOutcome outcome;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kAdminKey));
   std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
       stub_->PrepareCall(&ctx, FuzzedRpcMethods()[method].path, &cq_);
   // Tags: their addresses. A read stays posted while the requests are

@@ -1,10 +1,13 @@
 // The in-process server the RPC request fuzzer talks to: a db::Store in a
-// fresh directory with the four mnemo services registered on a
+// fresh directory with the five mnemo services registered on a
 // grpc::Server that listens on no port, reached through
 // server->InProcessChannel() and a grpc::GenericStub, so that requests are
 // raw bytes that gRPC and the services parse exactly as they would from the
-// network. Shared by the libFuzzer target (rpc_fuzz.cc) and the corpus
-// replay test (rpc_corpus_test.cc).
+// network. Authentication is on (so that MnemoAuth's key calls reach the
+// key registry rather than answering FAILED_PRECONDITION); every call
+// carries the global admin's key, which every method permits. Shared by the
+// libFuzzer target (rpc_fuzz.cc) and the corpus replay test
+// (rpc_corpus_test.cc).
 #ifndef MNEMO_TESTS_FUZZ_RPC_FUZZ_SERVER_H_
 #define MNEMO_TESTS_FUZZ_RPC_FUZZ_SERVER_H_
 
@@ -19,6 +22,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "db/store.h"
+#include "server/api_keys.h"
+#include "server/auth_service.h"
+#include "server/authorizer.h"
 #include "server/inject_service.h"
 #include "server/kv_arena.h"
 #include "server/kv_arena_socket.h"
@@ -28,8 +34,9 @@
 
 namespace mnemo::fuzz {
 
-// One RPC of the four services, in a fixed order: services Mnemo, MnemoKv,
-// MnemoInject, MnemoMemory, each one's methods in proto declaration order.
+// One RPC of the five services, in a fixed order: services Mnemo, MnemoKv,
+// MnemoInject, MnemoMemory, MnemoAuth, each one's methods in proto
+// declaration order.
 // (A new RPC shifts the methods after it; corpus inputs stay valid inputs,
 // they may just reach another method.)
 struct RpcMethod {
@@ -79,12 +86,15 @@ class RpcFuzzServer {
   std::string store_dir_;
   std::string scratch_dir_;
   std::unique_ptr<db::Store> store_;
+  std::unique_ptr<server::ApiKeys> api_keys_;
+  std::unique_ptr<server::Authorizer> authorizer_;
   std::unique_ptr<server::KvArena> arena_;
   std::unique_ptr<server::KvArenaSocket> arena_socket_;
   std::unique_ptr<server::MnemoService> mnemo_;
   std::unique_ptr<server::KvService> kv_;
   std::unique_ptr<server::InjectService> inject_;
   std::unique_ptr<server::MemoryService> memory_;
+  std::unique_ptr<server::AuthService> auth_;
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<grpc::GenericStub> stub_;

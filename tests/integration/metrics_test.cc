@@ -1,6 +1,7 @@
 // mnemod --metrics-listen end to end: a real mnemod serves /metrics; after
 // known RPCs (creates, upserts, searches, a NOT_FOUND) the exposition holds
-// exactly those counts, promtool accepts it, and a real Prometheus server
+// exactly those counts and the namespaces' quota limits and usage, promtool
+// accepts it, and a real Prometheus server
 // (Debian's `prometheus`, started by the test) scrapes it and answers a
 // query with the same numbers. promtool or prometheus missing is a failure
 // naming the package (scripts/setup installs it).
@@ -153,6 +154,19 @@ class MetricsTest : public ::testing::Test {
     return res->body;
   }
 
+  // promtool's own lint of the exposition format.
+  void ExpectPromtoolAccepts(const std::string& text) {
+    const std::string promtool = Which("promtool");
+    ASSERT_FALSE(promtool.empty()) << "promtool not found: install Debian's prometheus";
+    const std::string file = dir_ + "/metrics.txt";
+    std::ofstream(file) << text;
+    const std::string cmd = absl::StrCat(promtool, " check metrics < ", file, " > ", dir_,
+                                         "/promtool.log 2>&1");
+    const int rc = std::system(cmd.c_str());
+    EXPECT_EQ(rc, 0) << "promtool check metrics failed: " << ReadFile(dir_ + "/promtool.log")
+                     << "\n" << text;
+  }
+
   std::string dir_;
   std::unique_ptr<MnemodProcess> mnemod_;
   std::unique_ptr<Client> client_;
@@ -183,16 +197,72 @@ TEST_F(MetricsTest, ExpositionCountsTheRpcsAndTheStore) {
   EXPECT_EQ(Sample(text, "mnemo_namespace_chunks{namespace=\"m\"}"), 3);
   EXPECT_EQ(Sample(text, "mnemo_namespace_chunks{namespace=\"nope\"}"), -1);
 
-  // promtool's own lint of the exposition format.
-  const std::string promtool = Which("promtool");
-  ASSERT_FALSE(promtool.empty()) << "promtool not found: install Debian's prometheus";
-  const std::string file = dir_ + "/metrics.txt";
-  std::ofstream(file) << text;
-  const std::string cmd = absl::StrCat(promtool, " check metrics < ", file, " > ", dir_,
-                                       "/promtool.log 2>&1");
-  const int rc = std::system(cmd.c_str());
-  EXPECT_EQ(rc, 0) << "promtool check metrics failed: " << ReadFile(dir_ + "/promtool.log")
-                   << "\n" << text;
+  ExpectPromtoolAccepts(text);
+}
+
+// Quota gauges: a limit sample per limit that is set (none for the
+// namespace without a quota), a usage sample per resource, equal to what
+// GetNamespace reports, following a quota change and a delete.
+TEST_F(MetricsTest, QuotaGaugesShowTheLimitsThatAreSetAndTheUsage) {
+  Traffic();  // namespace "m": 3 chunks, no quota
+  NamespaceConfig config;
+  config.name = "q";
+  config.dim = 2;
+  config.quota.max_chunks = 5;
+  config.quota.max_bytes = 1 << 20;
+  ASSERT_TRUE(client_->CreateNamespace(config).ok());
+  std::vector<Chunk> chunks(2);
+  for (int i = 0; i < 2; ++i) {
+    chunks[i].id = absl::StrCat("q", i);
+    chunks[i].text = "quota counted text";
+    chunks[i].vector = {0.5f, static_cast<float>(i)};
+  }
+  ASSERT_TRUE(client_->Upsert("q", {}, chunks).ok());
+  auto info = client_->GetNamespace("q");
+  ASSERT_TRUE(info.ok()) << info.status();
+  ASSERT_GT(info->usage.bytes, 0u);
+  auto m = client_->GetNamespace("m");
+  ASSERT_TRUE(m.ok()) << m.status();
+
+  auto limit = [](const std::string& ns, const std::string& resource) {
+    return absl::StrCat("mnemo_namespace_quota_limit{namespace=\"", ns, "\",resource=\"",
+                        resource, "\"}");
+  };
+  auto usage = [](const std::string& ns, const std::string& resource) {
+    return absl::StrCat("mnemo_namespace_quota_usage{namespace=\"", ns, "\",resource=\"",
+                        resource, "\"}");
+  };
+  std::string text = Scrape();
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(Sample(text, limit("q", "chunks")), 5);
+  EXPECT_EQ(Sample(text, limit("q", "bytes")), 1 << 20);
+  EXPECT_EQ(Sample(text, limit("q", "kv_bytes")), -1);  // not set: no sample
+  EXPECT_EQ(Sample(text, usage("q", "chunks")), 2);
+  EXPECT_EQ(Sample(text, usage("q", "bytes")), static_cast<double>(info->usage.bytes));
+  EXPECT_EQ(Sample(text, usage("q", "kv_bytes")), 0);
+  for (const char* resource : {"bytes", "chunks", "kv_bytes"}) {
+    EXPECT_EQ(Sample(text, limit("m", resource)), -1) << resource;
+  }
+  EXPECT_EQ(Sample(text, usage("m", "chunks")), 3);
+  EXPECT_EQ(Sample(text, usage("m", "bytes")), static_cast<double>(m->usage.bytes));
+  ExpectPromtoolAccepts(text);
+
+  // A limit set, one removed, a chunk deleted: the next scrape follows.
+  QuotaChange change;
+  change.max_kv_bytes = 4096;
+  change.max_bytes = 0;
+  ASSERT_TRUE(client_->SetNamespaceQuota("q", change).ok());
+  ASSERT_TRUE(client_->Delete("q", {"q0"}, {}).ok());
+  info = client_->GetNamespace("q");
+  ASSERT_TRUE(info.ok()) << info.status();
+  ASSERT_GT(info->usage.bytes, 0u);
+  text = Scrape();
+  EXPECT_EQ(Sample(text, limit("q", "kv_bytes")), 4096);
+  EXPECT_EQ(Sample(text, limit("q", "bytes")), -1);
+  EXPECT_EQ(Sample(text, limit("q", "chunks")), 5);
+  EXPECT_EQ(Sample(text, usage("q", "chunks")), 1);
+  EXPECT_EQ(Sample(text, usage("q", "bytes")), static_cast<double>(info->usage.bytes));
+  ExpectPromtoolAccepts(text);
 }
 
 TEST_F(MetricsTest, RealPrometheusScrapesIt) {

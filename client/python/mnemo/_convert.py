@@ -67,6 +67,32 @@ def namespace_config_to_pb(c: t.NamespaceConfig) -> pb.NamespaceConfig:
         m.chunk_overlap_tokens = c.chunk_overlap_tokens
     if c.late_interaction is not None:
         m.late_interaction = c.late_interaction
+    # Only the limits that are set go out (0 = none), as the server sends them.
+    q = c.quota if c.quota is not None else t.NamespaceQuota()
+    for name in ("max_bytes", "max_chunks", "max_kv_bytes"):
+        value = _quota_limit(name, getattr(q, name))
+        if value:
+            setattr(m.quota, name, value)
+    return m
+
+
+def _quota_limit(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 0 or value >= 1 << 64:
+        raise ValueError(f"{name} is {value}; a limit is 0 (none) .. 2^64-1")
+    return value
+
+
+def quota_change_to_pb(max_bytes: Optional[int], max_chunks: Optional[int],
+                       max_kv_bytes: Optional[int]) -> pb.NamespaceQuota:
+    """SetNamespaceQuota's change: None keeps a limit (the field stays
+    unset), 0 removes it."""
+    m = pb.NamespaceQuota()
+    for name, value in (("max_bytes", max_bytes), ("max_chunks", max_chunks),
+                        ("max_kv_bytes", max_kv_bytes)):
+        if value is not None:
+            setattr(m, name, _quota_limit(name, value))
     return m
 
 
@@ -77,7 +103,9 @@ def namespace_config_from_pb(m: pb.NamespaceConfig) -> t.NamespaceConfig:
         train_threshold=m.train_threshold, chunk_max_tokens=m.chunk_max_tokens,
         chunk_overlap_tokens=m.chunk_overlap_tokens if m.HasField("chunk_overlap_tokens") else None,
         late_interaction=m.late_interaction if m.HasField("late_interaction") else None,
-        late_interaction_nbits=m.late_interaction_nbits)
+        late_interaction_nbits=m.late_interaction_nbits,
+        quota=t.NamespaceQuota(max_bytes=m.quota.max_bytes, max_chunks=m.quota.max_chunks,
+                               max_kv_bytes=m.quota.max_kv_bytes))
 
 
 def namespace_info_from_pb(m: pb.NamespaceInfo) -> t.NamespaceInfo:
@@ -85,7 +113,9 @@ def namespace_info_from_pb(m: pb.NamespaceInfo) -> t.NamespaceInfo:
                            document_count=m.document_count, index_trained=m.index_trained,
                            index_description=m.index_description,
                            created_unix_ms=m.created_unix_ms,
-                           approximate_bytes=m.approximate_bytes)
+                           approximate_bytes=m.approximate_bytes,
+                           usage=t.NamespaceUsage(bytes=m.usage.bytes, chunks=m.usage.chunks,
+                                                  kv_bytes=m.usage.kv_bytes))
 
 
 # --- records ----------------------------------------------------------------

@@ -117,7 +117,7 @@ class Client:
                   encoder: str = "", description: str = "", **options: Any) -> t.NamespaceInfo:
         """Creates a namespace. `options`: the other NamespaceConfig fields
         (train_threshold, chunk_max_tokens, chunk_overlap_tokens,
-        late_interaction, late_interaction_nbits)."""
+        late_interaction, late_interaction_nbits, quota: a NamespaceQuota)."""
         config = t.NamespaceConfig(name=name, dim=dim, metric=metric, index_factory=index_factory,
                                    encoder=encoder, description=description, **options)
         r = self._call(self._mnemo.CreateNamespace,
@@ -137,6 +137,19 @@ class Client:
     @_rpc
     def ns_drop(self, name: str) -> None:
         self._call(self._mnemo.DropNamespace, pb.DropNamespaceRequest(name=name))
+
+    @_rpc
+    def set_namespace_quota(self, ns: str, max_bytes: Optional[int] = None,
+                            max_chunks: Optional[int] = None,
+                            max_kv_bytes: Optional[int] = None) -> t.NamespaceInfo:
+        """Changes the namespace's quota (`mnemo ns set-quota`): a limit left
+        None keeps its value, 0 removes it. Returns the namespace's info with
+        the new limits (`.config.quota`) and its usage (`.usage`). A write
+        over a limit raises ResourceExhaustedError. With authentication on
+        it needs admin on "*"."""
+        r = self._call(self._mnemo.SetNamespaceQuota, pb.SetNamespaceQuotaRequest(
+            name=ns, quota=cv.quota_change_to_pb(max_bytes, max_chunks, max_kv_bytes)))
+        return cv.namespace_info_from_pb(r.info)
 
     # --- records ------------------------------------------------------------
 

@@ -9,6 +9,24 @@ from typing import Any, Dict, List, Optional
 
 
 @dataclass
+class NamespaceQuota:
+    """A namespace's limits (see the README's Quotas); 0 = unlimited.
+    bytes: encoded document and chunk records and dense vectors; chunks:
+    live chunks; kv_bytes: encoded chunk KV."""
+    max_bytes: int = 0
+    max_chunks: int = 0
+    max_kv_bytes: int = 0
+
+
+@dataclass
+class NamespaceUsage:
+    """What a namespace holds, as its quota counts it (exact)."""
+    bytes: int = 0
+    chunks: int = 0
+    kv_bytes: int = 0
+
+
+@dataclass
 class NamespaceConfig:
     """What a namespace is created with (see proto NamespaceConfig).
     metric: "ip" (inner product), "l2" or "cosine" ("" = the server's
@@ -24,6 +42,7 @@ class NamespaceConfig:
     chunk_overlap_tokens: Optional[int] = None
     late_interaction: Optional[bool] = None
     late_interaction_nbits: int = 0
+    quota: NamespaceQuota = field(default_factory=NamespaceQuota)
 
 
 @dataclass
@@ -35,6 +54,7 @@ class NamespaceInfo:
     index_description: str = ""
     created_unix_ms: int = 0
     approximate_bytes: int = 0
+    usage: NamespaceUsage = field(default_factory=NamespaceUsage)
 
 
 @dataclass
@@ -322,7 +342,8 @@ def _floats(data: bytes, dtype: str) -> array.array:
     return out
 
 
-__all__ = ["NamespaceConfig", "NamespaceInfo", "Chunk", "Document", "Hit", "UpsertResult",
+__all__ = ["NamespaceQuota", "NamespaceUsage", "NamespaceConfig", "NamespaceInfo", "Chunk",
+           "Document", "Hit", "UpsertResult",
            "GetResult", "DeleteResult", "Stats", "ModelFingerprint", "KvConfig", "KvStats",
            "KvLayer", "KvBlock", "KvPutResult", "BackupInfo", "InjectionInfo", "RecallHit",
            "Memory", "MemoryAddResult", "MemoryHit", "MemoryPage", "MemoryEvent", "MemoryBlock",

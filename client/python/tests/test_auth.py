@@ -1,6 +1,7 @@
 """API keys with the Python client against a real mnemod started with
 --admin-key-file: no key or an unknown one is refused, roles are per
-namespace, a refused write changes nothing, revoking works."""
+namespace, a refused write changes nothing, revoking works, quotas are
+the global admin's."""
 import os
 import tempfile
 
@@ -70,3 +71,16 @@ def test_rate_limited_key(auth_server):
         limited.ns_list()
         with pytest.raises(mnemo.ResourceExhaustedError, match="rate limit"):
             limited.ns_list()
+
+
+def test_quota_needs_admin_on_every_namespace(auth_server):
+    with mnemo.Client(auth_server.address, api_key=ADMIN) as admin:
+        admin.ns_create("pquota", dim=2)
+        ns_admin = admin.auth_create_key("pquota", "admin").key
+    with mnemo.Client(auth_server.address, api_key=ns_admin) as own:
+        with pytest.raises(mnemo.PermissionDeniedError,
+                           match="needs role admin on every namespace"):
+            own.set_namespace_quota("pquota", max_chunks=1)
+        assert own.ns_get("pquota").config.quota == mnemo.NamespaceQuota()
+    with mnemo.Client(auth_server.address, api_key=ADMIN) as admin:
+        assert admin.set_namespace_quota("pquota", max_chunks=1).config.quota.max_chunks == 1
