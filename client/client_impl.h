@@ -193,7 +193,7 @@ class ClientImpl final : public Client {
   std::unique_ptr<v1::MnemoAuth::Stub> auth_stub_;
   grpc::GenericStub generic_stub_;
   const ClientOptions options_;
-  KvArenaClient arena_;  // the KV arena session of shared_memory reads
+  KvArenaClient arena_{options_.api_key};  // the KV arena session of shared_memory reads
 };
 
 }  // namespace mnemo::client_internal

@@ -39,6 +39,30 @@ class LeaseImpl final : public KvArenaLease {
   std::function<void(uint64_t)> release_;
 };
 
+// Sends the request: its header, then the key.
+absl::Status SendRequest(int sock, const std::string& api_key) {
+  if (api_key.size() > kKvArenaMaxKeyBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("an API key of ", api_key.size(),
+                                                   " bytes is longer than the KV arena takes (",
+                                                   kKvArenaMaxKeyBytes, ")"));
+  }
+  KvArenaRequest header{};
+  std::memcpy(header.magic, kKvArenaRequestMagic, sizeof(header.magic));
+  header.key_bytes = static_cast<uint32_t>(api_key.size());
+  std::string request(reinterpret_cast<const char*>(&header), sizeof(header));
+  request += api_key;
+  size_t sent = 0;
+  while (sent < request.size()) {
+    const ssize_t n = send(sock, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    // mnemod may have answered and closed already (a refused uid): its
+    // hello says why.
+    if (n <= 0) return absl::OkStatus();
+    sent += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
 // Receives the hello and the descriptor it carries (-1 when none).
 absl::Status ReceiveHello(int sock, KvArenaHello* hello, int* fd) {
   *fd = -1;
@@ -70,7 +94,7 @@ KvArenaMapping::~KvArenaMapping() {
 }
 
 absl::StatusOr<std::shared_ptr<KvArenaSession>> KvArenaSession::Connect(
-    const std::string& socket_path, const std::string& arena_id) {
+    const std::string& socket_path, const std::string& arena_id, const std::string& api_key) {
   sockaddr_un addr{};
   if (socket_path.empty() || socket_path.size() >= sizeof(addr.sun_path)) {
     return absl::UnavailableError(absl::StrCat("no usable KV arena socket '", socket_path, "'"));
@@ -85,6 +109,10 @@ absl::StatusOr<std::shared_ptr<KvArenaSession>> KvArenaSession::Connect(
     return absl::UnavailableError(absl::StrCat("cannot connect to the KV arena socket '",
                                                socket_path, "': ", std::strerror(err)));
   }
+  if (absl::Status s = SendRequest(sock, api_key); !s.ok()) {
+    close(sock);
+    return s;
+  }
   KvArenaHello hello{};
   int fd = -1;
   if (absl::Status s = ReceiveHello(sock, &hello, &fd); !s.ok()) {
@@ -98,6 +126,15 @@ absl::StatusOr<std::shared_ptr<KvArenaSession>> KvArenaSession::Connect(
   };
   if (hello.status == kKvArenaPeerRefused) {
     return fail(absl::PermissionDeniedError("mnemod refused this process's uid on its KV arena"));
+  }
+  if (hello.status == kKvArenaUnauthenticated) {
+    return fail(absl::UnauthenticatedError(
+        "mnemod refused the API key on its KV arena socket (missing, unknown or revoked; "
+        "ClientOptions::api_key)"));
+  }
+  if (hello.status == kKvArenaRateLimited) {
+    return fail(absl::ResourceExhaustedError(
+        "mnemod refused the KV arena session: the API key is over its request rate"));
   }
   if (hello.status != kKvArenaOk || fd < 0) {
     return fail(absl::UnavailableError("the KV arena socket handed over no arena"));
@@ -161,7 +198,11 @@ absl::StatusOr<std::shared_ptr<KvArenaSession>> KvArenaClient::Session(
     else if (!rpc.ok()) return FromGrpc(rpc);
     absl::StatusOr<std::shared_ptr<KvArenaSession>> made =
         info.socket_path().empty() ? absl::UnavailableError("mnemod runs without a KV arena")
-                                   : KvArenaSession::Connect(info.socket_path(), info.arena_id());
+                                   : KvArenaSession::Connect(info.socket_path(), info.arena_id(),
+                                                             api_key_);
+    if (absl::IsUnauthenticated(made.status()) || absl::IsResourceExhausted(made.status())) {
+      return made.status();  // the key's problem: gRPC reads would be refused alike
+    }
     if (!made.ok()) {
       // Not on this host (or not for this uid): read over gRPC, ask again later.
       retry_after_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);

@@ -1,8 +1,8 @@
 // The SDK's end of mnemod's KV arena (README "KV arena"): one session per
 // Client, made on the first KvGetRequest::shared_memory read: KvArenaInfo
-// says where the arena socket is; connecting to it gets a read-only arena
-// descriptor (mapped once, read-only) and a session token
-// (mnemo/kv_arena_wire.h). Reads naming the token are answered with leases,
+// says where the arena socket is; connecting to it with the Client's API
+// key gets a read-only arena descriptor (mapped once, read-only) and a
+// session token owned by that key (mnemo/kv_arena_wire.h). Reads naming the token are answered with leases,
 // read in place from the mapping. Internal to the client library.
 #ifndef MNEMO_CLIENT_KV_ARENA_CLIENT_H_
 #define MNEMO_CLIENT_KV_ARENA_CLIENT_H_
@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -38,12 +39,15 @@ class KvArenaMapping {
 // One connection to the arena socket. Thread-safe.
 class KvArenaSession : public std::enable_shared_from_this<KvArenaSession> {
  public:
-  // Connects to `socket_path` and maps the arena it hands over. UNAVAILABLE
-  // when there is no such socket here (another host), PERMISSION_DENIED
-  // when mnemod refuses this process's uid, FAILED_PRECONDITION when the
-  // arena is not `arena_id` (another mnemod's).
+  // Connects to `socket_path`, presents `api_key` (empty: none) and maps
+  // the arena it hands over. UNAVAILABLE when there is no such socket here
+  // (another host), PERMISSION_DENIED when mnemod refuses this process's
+  // uid, UNAUTHENTICATED when it refuses the key (missing, unknown or
+  // revoked), RESOURCE_EXHAUSTED when the key is over its request rate,
+  // FAILED_PRECONDITION when the arena is not `arena_id` (another mnemod's).
   static absl::StatusOr<std::shared_ptr<KvArenaSession>> Connect(const std::string& socket_path,
-                                                                 const std::string& arena_id);
+                                                                 const std::string& arena_id,
+                                                                 const std::string& api_key);
   ~KvArenaSession();  // closes the connection: mnemod releases every lease
   KvArenaSession(const KvArenaSession&) = delete;
   KvArenaSession& operator=(const KvArenaSession&) = delete;
@@ -74,14 +78,20 @@ class KvArenaSession : public std::enable_shared_from_this<KvArenaSession> {
 // A Client's arena: the live session, reconnected after mnemod restarts.
 class KvArenaClient {
  public:
+  // `api_key`: the key the Client's calls carry (ClientOptions::api_key).
+  explicit KvArenaClient(std::string api_key) : api_key_(std::move(api_key)) {}
+
   // The session to read through, connecting when there is none or it
-  // died; null when mnemod offers no arena or is not reachable through
-  // it (another host, another uid): then reads go over gRPC. Queued lease
-  // releases are sent first (KvArenaRelease).
+  // died (mnemod restarted, or the key was revoked); null when mnemod
+  // offers no arena or is not reachable through it (another host, another
+  // uid): then reads go over gRPC. mnemod refusing the key is an error
+  // (UNAUTHENTICATED, RESOURCE_EXHAUSTED). Queued lease releases are sent
+  // first (KvArenaRelease).
   absl::StatusOr<std::shared_ptr<KvArenaSession>> Session(
       v1::MnemoKv::Stub* stub, std::chrono::system_clock::time_point deadline);
 
  private:
+  const std::string api_key_;
   std::mutex mu_;
   std::shared_ptr<KvArenaSession> session_;
   // After finding no usable arena, when to ask again.

@@ -108,7 +108,7 @@ grpc::ServerUnaryReactor* AuthService::RevokeKey(grpc::CallbackServerContext* ct
     }
     RETURN_IF_ERROR(Authorizer::Permit(caller, key->ns, Role::kAdmin));
     RETURN_IF_ERROR(auth_.keys()->Revoke(key->id));
-    auth_.Forget(key->id);
+    auth_.Revoked(key->id);  // also closes its KV arena sessions
     LogEvent(spdlog::level::info, "api key revoked",
              {{"key_id", key->id}, {"namespace", key->ns}, {"by", caller.key_id}});
     return absl::OkStatus();

@@ -46,7 +46,11 @@ Authorizer::Authorizer(ApiKeys* keys, absl::string_view admin_key, RateLimit lim
 
 absl::StatusOr<Caller> Authorizer::Authenticate(const grpc::ServerContextBase& ctx) {
   if (!enabled()) return Caller{"", kEveryNamespace, Role::kAdmin};
-  const absl::string_view presented = BearerKey(ctx);
+  return AuthenticateKey(BearerKey(ctx));
+}
+
+absl::StatusOr<Caller> Authorizer::AuthenticateKey(absl::string_view presented) {
+  if (!enabled()) return Caller{"", kEveryNamespace, Role::kAdmin};
   if (presented.empty()) {
     return absl::UnauthenticatedError(
         "this mnemod requires an API key: send the metadata 'authorization: Bearer <key>' "
@@ -73,6 +77,19 @@ absl::Status Authorizer::Permit(const Caller& caller, absl::string_view ns, Role
       absl::StrCat("this call needs role ", RoleName(role), " on ", Describe(ns), "; API key '",
                    caller.key_id, "' has role ", RoleName(caller.role), " on ",
                    Describe(caller.ns)));
+}
+
+void Authorizer::Revoked(const std::string& key_id) {
+  limiter_.Forget(key_id);
+  // Called under the lock, so that replacing the listener waits for a call
+  // in progress (its owner may be going away).
+  absl::MutexLock lock(&listener_mu_);
+  if (listener_) listener_(key_id);
+}
+
+void Authorizer::SetRevocationListener(std::function<void(const std::string&)> listener) {
+  absl::MutexLock lock(&listener_mu_);
+  listener_ = std::move(listener);
 }
 
 absl::Status Authorizer::Check(const grpc::ServerContextBase& ctx, absl::string_view ns,

@@ -19,12 +19,14 @@
 #ifndef MNEMO_SERVER_AUTHORIZER_H_
 #define MNEMO_SERVER_AUTHORIZER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/server_context.h"
 #include "server/api_keys.h"
 #include "server/rate_limiter.h"
@@ -57,6 +59,9 @@ class Authorizer {
 
   // The caller of `ctx`, after taking one token of its request rate.
   absl::StatusOr<Caller> Authenticate(const grpc::ServerContextBase& ctx);
+  // The same for a key presented outside gRPC (the KV arena socket's
+  // handshake); `presented` empty = no key.
+  absl::StatusOr<Caller> AuthenticateKey(absl::string_view presented);
   // Whether `caller` holds at least `role` on namespace `ns`;
   // PERMISSION_DENIED naming both when not.
   static absl::Status Permit(const Caller& caller, absl::string_view ns, Role role);
@@ -65,8 +70,14 @@ class Authorizer {
   }
   // Authenticate, then Permit.
   absl::Status Check(const grpc::ServerContextBase& ctx, absl::string_view ns, Role role);
-  // Drops the request-rate state of a revoked key.
-  void Forget(absl::string_view key_id) { limiter_.Forget(key_id); }
+  // After a key is revoked (removed from keys()): drops its request-rate
+  // state and tells the revocation listener (which ends what the key still
+  // holds open: its KV arena sessions).
+  void Revoked(const std::string& key_id);
+  // The one revocation listener (nullptr: none), called under a lock that
+  // this call takes too: once it returns, the old listener is no longer
+  // running. The listener must not call SetRevocationListener.
+  void SetRevocationListener(std::function<void(const std::string& key_id)> listener);
 
  private:
   Authorizer() : limiter_(RateLimit{}) {}
@@ -74,6 +85,8 @@ class Authorizer {
   ApiKeys* const keys_ = nullptr;
   const std::string admin_digest_;  // SHA-256 of the admin key, hex
   RateLimiter limiter_;
+  absl::Mutex listener_mu_;
+  std::function<void(const std::string&)> listener_ ABSL_GUARDED_BY(listener_mu_);
 };
 
 // The admin key of --admin-key-file: its first line without surrounding

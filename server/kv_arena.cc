@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -272,27 +273,64 @@ void KvArena::Unpin(uint64_t entry) {
   UnpinLocked(entry);
 }
 
-std::string KvArena::OpenSession() {
+std::string KvArena::OpenSession(const std::string& key_id) {
   std::lock_guard<std::mutex> lock(mu_);
   std::string token;
   do {
     token = RandomBytes(16);
   } while (sessions_.count(token) > 0);
-  sessions_[token];
+  sessions_[token].key_id = key_id;
   return token;
+}
+
+void KvArena::CloseSessionLocked(std::unordered_map<std::string, Session>::iterator it) {
+  for (const auto& [lease, entry] : it->second.leases) UnpinLocked(entry);
+  sessions_.erase(it);
 }
 
 void KvArena::CloseSession(const std::string& token) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = sessions_.find(token);
-  if (it == sessions_.end()) return;
-  for (const auto& [lease, entry] : it->second.leases) UnpinLocked(entry);
-  sessions_.erase(it);
+  if (it != sessions_.end()) CloseSessionLocked(it);
+}
+
+size_t KvArena::CloseSessionsOf(const std::string& key_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t closed = 0;
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    auto next = std::next(it);
+    if (it->second.key_id == key_id) {
+      CloseSessionLocked(it);
+      ++closed;
+    }
+    it = next;
+  }
+  return closed;
 }
 
 bool KvArena::HasSession(const std::string& token) {
   std::lock_guard<std::mutex> lock(mu_);
   return sessions_.count(token) > 0;
+}
+
+absl::Status KvArena::CheckSessionLocked(const std::string& token, const std::string& key_id) {
+  auto it = sessions_.find(token);
+  if (it == sessions_.end()) {
+    return absl::FailedPreconditionError(
+        "unknown or closed KV arena session (reconnect to the arena socket)");
+  }
+  if (it->second.key_id != key_id) {
+    // Names neither key: the token is someone else's, and useless here.
+    return absl::PermissionDeniedError(
+        "this KV arena session belongs to another API key: connect to the arena socket with "
+        "the key of this call");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KvArena::CheckSession(const std::string& token, const std::string& key_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return CheckSessionLocked(token, key_id);
 }
 
 absl::StatusOr<uint64_t> KvArena::Lease(const std::string& token, uint64_t entry) {
@@ -308,13 +346,11 @@ absl::StatusOr<uint64_t> KvArena::Lease(const std::string& token, uint64_t entry
   return lease;
 }
 
-absl::StatusOr<uint64_t> KvArena::Release(const std::string& token,
+absl::StatusOr<uint64_t> KvArena::Release(const std::string& token, const std::string& key_id,
                                           absl::Span<const uint64_t> ids) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status s = CheckSessionLocked(token, key_id); !s.ok()) return s;
   auto it = sessions_.find(token);
-  if (it == sessions_.end()) {
-    return absl::FailedPreconditionError("unknown or closed KV arena session");
-  }
   for (uint64_t id : ids) {
     if (it->second.leases.count(id) == 0) {
       return absl::NotFoundError(

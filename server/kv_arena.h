@@ -16,8 +16,9 @@
 // never reuses pinned bytes; when nothing unpinned is left to evict the
 // fill fails with RESOURCE_EXHAUSTED.
 //
-// Sessions: one per arena socket connection; closing it releases every
-// lease it holds. Thread-safe.
+// Sessions: one per arena socket connection, owned by the API key that
+// opened it; closing it (or revoking its key) releases every lease it
+// holds. Thread-safe.
 #ifndef MNEMO_SERVER_KV_ARENA_H_
 #define MNEMO_SERVER_KV_ARENA_H_
 
@@ -33,6 +34,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
@@ -112,17 +114,24 @@ class KvArena {
   // Drops one pin.
   void Unpin(uint64_t entry);
 
-  // Sessions, named by a random 16-byte token.
-  std::string OpenSession();
+  // Sessions, named by a random 16-byte token, each belonging to the API
+  // key id that opened it ("" with authentication off: server/authorizer.h).
+  std::string OpenSession(const std::string& key_id = "");
   void CloseSession(const std::string& token);
+  // Closes every session of `key_id` (a revoked key), releasing their
+  // leases; how many.
+  size_t CloseSessionsOf(const std::string& key_id);
   bool HasSession(const std::string& token);
+  // OK when `token` names an open session of `key_id`; FAILED_PRECONDITION
+  // for an unknown or closed session, PERMISSION_DENIED for another key's.
+  absl::Status CheckSession(const std::string& token, const std::string& key_id);
   // Turns one pin of `entry` into a lease of the session; FAILED_PRECONDITION
   // for an unknown or closed session (the pin is dropped then).
   absl::StatusOr<uint64_t> Lease(const std::string& token, uint64_t entry);
-  // Releases leases of the session. FAILED_PRECONDITION for an unknown or
-  // closed session; NOT_FOUND (releasing none) when an id is not a lease of
-  // this session.
-  absl::StatusOr<uint64_t> Release(const std::string& token, absl::Span<const uint64_t> ids);
+  // Releases leases of the session of `key_id`. CheckSession's errors;
+  // NOT_FOUND (releasing none) when an id is not a lease of this session.
+  absl::StatusOr<uint64_t> Release(const std::string& token, const std::string& key_id,
+                                   absl::Span<const uint64_t> ids);
 
   // Counters (hits, misses, evictions) since the arena was created; the
   // rest as of now. A hit is a Lookup that found the block current.
@@ -173,8 +182,11 @@ class KvArena {
   uint64_t next_entry_ = 1;
   uint64_t used_ = 0, evictions_ = 0, hits_ = 0, misses_ = 0;
   struct Session {
+    std::string key_id;
     std::unordered_map<uint64_t, uint64_t> leases;  // lease id -> entry
   };
+  absl::Status CheckSessionLocked(const std::string& token, const std::string& key_id);
+  void CloseSessionLocked(std::unordered_map<std::string, Session>::iterator it);
   std::unordered_map<std::string, Session> sessions_;
   uint64_t next_lease_ = 1;
 };

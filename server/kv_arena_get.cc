@@ -22,9 +22,13 @@ namespace {
 
 class KvArenaGetReactor final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
  public:
-  KvArenaGetReactor(db::Store* store, KvArena* arena, grpc::CallbackServerContext* ctx,
-                    const v1::GetKvRequest& request)
-      : arena_(arena), ctx_(ctx), token_(request.arena_session()), ns_(request.namespace_()) {
+  KvArenaGetReactor(db::Store* store, KvArena* arena, const std::string& key_id,
+                    grpc::CallbackServerContext* ctx, const v1::GetKvRequest& request)
+      : arena_(arena),
+        ctx_(ctx),
+        token_(request.arena_session()),
+        key_id_(key_id),
+        ns_(request.namespace_()) {
     absl::Status status = Open(store, request);
     if (!status.ok()) {
       End(status);
@@ -58,10 +62,7 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<v1::GetKvRespons
       return absl::FailedPreconditionError(
           "this mnemod runs without a KV arena (mnemod --kv-arena-bytes)");
     }
-    if (!arena_->HasSession(token_)) {
-      return absl::FailedPreconditionError(
-          "unknown or closed KV arena session (reconnect to the arena socket)");
-    }
+    RETURN_IF_ERROR(arena_->CheckSession(token_, key_id_));
     ASSIGN_OR_RETURN(db::KvReadOptions options, KvReadOptionsFromProto(request));
     dtype_ = *options.as_bytes;
     ids_ = options.chunk_ids;
@@ -226,6 +227,7 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<v1::GetKvRespons
   KvArena* const arena_;
   grpc::CallbackServerContext* const ctx_;
   const std::string token_;
+  const std::string key_id_;  // of the caller, who must own the session
   const std::string ns_;
   db::KvDtype dtype_ = db::KvDtype::kFp32;
   std::vector<std::string> ids_;
@@ -247,9 +249,9 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<v1::GetKvRespons
 }  // namespace
 
 grpc::ServerWriteReactor<v1::GetKvResponse>* NewKvArenaGetReactor(
-    db::Store* store, KvArena* arena, grpc::CallbackServerContext* ctx,
-    const v1::GetKvRequest& request) {
-  return new KvArenaGetReactor(store, arena, ctx, request);
+    db::Store* store, KvArena* arena, const std::string& key_id,
+    grpc::CallbackServerContext* ctx, const v1::GetKvRequest& request) {
+  return new KvArenaGetReactor(store, arena, key_id, ctx, request);
 }
 
 }  // namespace mnemo::server

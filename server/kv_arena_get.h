@@ -10,6 +10,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <string>
+
 #include "db/store.h"
 #include "mnemo/v1/mnemo.grpc.pb.h"
 #include "server/kv_arena.h"
@@ -18,11 +20,13 @@ namespace mnemo::server {
 
 inline constexpr int kKvArenaFillAhead = 4;
 
-// A new reactor for `request` (which names an arena session); `arena` may
-// be null (the call then fails with FAILED_PRECONDITION). Deletes itself.
+// A new reactor for `request` (which names an arena session) of the
+// caller authenticated as `key_id` ("" with authentication off); `arena`
+// may be null (the call then fails with FAILED_PRECONDITION). A session of
+// another key is PERMISSION_DENIED. Deletes itself.
 grpc::ServerWriteReactor<v1::GetKvResponse>* NewKvArenaGetReactor(
-    db::Store* store, KvArena* arena, grpc::CallbackServerContext* ctx,
-    const v1::GetKvRequest& request);
+    db::Store* store, KvArena* arena, const std::string& key_id,
+    grpc::CallbackServerContext* ctx, const v1::GetKvRequest& request);
 
 }  // namespace mnemo::server
 

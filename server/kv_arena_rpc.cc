@@ -1,5 +1,6 @@
 // KvService's hot-tier calls (server/kv_service.h): KvArenaInfo tells a
-// client where the arena socket is; KvArenaRelease drops leases.
+// client where the arena socket is; KvArenaRelease drops leases (of a
+// session of the caller's key only).
 #include <string>
 #include <vector>
 
@@ -26,14 +27,16 @@ grpc::ServerUnaryReactor* KvService::KvArenaInfo(grpc::CallbackServerContext* ct
 grpc::ServerUnaryReactor* KvService::KvArenaRelease(grpc::CallbackServerContext* ctx,
                                                     const v1::KvArenaReleaseRequest* request,
                                                     v1::KvArenaReleaseResponse* response) {
-  if (auto* r = Refuse(ctx, "KvArenaRelease", auth_.Authenticate(*ctx).status())) return r;
+  absl::StatusOr<Caller> caller = auth_.Authenticate(*ctx);
+  if (auto* r = Refuse(ctx, "KvArenaRelease", caller.status())) return r;
   absl::Status status = [&]() -> absl::Status {
     if (arena_ == nullptr) {
       return absl::FailedPreconditionError(
           "this mnemod runs without a KV arena (mnemod --kv-arena-bytes)");
     }
     const std::vector<uint64_t> ids(request->lease_ids().begin(), request->lease_ids().end());
-    ASSIGN_OR_RETURN(uint64_t released, arena_->Release(request->arena_session(), ids));
+    ASSIGN_OR_RETURN(uint64_t released,
+                     arena_->Release(request->arena_session(), caller->key_id, ids));
     response->set_released(released);
     return absl::OkStatus();
   }();

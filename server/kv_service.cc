@@ -256,12 +256,16 @@ grpc::ServerReadReactor<v1::PutKvRequest>* KvService::PutKv(grpc::CallbackServer
 
 grpc::ServerWriteReactor<v1::GetKvResponse>* KvService::GetKv(
     grpc::CallbackServerContext* ctx, const v1::GetKvRequest* request) {
-  if (absl::Status s = auth_.Check(*ctx, request->namespace_(), Role::kRead); !s.ok()) {
+  absl::StatusOr<Caller> caller = auth_.Authenticate(*ctx);
+  absl::Status s = caller.ok() ? Authorizer::Permit(*caller, request->namespace_(), Role::kRead)
+                               : caller.status();
+  if (!s.ok()) {
     LogRpcFailure("GetKv", s, ctx->peer());
     return new RefusedWriter<v1::GetKvResponse>(s);
   }
   if (!request->arena_session().empty()) {
-    return NewKvArenaGetReactor(store_, arena_, ctx, *request);
+    // The session must be the caller's key's (checked by the reactor).
+    return NewKvArenaGetReactor(store_, arena_, caller->key_id, ctx, *request);
   }
   return NewKvBlockSender(store_, ctx, *request);
 }

@@ -271,7 +271,8 @@ int Run(const Flags& flags) {
                                   ec)
             .string();
     absl::StatusOr<std::unique_ptr<KvArenaSocket>> served =
-        made.ok() ? KvArenaSocket::Start(socket_path, made->get()) : made.status();
+        made.ok() ? KvArenaSocket::Start(socket_path, made->get(), authorizer.get())
+                  : made.status();
     if (!served.ok()) {
       LogEvent(spdlog::level::critical, "cannot start the KV arena",
                {{"bytes", flags.kv_arena_bytes},

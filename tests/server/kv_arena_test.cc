@@ -119,19 +119,55 @@ TEST_F(KvArenaCacheTest, ReleasesAreChecked) {
   const KvArenaBlock a = Put("a", 'a');
   auto lease = arena_->Lease(one, a.entry);
   ASSERT_TRUE(lease.ok());
-  EXPECT_EQ(arena_->Release(two, {*lease}).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(arena_->Release(one, {*lease, 424242}).status().code(),
+  EXPECT_EQ(arena_->Release(two, "", {*lease}).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(arena_->Release(one, "", {*lease, 424242}).status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(arena_->GetStats().pinned_entries, 1u);  // nothing released by a refused call
-  auto released = arena_->Release(one, {*lease});
+  auto released = arena_->Release(one, "", {*lease});
   ASSERT_TRUE(released.ok());
   EXPECT_EQ(*released, 1u);
   EXPECT_EQ(arena_->GetStats().pinned_entries, 0u);
   arena_->CloseSession(one);
-  EXPECT_EQ(arena_->Release(one, {}).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(arena_->Release(one, "", {}).status().code(), absl::StatusCode::kFailedPrecondition);
   const KvArenaBlock b = Put("b", 'b');
   EXPECT_EQ(arena_->Lease(one, b.entry).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(arena_->GetStats().pinned_entries, 0u);  // the refused lease dropped its pin
+}
+
+// Sessions belong to the API key that opened them: another key can
+// neither use nor release one; closing a key's sessions releases their
+// leases and leaves other keys' sessions alone.
+TEST_F(KvArenaCacheTest, SessionsBelongToTheirKey) {
+  const std::string a1 = arena_->OpenSession("key-a"), a2 = arena_->OpenSession("key-a");
+  const std::string b1 = arena_->OpenSession("key-b");
+  EXPECT_TRUE(arena_->CheckSession(a1, "key-a").ok());
+  EXPECT_EQ(arena_->CheckSession(a1, "key-b").code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(arena_->CheckSession(a1, "").code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(arena_->CheckSession(std::string(16, 'x'), "key-a").code(),
+            absl::StatusCode::kFailedPrecondition);
+  const KvArenaBlock x = Put("x", 'x'), y = Put("y", 'y'), z = Put("z", 'z');
+  auto lx = arena_->Lease(a1, x.entry), ly = arena_->Lease(a2, y.entry);
+  auto lz = arena_->Lease(b1, z.entry);
+  ASSERT_TRUE(lx.ok() && ly.ok() && lz.ok());
+  // key-b cannot release key-a's lease; nothing is released then.
+  EXPECT_EQ(arena_->Release(a1, "key-b", {*lx}).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(arena_->GetStats().leases, 3u);
+  EXPECT_EQ(arena_->GetStats().pinned_entries, 3u);
+  // Revoking key-a: both its sessions close, their blocks unpinned.
+  EXPECT_EQ(arena_->CloseSessionsOf("key-a"), 2u);
+  EXPECT_FALSE(arena_->HasSession(a1));
+  EXPECT_FALSE(arena_->HasSession(a2));
+  EXPECT_EQ(arena_->CheckSession(a1, "key-a").code(), absl::StatusCode::kFailedPrecondition);
+  const KvArena::Stats after = arena_->GetStats();
+  EXPECT_EQ(after.sessions, 1u);
+  EXPECT_EQ(after.leases, 1u);
+  EXPECT_EQ(after.pinned_entries, 1u);
+  EXPECT_TRUE(Holds(z, 'z'));
+  auto released = arena_->Release(b1, "key-b", {*lz});
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_EQ(*released, 1u);
+  EXPECT_EQ(arena_->CloseSessionsOf("key-a"), 0u);
 }
 
 TEST_F(KvArenaCacheTest, BlockLargerThanTheArenaIsRefused) {
