@@ -154,17 +154,23 @@ absl::StatusOr<std::vector<MessageHit>> ConvoEngine::Search(absl::string_view ns
   RETURN_IF_ERROR(ns->GoneStatus());
   MessagePredicate predicate(&ns->attrs, &options.selection);
   const int depth = std::max(options.top_k, kCandidateDepth);
-  std::vector<std::vector<index::ScoredId>> dense;
-  if (ns->index->size() > 0) {
-    ASSIGN_OR_RETURN(dense,
+  // A run of few messages is scored exactly over them (hybrid_candidates.h).
+  const std::pair<const char*, std::string> scope_fields[] = {
+      {convorecords::kAttrRun, options.selection.run_id}};
+  const std::optional<std::vector<int64_t>> among =
+      ScopeCandidatesLocked(*ns, scope_fields, kScopePlanMaxRecords, predicate);
+  std::vector<index::ScoredId> dense;
+  if (among.has_value()) {
+    ASSIGN_OR_RETURN(dense, DenseAmongLocked(*owner_, *ns, qvec, *among, depth));
+  } else if (ns->index->size() > 0) {
+    ASSIGN_OR_RETURN(auto found,
                      owner_->DenseSearchLocked(ns.get(), qvec, depth, SearchOptions(), &predicate));
+    if (!found.empty()) dense = std::move(found[0]);
   }
   ASSIGN_OR_RETURN(HybridCandidates candidates,
-                   SearchHybridCandidatesLocked(*owner_, ns.get(), qvec,
-                                                dense.empty() ? absl::Span<const index::ScoredId>()
-                                                              : absl::MakeConstSpan(dense[0]),
-                                                query[0].terms,
-                                                depth, options.top_k, &predicate));
+                   SearchHybridCandidatesLocked(*owner_, ns.get(), qvec, dense, query[0].terms,
+                                                depth, options.top_k, &predicate,
+                                                among.has_value() ? &*among : nullptr));
   std::vector<MessageHit> hits;
   for (size_t i = 0; i < candidates.fused.size(); ++i) {
     if (!candidates.rows[i].has_value()) continue;

@@ -48,6 +48,9 @@ absl::StatusOr<HybridCandidates> SearchHybridCandidatesLocked(
     int fuse_k, const index::IdPredicate* predicate,
     const std::vector<int64_t>* among = nullptr);
 
+// Scopes of at most this many records are searched exactly over them.
+inline constexpr size_t kScopePlanMaxRecords = 4096;
+
 // The records a scope can hold: the smallest of the sets of `ns->attrs`'s
 // indexed `fields` holding the given values (a (field, value) pair per
 // non-empty value), filtered by `predicate`; nullopt when no value is given

@@ -106,7 +106,6 @@ struct MemoryAddResult {
 };
 
 enum class MemorySearchPlan { kAuto, kIndexes, kScope };
-inline constexpr size_t kScopePlanMaxMemories = 4096;
 
 struct MemorySearchOptions {
   MemoryScope scope;  // at least one field
@@ -127,8 +126,8 @@ struct MemorySearchOptions {
   bool show_expired = false;
   // How the candidates are found; the hits are the same either way (tests
   // compare them). kAuto: exactly over the scope's memories when its
-  // smallest part (user, agent or run) holds at most
-  // kScopePlanMaxMemories, else through the dense and BM25 indexes.
+  // smallest part (user, agent or run) holds at most kScopePlanMaxRecords
+  // (db/hybrid_candidates.h), else through the dense and BM25 indexes.
   MemorySearchPlan plan = MemorySearchPlan::kAuto;
 };
 

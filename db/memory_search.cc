@@ -188,7 +188,7 @@ absl::StatusOr<std::vector<MemoryHit>> MemoryEngine::Search(absl::string_view ns
     among = ScopeCandidatesLocked(*ns, scope_fields,
                                   options.plan == MemorySearchPlan::kScope
                                       ? std::numeric_limits<size_t>::max()
-                                      : kScopePlanMaxMemories,
+                                      : kScopePlanMaxRecords,
                                   predicate);
   }
   std::vector<index::ScoredId> dense;
