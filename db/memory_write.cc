@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "db/hybrid_candidates.h"
 #include "db/keys.h"
 #include "db/memory_engine.h"
 #include "db/memory_filter.h"
@@ -201,6 +202,18 @@ absl::StatusOr<std::vector<MemoryAddResult>> MemoryEngine::Add(
   same_scope.exact_scope = true;
   same_scope.now_ms = now;
   MemoryPredicate live_in_scope(&ns->attrs, &same_scope);
+  // The near-duplicate candidates: the scope's memories when they are few
+  // (scored exactly, hybrid_candidates.h), else the dense index under the
+  // predicate. Neither sees this call's own inputs (staged_index does).
+  std::optional<std::vector<int64_t>> scope_memories;
+  if (threshold <= 1) {
+    const std::pair<const char*, std::string> scope_fields[] = {
+        {memrecords::kAttrUser, options.scope.user_id},
+        {memrecords::kAttrAgent, options.scope.agent_id},
+        {memrecords::kAttrRun, options.scope.run_id}};
+    scope_memories =
+        ScopeCandidatesLocked(*ns, scope_fields, kScopePlanMaxRecords, live_in_scope);
+  }
 
   std::vector<MemoryAddResult> results(inputs.size());
   std::vector<Memory> staged;
@@ -240,11 +253,18 @@ absl::StatusOr<std::vector<MemoryAddResult>> MemoryEngine::Add(
     // Near duplicate: the most similar live memory of the scope.
     std::optional<std::pair<std::string, float>> near;
     if (threshold <= 1 && ns->index->size() > 0) {
-      ASSIGN_OR_RETURN(auto lists, owner_->DenseSearchLocked(ns.get(), embedded[i].vector, 1,
-                                                             SearchOptions(), &live_in_scope));
-      if (!lists.empty() && !lists[0].empty() && lists[0][0].second >= threshold) {
-        auto ext = ns->external_ids.find(lists[0][0].first);
-        if (ext != ns->external_ids.end()) near.emplace(ext->second, lists[0][0].second);
+      std::vector<index::ScoredId> best;
+      if (scope_memories.has_value()) {
+        ASSIGN_OR_RETURN(best,
+                         DenseAmongLocked(*owner_, *ns, embedded[i].vector, *scope_memories, 1));
+      } else {
+        ASSIGN_OR_RETURN(auto lists, owner_->DenseSearchLocked(ns.get(), embedded[i].vector, 1,
+                                                               SearchOptions(), &live_in_scope));
+        if (!lists.empty()) best = std::move(lists[0]);
+      }
+      if (!best.empty() && best[0].second >= threshold) {
+        auto ext = ns->external_ids.find(best[0].first);
+        if (ext != ns->external_ids.end()) near.emplace(ext->second, best[0].second);
       }
     }
 
