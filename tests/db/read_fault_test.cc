@@ -127,7 +127,9 @@ class ReadFaultTest : public ::testing::Test {
 
   // Two namespaces whose rows of column family `cf` sit in separate SSTs;
   // damages the second's (see the tests below).
-  void DamageTheSecondNamespace(const std::string& cf);
+  // With `drop_snapshots` the index snapshots are removed as well, so that
+  // Open rebuilds each index from the stored vectors.
+  void DamageTheSecondNamespace(const std::string& cf, bool drop_snapshots = false);
 
   absl::Status GetChunks(const std::string& ns, const std::vector<std::string>& ids) {
     auto got = store_->Get(ns, ids, {}, /*include_vectors=*/true);
@@ -289,7 +291,7 @@ TEST_F(ReadFaultTest, FlippedByteInAnSstIsDataLossForItsRowsOnly) {
 // whose rows are damaged is kept as damaged (DATA_LOSS on every call,
 // naming the file and what to do), the other one serves reads and writes,
 // and dropping the damaged one lets it be created again.
-void ReadFaultTest::DamageTheSecondNamespace(const std::string& cf) {
+void ReadFaultTest::DamageTheSecondNamespace(const std::string& cf, bool drop_snapshots) {
   CreateNs("a");
   CreateNs("b");
   UpsertWithDocument("a", {"a1", "a2", "a3"});
@@ -303,6 +305,7 @@ void ReadFaultTest::DamageTheSecondNamespace(const std::string& cf) {
   ASSERT_EQ(ssts.size(), 2u);
   const std::string damaged_file = ssts.back().filename().string();
   FlipByte(ssts.back(), 16);  // in the first data block of b's file
+  if (drop_snapshots) fs::remove_all(fs::path(dir_) / "indexes");
   ASSERT_NO_FATAL_FAILURE(Open());
 
   // b is listed as damaged, naming the file; a is not.
@@ -376,6 +379,13 @@ TEST_F(ReadFaultTest, FlippedByteInAChunkSstDamagesOnlyItsNamespace) {
 
 TEST_F(ReadFaultTest, FlippedByteInADocumentSstDamagesOnlyItsNamespace) {
   DamageTheSecondNamespace("docs");
+}
+
+TEST_F(ReadFaultTest, FlippedByteInAVectorSstDamagesItsNamespaceWhenItsIndexIsRebuilt) {
+  // Without a snapshot Open reads every stored vector; with one it reads
+  // none, and the damage is found by the reads that touch it (the first
+  // test above).
+  DamageTheSecondNamespace("dense", /*drop_snapshots=*/true);
 }
 
 TEST_F(ReadFaultTest, FlippedByteInABlobFileIsDataLossForThatKvOnly) {
