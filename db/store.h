@@ -309,7 +309,10 @@ class Store {
   // process holds the directory, DATA_LOSS on unreadable store-wide data
   // (the namespace list). A namespace whose own data is damaged does not
   // fail Open: it is kept as damaged (NamespaceInfo::damage), logged at
-  // error level, and the other namespaces serve.
+  // error level, and the other namespaces serve. Limit: its damaged file
+  // stays in the LSM; a later automatic compaction that takes it as input
+  // fails on it and RocksDB stops the store's writes (restore a backup).
+  // Compact() leaves damaged namespaces out.
   static absl::StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options,
                                                      const std::string& path);
 
