@@ -182,6 +182,8 @@ NamespaceInfo NamespaceInfoFromProto(const v1::NamespaceInfo& p) {
   info.late_interaction_tokens = p.late_interaction_tokens();
   info.late_interaction_trained = p.late_interaction_trained();
   info.late_interaction_description = p.late_interaction_description();
+  info.damaged = p.damaged();
+  info.damage = p.damage();
   return info;
 }
 

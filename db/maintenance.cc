@@ -156,25 +156,39 @@ absl::Status StoreImpl::Compact(absl::string_view ns_name) {
   absl::ReaderMutexLock store_lock(&mu_);
   if (closed_) return absl::FailedPreconditionError("store is closed");
   RETURN_IF_ERROR(write_resumer_.ResumeIfStopped(db_.get()));
+  // A compaction reading a damaged namespace's files would fail on them
+  // and stop the store's writes (RocksDB's background error), so damaged
+  // namespaces are left out: compacting one is its DATA_LOSS, and while
+  // one exists "everything" means each healthy namespace's key range.
   std::vector<NamespacePtr> targets;
-  if (ns_name.empty()) {
-    for (const auto& [name, ns] : namespaces_) targets.push_back(ns);
+  bool any_damaged = false;
+  for (const auto& [name, ns] : namespaces_) {
+    if (!ns_name.empty() && name != ns_name) continue;
+    absl::ReaderMutexLock l(&ns->mu);
+    if (ns->gone == Gone::kDamaged) {
+      if (!ns_name.empty()) return ns->damage;
+      any_damaged = true;
+      continue;
+    }
+    targets.push_back(ns);
+  }
+  if (!ns_name.empty() && targets.empty()) {
+    return absl::NotFoundError(absl::StrCat("namespace '", ns_name, "' does not exist"));
+  }
+  if (ns_name.empty() && !any_damaged) {
     for (rocksdb::ColumnFamilyHandle* cf : handles_) {
       RETURN_IF_ERROR(FromRocks(
           db_->CompactRange(rocksdb::CompactRangeOptions(), cf, nullptr, nullptr), "compacting"));
     }
   } else {
-    auto it = namespaces_.find(ns_name);
-    if (it == namespaces_.end()) {
-      return absl::NotFoundError(absl::StrCat("namespace '", ns_name, "' does not exist"));
-    }
-    targets.push_back(it->second);
-    const std::string begin = keys::NsPrefix(it->second->nsid);
-    const std::string end = keys::NsEnd(it->second->nsid);
-    rocksdb::Slice b(begin), e(end);
-    for (rocksdb::ColumnFamilyHandle* cf : DataCfs()) {
-      RETURN_IF_ERROR(
-          FromRocks(db_->CompactRange(rocksdb::CompactRangeOptions(), cf, &b, &e), "compacting"));
+    for (const NamespacePtr& ns : targets) {
+      const std::string begin = keys::NsPrefix(ns->nsid);
+      const std::string end = keys::NsEnd(ns->nsid);
+      rocksdb::Slice b(begin), e(end);
+      for (rocksdb::ColumnFamilyHandle* cf : DataCfs()) {
+        RETURN_IF_ERROR(FromRocks(
+            db_->CompactRange(rocksdb::CompactRangeOptions(), cf, &b, &e), "compacting"));
+      }
     }
   }
   for (const NamespacePtr& ns : targets) {

@@ -34,6 +34,11 @@ void MemoryEngine::StopExpiry() {
 void MemoryEngine::ExpiryPass() {
   for (const NamespacePtr& ns : owner_->AllNamespaces()) {
     if (ns->config.encoder.empty() || ns->config.late_interaction.value_or(false)) continue;
+    {
+      // A damaged namespace was logged once at Open; not on every pass.
+      absl::ReaderMutexLock lock(&ns->mu);
+      if (ns->gone == Gone::kDamaged) continue;
+    }
     absl::StatusOr<uint64_t> purged = PurgeExpired(ns->config.name);
     if (!purged.ok() && !absl::IsNotFound(purged.status())) {
       spdlog::warn("namespace '{}': removing expired memories failed: {}", ns->config.name,

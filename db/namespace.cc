@@ -1,10 +1,11 @@
-// A namespace's in-memory state and the index options derived from its
-// config (see namespace.h).
+// A namespace's in-memory state, the index options derived from its config
+// and damaged namespaces (see namespace.h).
 #include "db/namespace.h"
 
 #include <limits>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "db/convo_records.h"
 #include "db/injection_store.h"
 #include "db/memory_records.h"
@@ -33,6 +34,20 @@ index::MultiVectorIndexOptions MultiVecOptionsFor(const NamespaceConfig& config)
   o.nbits = config.late_interaction_nbits;
   o.train_threshold = std::numeric_limits<uint64_t>::max();
   return o;
+}
+
+NamespacePtr DamagedNamespace(const Namespace& loaded, const absl::Status& error) {
+  auto ns = std::make_shared<Namespace>();
+  ns->config = loaded.config;
+  ns->nsid = loaded.nsid;
+  ns->created_unix_ms = loaded.created_unix_ms;
+  absl::MutexLock l(&ns->mu);
+  ns->gone = Gone::kDamaged;
+  ns->damage = absl::DataLossError(absl::StrCat(
+      "namespace '", loaded.config.name, "' is damaged and cannot be served: ", error.message(),
+      ". Restore the store from a backup (mnemod --restore-from) or drop the namespace "
+      "(mnemo ns drop ", loaded.config.name, ") and create it again"));
+  return ns;
 }
 
 bool KeepsDeadEntries(absl::string_view factory) {

@@ -29,8 +29,11 @@ namespace mnemo::db {
 
 struct InjectionState;  // db/injection_store.h
 
-// Why a namespace object no longer serves requests.
-enum class Gone { kNo, kDropped, kClosed };
+// Why a namespace object no longer serves requests. kDamaged: Open could
+// not load it (its rows, vectors or index hit unreadable data, see
+// `damage`); it stays listed, answers every other call with `damage` and
+// can be dropped.
+enum class Gone { kNo, kDropped, kClosed, kDamaged };
 
 // In-memory state of one namespace. `config`, `nsid` and `created_unix_ms`
 // are immutable after construction.
@@ -47,6 +50,9 @@ struct Namespace {
   // Upsert/Delete/Drop/rebuild/KV writes.
   mutable absl::Mutex mu;
   Gone gone ABSL_GUARDED_BY(mu) = Gone::kNo;
+  // When gone == kDamaged: the DATA_LOSS every call answers, naming what
+  // was damaged (RocksDB's message names the file) and what to do.
+  absl::Status damage ABSL_GUARDED_BY(mu);
   std::unique_ptr<index::DenseIndex> index ABSL_GUARDED_BY(mu);
   // BM25 over the chunks' text, encoder namespaces only (null otherwise).
   // Its updates are staged and applied under the writer lock.
@@ -96,11 +102,18 @@ struct Namespace {
     if (gone == Gone::kDropped) {
       return absl::NotFoundError(absl::StrCat("namespace '", config.name, "' was dropped"));
     }
+    if (gone == Gone::kDamaged) return damage;
     return absl::OkStatus();
   }
 };
 
 using NamespacePtr = std::shared_ptr<Namespace>;
+
+// A fresh, damaged copy of `loaded` (same config, id and creation time,
+// no data): `error` is the DATA_LOSS its loading met. Its `damage` says
+// which namespace, what failed (RocksDB names the file) and what to do:
+// restore from a backup or drop the namespace.
+NamespacePtr DamagedNamespace(const Namespace& loaded, const absl::Status& error);
 
 // The dense index of a namespace with this config.
 index::DenseIndexOptions IndexOptionsFor(const NamespaceConfig& config);

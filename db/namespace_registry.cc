@@ -181,7 +181,7 @@ absl::StatusOr<NamespaceInfo> StoreImpl::CreateNamespace(const NamespaceConfig& 
 absl::StatusOr<NamespaceInfo> StoreImpl::GetNamespace(absl::string_view name) {
   ASSIGN_OR_RETURN(NamespacePtr ns, FindNamespace(name));
   absl::ReaderMutexLock l(&ns->mu);
-  RETURN_IF_ERROR(ns->GoneStatus());
+  if (ns->gone != Gone::kDamaged) RETURN_IF_ERROR(ns->GoneStatus());
   return InfoLocked(*ns);
 }
 
@@ -204,7 +204,7 @@ absl::StatusOr<std::vector<NamespaceInfo>> StoreImpl::Stats(absl::string_view na
   });
   for (const NamespacePtr& ns : all) {
     absl::ReaderMutexLock l(&ns->mu);
-    if (ns->gone != Gone::kNo) continue;
+    if (ns->gone != Gone::kNo && ns->gone != Gone::kDamaged) continue;
     out.push_back(InfoLocked(*ns));
   }
   return out;
@@ -257,11 +257,17 @@ absl::Status StoreImpl::DropNamespace(absl::string_view name) {
 NamespaceInfo StoreImpl::InfoLocked(const Namespace& ns) {
   NamespaceInfo info;
   info.config = ns.config;
+  info.created_unix_ms = ns.created_unix_ms;
+  info.approximate_bytes = ApproximateBytesLocked(ns);
+  if (ns.gone == Gone::kDamaged) {
+    // Nothing of it was loaded: no counts, no index.
+    info.damage = std::string(ns.damage.message());
+    return info;
+  }
   info.chunk_count = ns.external_ids.size();
   info.document_count = ns.document_count;
   info.index_trained = ns.index->is_trained();
   info.index_description = ns.index->Describe();
-  info.created_unix_ms = ns.created_unix_ms;
   info.config.quota = ns.quota;
   info.usage = UsageLocked(ns);
   if (ns.multivec != nullptr) {
@@ -269,19 +275,22 @@ NamespaceInfo StoreImpl::InfoLocked(const Namespace& ns) {
     info.late_interaction_trained = ns.multivec->is_trained();
     info.late_interaction_description = ns.multivec->Describe();
   }
+  return info;
+}
+
+uint64_t StoreImpl::ApproximateBytesLocked(const Namespace& ns) {
   const std::string begin = keys::NsPrefix(ns.nsid);
   const std::string end = keys::NsEnd(ns.nsid);
   rocksdb::Range range(begin, end);
   rocksdb::SizeApproximationOptions approx;
   approx.include_memtables = true;
   approx.include_files = true;
+  uint64_t bytes = 0;
   for (rocksdb::ColumnFamilyHandle* cf : DataCfs()) {
     uint64_t size = 0;
-    if (db_->GetApproximateSizes(approx, cf, &range, 1, &size).ok()) {
-      info.approximate_bytes += size;
-    }
+    if (db_->GetApproximateSizes(approx, cf, &range, 1, &size).ok()) bytes += size;
   }
-  return info;
+  return bytes;
 }
 
 }  // namespace mnemo::db

@@ -2,7 +2,9 @@
 // of each from its rows (chunks, documents, BM25 postings, token vectors,
 // KV records) and its dense index from the newest snapshot file plus the
 // index log after it, or from the stored vectors when no usable snapshot
-// exists (the recovery invariant is stated in store_impl.h).
+// exists (the recovery invariant is stated in store_impl.h). A namespace
+// whose loading meets damaged data (DATA_LOSS) is kept as damaged
+// (namespace.h) instead of failing Open.
 #include <algorithm>
 #include <filesystem>
 #include <utility>
@@ -54,9 +56,19 @@ absl::Status StoreImpl::LoadNamespaces() {
     RETURN_IF_ERROR(FromRocks(it->status(), "scanning namespaces"));
   }
 
-  for (const NamespacePtr& ns : loaded) {
-    RETURN_IF_ERROR(Annotate(LoadNamespace(ns.get()),
-                             absl::StrCat("loading namespace '", ns->config.name, "'")));
+  for (NamespacePtr& ns : loaded) {
+    absl::Status st = LoadNamespace(ns.get());
+    if (absl::IsDataLoss(st)) {
+      // Damaged data is this namespace's problem only: it stays listed as
+      // damaged and the others serve. Other errors (EIO, no memory) are
+      // not known to be lasting, so they fail Open as before.
+      ns = DamagedNamespace(*ns, st);
+      absl::ReaderMutexLock l(&ns->mu);
+      spdlog::error("{}", std::string(ns->damage.message()));
+    } else {
+      RETURN_IF_ERROR(
+          Annotate(st, absl::StrCat("loading namespace '", ns->config.name, "'")));
+    }
     next_nsid = std::max(next_nsid, ns->nsid + 1);
   }
   absl::MutexLock l(&mu_);

@@ -166,6 +166,12 @@ struct NamespaceInfo {
   std::string late_interaction_description;
   // What the namespace holds, as its quota counts it (db/quota.h); exact.
   NamespaceUsage usage;
+  // Non-empty when Open found the namespace's data damaged (a checksum
+  // mismatch in one of its files...): what was damaged, naming the file,
+  // and what to do. Such a namespace reports only its config, creation
+  // time and approximate bytes; every call on it but GetNamespace,
+  // ListNamespaces, Stats and DropNamespace fails with DATA_LOSS.
+  std::string damage;
 };
 
 // In an encoder namespace a document's text is chunked, embedded and
@@ -300,7 +306,13 @@ class Store {
 
   // Opens (or creates) the store in `path`. Loads index snapshots and
   // replays the index log. Fails with FAILED_PRECONDITION when another
-  // process holds the directory, DATA_LOSS on unreadable data.
+  // process holds the directory, DATA_LOSS on unreadable store-wide data
+  // (the namespace list). A namespace whose own data is damaged does not
+  // fail Open: it is kept as damaged (NamespaceInfo::damage), logged at
+  // error level, and the other namespaces serve. Limit: its damaged file
+  // stays in the LSM; a later automatic compaction that takes it as input
+  // fails on it and RocksDB stops the store's writes (restore a backup).
+  // Compact() leaves damaged namespaces out.
   static absl::StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options,
                                                      const std::string& path);
 
@@ -320,11 +332,12 @@ class Store {
   // ALREADY_EXISTS if the name is taken; INVALID_ARGUMENT on a bad name,
   // dim, or factory string.
   virtual absl::StatusOr<NamespaceInfo> CreateNamespace(const NamespaceConfig& config) = 0;
-  // NOT_FOUND when absent.
+  // NOT_FOUND when absent. A damaged namespace is listed with its
+  // NamespaceInfo::damage.
   virtual absl::StatusOr<NamespaceInfo> GetNamespace(absl::string_view name) = 0;
   virtual absl::StatusOr<std::vector<NamespaceInfo>> ListNamespaces() = 0;
-  // Removes the namespace and everything in it (range deletes). NOT_FOUND
-  // when absent.
+  // Removes the namespace and everything in it (range deletes), damaged
+  // ones included (the way to recreate one). NOT_FOUND when absent.
   virtual absl::Status DropNamespace(absl::string_view name) = 0;
   // Changes the namespace's quota (unset fields keep theirs; see
   // db/quota.h) in a synced write, and returns its info with the new

@@ -79,6 +79,11 @@ absl::Status StoreImpl::OpenDb() {
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  // The index keeps each data block's first key, so a scan bounded to one
+  // namespace (BoundedIterator) decides from the index that a block of
+  // another namespace's file is out of bounds without reading it: damage
+  // in one namespace's file stays that namespace's (NamespaceInfo::damage).
+  table.index_type = rocksdb::BlockBasedTableOptions::kBinarySearchWithFirstKey;
   rocksdb::ColumnFamilyOptions cf_options;
   cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
 

@@ -253,6 +253,8 @@ class StoreImpl final : public Store {
 
   // --- namespace_registry.cc
   NamespaceInfo InfoLocked(const Namespace& ns) ABSL_SHARED_LOCKS_REQUIRED(ns.mu);
+  // Bytes of the namespace's key range in the data CFs (files + memtables).
+  uint64_t ApproximateBytesLocked(const Namespace& ns) ABSL_SHARED_LOCKS_REQUIRED(ns.mu);
 
   // --- namespace_quota.cc
   NamespaceUsage UsageLocked(const Namespace& ns) ABSL_SHARED_LOCKS_REQUIRED(ns.mu);

@@ -158,6 +158,8 @@ void NamespaceInfoToProto(const db::NamespaceInfo& info, v1::NamespaceInfo* out)
   usage->set_bytes(info.usage.bytes);
   usage->set_chunks(info.usage.chunks);
   usage->set_kv_bytes(info.usage.kv_bytes);
+  out->set_damaged(!info.damage.empty());
+  out->set_damage(info.damage);
 }
 
 db::Document DocumentFromProto(const v1::Document& doc) {

@@ -43,6 +43,10 @@ std::vector<prometheus::MetricFamily> StoreMetrics::Collect() const {
   auto trained = Family("mnemo_namespace_index_trained",
                         "1 when the namespace's index is trained (0: exact search stands in)",
                         MetricType::Gauge);
+  auto damaged = Family("mnemo_namespace_damaged",
+                         "1 when the namespace's data was found damaged at start (its calls "
+                         "answer DATA_LOSS until it is dropped or the store restored)",
+                         MetricType::Gauge);
   auto kv_chunks = Family("mnemo_kv_chunks", "Chunks holding KV", MetricType::Gauge);
   auto kv_blocks = Family("mnemo_kv_blocks", "Stored (chunk, layer) KV blocks", MetricType::Gauge);
   auto kv_tokens = Family("mnemo_kv_tokens", "Tokens of stored KV", MetricType::Gauge);
@@ -63,6 +67,7 @@ std::vector<prometheus::MetricFamily> StoreMetrics::Collect() const {
       Add(documents, ns, static_cast<double>(info.document_count));
       Add(bytes, ns, static_cast<double>(info.approximate_bytes));
       Add(trained, ns, info.index_trained ? 1 : 0);
+      Add(damaged, ns, info.damage.empty() ? 0 : 1);
       // FAILED_PRECONDITION for a namespace without a KV model: no KV rows.
       auto kv = store_->GetKvStats(info.config.name);
       if (!kv.ok()) continue;
@@ -76,8 +81,8 @@ std::vector<prometheus::MetricFamily> StoreMetrics::Collect() const {
     }
   }
   std::vector<prometheus::MetricFamily> out;
-  for (auto* f : {&chunks, &documents, &bytes, &trained, &kv_chunks, &kv_blocks, &kv_tokens,
-                  &kv_bytes, &kv_pinned, &kv_evicted, &kv_expired}) {
+  for (auto* f : {&chunks, &documents, &bytes, &trained, &damaged, &kv_chunks, &kv_blocks,
+                  &kv_tokens, &kv_bytes, &kv_pinned, &kv_evicted, &kv_expired}) {
     out.push_back(std::move(*f));
   }
   quota.MoveTo(out);

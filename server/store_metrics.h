@@ -1,8 +1,9 @@
 // Prometheus metrics of what mnemod holds, read from the store (and the KV
 // arena) when Prometheus scrapes: per namespace its chunks, documents,
-// approximate bytes, index state and quota limits and usage
-// (server/quota_metrics.h); per namespace with a KV model its KV
-// chunks, blocks, tokens, stored bytes, pins, evictions and expiries; and
+// approximate bytes, index state, damage (mnemo_namespace_damaged) and
+// quota limits and usage (server/quota_metrics.h); per namespace with a KV
+// model its KV chunks, blocks, tokens, stored bytes, pins, evictions and
+// expiries; and
 // the arena's occupancy, hits, misses, evictions, sessions and leases.
 #ifndef MNEMO_SERVER_STORE_METRICS_H_
 #define MNEMO_SERVER_STORE_METRICS_H_

@@ -82,6 +82,8 @@ json NamespaceToJson(const NamespaceInfo& info) {
       {"late_interaction_description", info.late_interaction_description},
       {"quota", QuotaToJson(info.config.quota)},
       {"usage", UsageToJson(info.usage)},
+      {"damaged", info.damaged},
+      {"damage", info.damage},
   };
 }
 
@@ -104,6 +106,7 @@ json DocumentToJson(const Document& doc) {
 std::string NamespaceDetails(const NamespaceInfo& info) {
   std::string s;
   absl::StrAppendFormat(&s, "name:              %s\n", info.config.name);
+  if (info.damaged) absl::StrAppendFormat(&s, "DAMAGED:           %s\n", info.damage);
   absl::StrAppendFormat(&s, "dim:               %d\n", info.config.dim);
   absl::StrAppendFormat(&s, "metric:            %s\n", MetricName(info.config.metric));
   absl::StrAppendFormat(&s, "index factory:     %s\n", info.config.index_factory);
@@ -150,17 +153,20 @@ std::string NamespaceTable(const std::vector<NamespaceInfo>& namespaces) {
     name_width = std::max(name_width, info.config.name.size());
     index_width = std::max(index_width, info.config.index_factory.size());
   }
-  std::string s = absl::StrFormat("%-*s  %6s  %-6s  %-*s  %-8s  %10s  %9s  %7s  %10s\n",
+  std::string s = absl::StrFormat("%-*s  %6s  %-6s  %-*s  %-8s  %10s  %9s  %7s  %10s  %s\n",
                                   name_width, "NAME", "DIM", "METRIC", index_width, "INDEX",
-                                  "ENCODER", "CHUNKS", "DOCUMENTS", "TRAINED", "SIZE");
+                                  "ENCODER", "CHUNKS", "DOCUMENTS", "TRAINED", "SIZE", "STATE");
+  std::string damage;
   for (const NamespaceInfo& info : namespaces) {
     absl::StrAppendFormat(
-        &s, "%-*s  %6d  %-6s  %-*s  %-8s  %10d  %9d  %7s  %10s\n", name_width, info.config.name,
-        info.config.dim, MetricName(info.config.metric), index_width, info.config.index_factory,
-        info.config.encoder.empty() ? "-" : info.config.encoder, info.chunk_count,
-        info.document_count, info.index_trained ? "yes" : "no", HumanBytes(info.approximate_bytes));
+        &s, "%-*s  %6d  %-6s  %-*s  %-8s  %10d  %9d  %7s  %10s  %s\n", name_width,
+        info.config.name, info.config.dim, MetricName(info.config.metric), index_width,
+        info.config.index_factory, info.config.encoder.empty() ? "-" : info.config.encoder,
+        info.chunk_count, info.document_count, info.index_trained ? "yes" : "no",
+        HumanBytes(info.approximate_bytes), info.damaged ? "DAMAGED" : "ok");
+    if (info.damaged) absl::StrAppend(&damage, "\n", info.damage, "\n");
   }
-  return s;
+  return s + damage;
 }
 
 // The text on one line, whitespace runs collapsed to a space (no cut: the

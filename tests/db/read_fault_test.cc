@@ -114,6 +114,23 @@ class ReadFaultTest : public ::testing::Test {
     ASSERT_TRUE(written.ok()) << written.status();
   }
 
+  // Upserts chunks `ids` and a document named after the first.
+  void UpsertWithDocument(const std::string& ns, const std::vector<std::string>& ids) {
+    std::vector<Chunk> chunks;
+    for (const std::string& id : ids) chunks.push_back(MakeChunk(id));
+    Document doc;
+    doc.id = absl::StrCat("doc-", ids[0]);
+    doc.text = absl::StrCat("the document of ", ids[0]);
+    auto written = store_->Upsert(ns, {doc}, chunks);
+    ASSERT_TRUE(written.ok()) << written.status();
+  }
+
+  // Two namespaces whose rows of column family `cf` sit in separate SSTs;
+  // damages the second's (see the tests below).
+  // With `drop_snapshots` the index snapshots are removed as well, so that
+  // Open rebuilds each index from the stored vectors.
+  void DamageTheSecondNamespace(const std::string& cf, bool drop_snapshots = false);
+
   absl::Status GetChunks(const std::string& ns, const std::vector<std::string>& ids) {
     auto got = store_->Get(ns, ids, {}, /*include_vectors=*/true);
     if (!got.ok()) return got.status();
@@ -269,23 +286,106 @@ TEST_F(ReadFaultTest, FlippedByteInAnSstIsDataLossForItsRowsOnly) {
   EXPECT_TRUE(stats.ok()) << stats.status();
 }
 
-TEST_F(ReadFaultTest, FlippedByteInAChunkSstFailsOpenWithDataLoss) {
-  // Open reads every chunk row (ids and filter attributes of each
-  // namespace), so damage there is found at once: Open fails with
-  // DATA_LOSS naming the file, it does not crash or open half a store.
+// Open reads every chunk row and document row of each namespace (ids,
+// filter attributes, counts). Damage there is found at once: the namespace
+// whose rows are damaged is kept as damaged (DATA_LOSS on every call,
+// naming the file and what to do), the other one serves reads and writes,
+// and dropping the damaged one lets it be created again.
+void ReadFaultTest::DamageTheSecondNamespace(const std::string& cf, bool drop_snapshots) {
   CreateNs("a");
-  Upsert("a", {"a1", "a2", "a3"});
-  ASSERT_TRUE(store_->Checkpoint("").ok());
+  CreateNs("b");
+  UpsertWithDocument("a", {"a1", "a2", "a3"});
+  ASSERT_TRUE(store_->Checkpoint("").ok());  // a's rows in their own SSTs
+  UpsertWithDocument("b", {"b1", "b2", "b3"});
+  ASSERT_TRUE(store_->Checkpoint("").ok());  // b's in newer ones
   ASSERT_TRUE(store_->Close().ok());
   store_.reset();
 
-  std::vector<fs::path> ssts = SstsOf("chunks");
-  ASSERT_EQ(ssts.size(), 1u);
-  FlipByte(ssts.back(), 16);
-  auto store = Store::Open(options_, dir_);
-  ASSERT_FALSE(store.ok());
-  EXPECT_TRUE(absl::IsDataLoss(store.status())) << store.status();
-  EXPECT_THAT(store.status().message(), HasSubstr(ssts.back().filename().string()));
+  std::vector<fs::path> ssts = SstsOf(cf);
+  ASSERT_EQ(ssts.size(), 2u);
+  const std::string damaged_file = ssts.back().filename().string();
+  FlipByte(ssts.back(), 16);  // in the first data block of b's file
+  if (drop_snapshots) fs::remove_all(fs::path(dir_) / "indexes");
+  ASSERT_NO_FATAL_FAILURE(Open());
+
+  // b is listed as damaged, naming the file; a is not.
+  auto list = store_->ListNamespaces();
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].config.name, "a");
+  EXPECT_EQ((*list)[0].damage, "");
+  EXPECT_EQ((*list)[0].chunk_count, 3u);
+  EXPECT_EQ((*list)[1].config.name, "b");
+  EXPECT_THAT((*list)[1].damage, HasSubstr(damaged_file));
+  EXPECT_EQ((*list)[1].config.dim, static_cast<uint32_t>(kDim));
+  auto info = store_->GetNamespace("b");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_THAT(info->damage, HasSubstr(damaged_file));
+  auto stats = store_->Stats("b");
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ((*stats)[0].damage, info->damage);
+
+  // Every call on b: DATA_LOSS naming the file and what to do.
+  auto expect_damaged = [&](const absl::Status& st, const char* call) {
+    EXPECT_TRUE(absl::IsDataLoss(st)) << call << ": " << st;
+    EXPECT_THAT(st.message(), HasSubstr(damaged_file)) << call;
+    EXPECT_THAT(st.message(), HasSubstr("backup")) << call;
+    EXPECT_THAT(st.message(), HasSubstr("drop")) << call;
+  };
+  expect_damaged(GetChunks("b", {"b1"}), "Get");
+  expect_damaged(SearchWithPayload("b", "b1"), "Search");
+  Chunk c = MakeChunk("b4");
+  expect_damaged(store_->Upsert("b", {}, {c}).status(), "Upsert");
+  expect_damaged(store_->Delete("b", {"b1"}, {}).status(), "Delete");
+  QuotaChange quota;
+  quota.max_chunks = 10;
+  expect_damaged(store_->SetNamespaceQuota("b", quota).status(), "SetNamespaceQuota");
+  KvConfig kv;
+  kv.model = TestModel();
+  expect_damaged(store_->RegisterKvModel("b", kv).status(), "RegisterKvModel");
+  expect_damaged(store_->Compact("b"), "Compact");
+
+  // a serves reads and writes; maintenance of the whole store goes on.
+  EXPECT_TRUE(GetChunks("a", {"a1", "a2", "a3"}).ok());
+  EXPECT_TRUE(SearchWithPayload("a", "a2").ok());
+  UpsertWithDocument("a", {"a4"});
+  EXPECT_TRUE(GetChunks("a", {"a4"}).ok());
+  EXPECT_TRUE(store_->Checkpoint("").ok());
+  EXPECT_TRUE(store_->Compact("").ok());
+  EXPECT_TRUE(GetChunks("a", {"a1", "a4"}).ok());
+
+  // Dropping b clears the way: created again, it takes writes.
+  ASSERT_TRUE(store_->DropNamespace("b").ok());
+  CreateNs("b");
+  UpsertWithDocument("b", {"b5"});
+  EXPECT_TRUE(GetChunks("b", {"b5"}).ok());
+  EXPECT_TRUE(SearchWithPayload("b", "b5").ok());
+
+  // And both open healthy after a restart.
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  list = store_->ListNamespaces();
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].damage, "");
+  EXPECT_EQ((*list)[1].damage, "");
+  EXPECT_TRUE(GetChunks("a", {"a1", "a4"}).ok());
+  EXPECT_TRUE(GetChunks("b", {"b5"}).ok());
+  EXPECT_TRUE(absl::IsNotFound(GetChunks("b", {"b1"}))) << GetChunks("b", {"b1"});
+}
+
+TEST_F(ReadFaultTest, FlippedByteInAChunkSstDamagesOnlyItsNamespace) {
+  DamageTheSecondNamespace("chunks");
+}
+
+TEST_F(ReadFaultTest, FlippedByteInADocumentSstDamagesOnlyItsNamespace) {
+  DamageTheSecondNamespace("docs");
+}
+
+TEST_F(ReadFaultTest, FlippedByteInAVectorSstDamagesItsNamespaceWhenItsIndexIsRebuilt) {
+  // Without a snapshot Open reads every stored vector; with one it reads
+  // none, and the damage is found by the reads that touch it (the first
+  // test above).
+  DamageTheSecondNamespace("dense", /*drop_snapshots=*/true);
 }
 
 TEST_F(ReadFaultTest, FlippedByteInABlobFileIsDataLossForThatKvOnly) {

@@ -29,6 +29,22 @@ TEST(ConvertTest, NamespaceConfigRoundTrip) {
   EXPECT_EQ(back.SerializeAsString(), p.SerializeAsString());
 }
 
+TEST(ConvertTest, DamagedNamespaceInfoSetsDamagedAndItsMessage) {
+  db::NamespaceInfo info;
+  info.config.name = "docs";
+  info.config.dim = 8;
+  v1::NamespaceInfo healthy;
+  NamespaceInfoToProto(info, &healthy);
+  EXPECT_FALSE(healthy.damaged());
+  EXPECT_EQ(healthy.damage(), "");
+  info.damage = "namespace 'docs' is damaged and cannot be served: ... 000012.sst ...";
+  v1::NamespaceInfo damaged;
+  NamespaceInfoToProto(info, &damaged);
+  EXPECT_TRUE(damaged.damaged());
+  EXPECT_EQ(damaged.damage(), info.damage);
+  EXPECT_EQ(damaged.config().name(), "docs");
+}
+
 TEST(ConvertTest, UnspecifiedMetricIsInnerProductAndEmptyFactoryIsFlat) {
   v1::NamespaceConfig p;
   p.set_name("a");

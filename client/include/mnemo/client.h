@@ -128,6 +128,11 @@ struct NamespaceInfo {
   bool late_interaction_trained = false;
   std::string late_interaction_description;
   NamespaceUsage usage;  // what the namespace's quota counts
+  // Found damaged when mnemod started: only config, created_unix_ms and
+  // approximate_bytes are filled, other calls on it fail with DATA_LOSS,
+  // DropNamespace removes it. `damage` names the file and what to do.
+  bool damaged = false;
+  std::string damage;
 };
 
 struct Document {
