@@ -3,8 +3,12 @@
 all-MiniLM-L6-v2 vectors (384-d) through the Python client, then sends the
 same vector queries one Search at a time from Python (mnemo.Client) and
 from C++ (bench_sdk_latency, the SDK), with and without a metadata filter,
-and prints per-call p50/p99 and the ratios. Ends with the goal line
-`goal python_vs_cpp_search_p50 <python p50 / C++ p50> 2`.
+and prints per-call p50/p99 and the ratios. Then the same for agent
+memory: the chunks' texts added as memories of 10 users, searched
+(MemorySearch: the query embedded by the server's USE-lite encoder, hybrid
+dense + BM25 in a user's scope) with each chunk's first 12 words. Ends with
+the goal lines `goal python_vs_cpp_search_p50 <python p50 / C++ p50> 2`
+and `goal python_vs_cpp_memory_search_p50 <ratio> 2`.
 
 Usage: python3 bench/bench_python_client.py --build BUILD [--rounds N]
 (run from the repository root, after scripts/fetch_assets and after the
@@ -19,7 +23,7 @@ import time
 
 REPO = os.path.realpath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(REPO, "client", "python", "tests"))
-from conftest import Mnemod  # noqa: E402  (the tests' mnemod launcher)
+from conftest import Mnemod, have_use_lite  # noqa: E402  (the tests' mnemod launcher)
 
 import mnemo  # noqa: E402
 
@@ -42,11 +46,29 @@ def python_latency(client, ns, vectors, rounds, warmup, flt):
     return {"calls": len(us), "p50_us": percentile(us, 0.5), "p99_us": percentile(us, 0.99)}
 
 
-def cpp_latency(build, address, ns, path, rounds, warmup, flt):
+def python_memory_latency(client, ns, texts, users, rounds, warmup):
+    def call(i):
+        return client.memory_search(ns, texts[i % len(texts)], agent_id="bench",
+                                    user_id=f"user{i % users}", top_k=10)
+    for i in range(warmup):
+        call(i)
+    us = []
+    for _ in range(rounds):
+        for i in range(len(texts)):
+            t0 = time.perf_counter()
+            hits = call(i)
+            us.append((time.perf_counter() - t0) * 1e6)
+            assert hits, "empty result"
+    return {"calls": len(us), "p50_us": percentile(us, 0.5), "p99_us": percentile(us, 0.99)}
+
+
+def cpp_latency(build, address, ns, path, rounds, warmup, flt, memory_users=0):
     args = [os.path.join(build, "bin", "bench_sdk_latency"), "--server", address, "--ns", ns,
             "--queries", path, "--rounds", str(rounds), "--warmup", str(warmup)]
     if flt:
         args += ["--filter", json.dumps(flt)]
+    if memory_users:
+        args += ["--memory-agent", "bench", "--memory-users", str(memory_users)]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     return json.loads(out)
 
@@ -81,11 +103,37 @@ def main():
                     for client, r in (("python", py), ("c++", cc)):
                         print(f"{name:<12}{client:<8}{r['p50_us']:>10.0f}{r['p99_us']:>10.0f}")
                     ratios[name] = (py["p50_us"] / cc["p50_us"], py["p99_us"] / cc["p99_us"])
+                if have_use_lite():
+                    users = 10
+                    for u in range(users):
+                        db.memory_add("memories", [r["text"] for r in rows[u::users]],
+                                      agent_id="bench", user_id=f"user{u}",
+                                      near_duplicate_threshold=2.0)
+                    texts = [" ".join(r["text"].split()[:12]) for r in rows[:200]]
+                    qpath = os.path.join(work, "memory_queries.jsonl")
+                    with open(qpath, "w") as f:
+                        for text in texts:
+                            f.write(json.dumps({"text": text}) + "\n")
+                    warm = min(a.warmup, 50)
+                    py = python_memory_latency(db, "memories", texts, users, a.rounds, warm)
+                    cc = cpp_latency(a.build, server.address, "memories", qpath, a.rounds, warm,
+                                     None, memory_users=users)
+                    print(f"memory search, {len(rows)} memories of {users} users, "
+                          f"{len(texts)} queries of 12 words")
+                    for client, r in (("python", py), ("c++", cc)):
+                        print(f"{'memory':<12}{client:<8}{r['p50_us']:>10.0f}"
+                              f"{r['p99_us']:>10.0f}")
+                    ratios["memory"] = (py["p50_us"] / cc["p50_us"], py["p99_us"] / cc["p99_us"])
+                else:
+                    print("memory search skipped: the USE-lite assets are missing "
+                          "(scripts/fetch_assets)")
                 for name, (r50, r99) in ratios.items():
                     print(f"python / c++ {name}: p50 {r50:.2f}x, p99 {r99:.2f}x")
         finally:
             server.stop()
     print(f"goal python_vs_cpp_search_p50 {ratios['plain'][0]:.3f} 2")
+    if "memory" in ratios:
+        print(f"goal python_vs_cpp_memory_search_p50 {ratios['memory'][0]:.3f} 2")
 
 
 if __name__ == "__main__":
