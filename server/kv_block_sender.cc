@@ -125,7 +125,7 @@ class KvBlockSender final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
     if (!ready_.empty()) {
       in_flight_ = ready_.front();
       ready_.pop_front();
-      return Action{in_flight_};
+      return Action{in_flight_, false, grpc::Status()};
     }
     if (produced_all_) {
       if (!end_.ok()) LogRpcFailure("GetKv", end_, ctx_->peer());

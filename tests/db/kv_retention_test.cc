@@ -122,7 +122,8 @@ class KvRetentionTest : public ::testing::Test {
       c.vector = test::VectorFor(c.id, kDim);
       ASSERT_TRUE(store_->Upsert("ns", {}, {c}).ok());
     }
-    KvConfig kv{TestModel()};
+    KvConfig kv;
+    kv.model = TestModel();
     kv.eviction_policy = policy;
     ASSERT_TRUE(store_->RegisterKvModel("ns", kv).ok());
     // Measure one chunk's size, then set the budget.

@@ -188,7 +188,9 @@ TEST_F(KvStoreTest, RegisterValidatesTheConfig) {
   config.codec.group_size = 0;
   config.codec.kind = KvCodecKind::kInt4;
   EXPECT_TRUE(absl::IsInvalidArgument(store_->RegisterKvModel("ns", config).status()));
-  EXPECT_TRUE(absl::IsNotFound(store_->RegisterKvModel("nope", KvConfig{TestModel()}).status()));
+  KvConfig unknown;
+  unknown.model = TestModel();
+  EXPECT_TRUE(absl::IsNotFound(store_->RegisterKvModel("nope", unknown).status()));
 }
 
 TEST_F(KvStoreTest, PutThenReadEveryLayerLayerMajor) {
@@ -324,7 +326,8 @@ TEST_F(KvStoreTest, AnotherModelIsRefusedNamingTheField) {
   EXPECT_THAT(reader.status().message(), HasSubstr("tokenizer_sha256"));
 
   // Re-registering another model is refused while KV is held...
-  KvConfig other{TestModel()};
+  KvConfig other;
+  other.model = TestModel();
   other.model.rope_theta = 500000;
   auto re = store_->RegisterKvModel("ns", other);
   ASSERT_TRUE(absl::IsFailedPrecondition(re.status()));
@@ -524,7 +527,8 @@ TEST_F(KvStoreTest, ExpiredKvReadsAsMissingAndIsRemovedByTheNextPut) {
   now_ms_ += 100'000;
   EXPECT_EQ(Exists("c1"), 4u);
   // Namespace default TTL.
-  KvConfig config{TestModel()};
+  KvConfig config;
+  config.model = TestModel();
   config.default_ttl_seconds = 1;
   ASSERT_TRUE(store_->RegisterKvModel("ns", config).ok());
   ASSERT_TRUE(Put("c3", RandomKv(4, 4)).ok());
