@@ -43,6 +43,41 @@ absl::Status RocksToStatus(const rocksdb::Status& s, absl::string_view context) 
 absl::string_view View(const rocksdb::Slice& s) { return absl::string_view(s.data(), s.size()); }
 rocksdb::Slice ToSlice(absl::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 
+// A snapshot of `db`, released on destruction.
+class ScopedSnapshot {
+ public:
+  explicit ScopedSnapshot(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}
+  ~ScopedSnapshot() { db_->ReleaseSnapshot(snapshot_); }
+  ScopedSnapshot(const ScopedSnapshot&) = delete;
+  ScopedSnapshot& operator=(const ScopedSnapshot&) = delete;
+  const rocksdb::Snapshot* get() const { return snapshot_; }
+
+ private:
+  rocksdb::DB* const db_;
+  const rocksdb::Snapshot* const snapshot_;
+};
+
+// An iterator over the keys starting with `prefix` (it owns its bound),
+// positioned at the first.
+class PrefixScan {
+ public:
+  PrefixScan(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string prefix,
+             const rocksdb::Snapshot* snapshot = nullptr)
+      : upper_(keys::PrefixEnd(prefix)), upper_slice_(ToSlice(upper_)) {
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snapshot;
+    ro.iterate_upper_bound = &upper_slice_;
+    it_.reset(db->NewIterator(ro, cf));
+    it_->Seek(prefix);
+  }
+  rocksdb::Iterator* operator->() const { return it_.get(); }
+
+ private:
+  const std::string upper_;
+  const rocksdb::Slice upper_slice_;
+  std::unique_ptr<rocksdb::Iterator> it_;
+};
+
 void PutVarint(std::string* out, uint64_t v) {
   while (v >= 0x80) {
     out->push_back(static_cast<char>((v & 0x7f) | 0x80));
@@ -167,16 +202,10 @@ absl::StatusOr<std::unique_ptr<Bm25Index>> Bm25Index::Open(rocksdb::DB* db,
 }
 
 absl::Status Bm25Index::LoadDocumentFrequencies() {
-  std::string lower = prefix_;
-  lower.push_back(kTermListTag);
-  std::string upper = keys::PrefixEnd(lower);
-  rocksdb::Slice upper_slice = ToSlice(upper);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_));
+  PrefixScan it(db_, cf_, absl::StrCat(prefix_, std::string(1, kTermListTag)));
   absl::flat_hash_map<uint32_t, uint64_t> df;
   std::vector<uint32_t> terms;
-  for (it->Seek(lower); it->Valid(); it->Next()) {
+  for (; it->Valid(); it->Next()) {
     RETURN_IF_ERROR(DecodeTermList(View(it->value()), &terms));
     for (uint32_t t : terms) ++df[t];
   }
@@ -401,15 +430,9 @@ Bm25Stats Bm25Index::Stats() const {
 }
 
 absl::StatusOr<Bm25Stats> Bm25Index::RecountStats() const {
-  std::string lower = prefix_;
-  lower.push_back(kLengthTag);
-  std::string upper = keys::PrefixEnd(lower);
-  rocksdb::Slice upper_slice = ToSlice(upper);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_));
+  PrefixScan it(db_, cf_, absl::StrCat(prefix_, std::string(1, kLengthTag)));
   Bm25Stats stats;
-  for (it->Seek(lower); it->Valid(); it->Next()) {
+  for (; it->Valid(); it->Next()) {
     absl::string_view value = View(it->value());
     uint32_t dl = 0;
     if (it->key().size() != kDocKeySize || !GetVarint32(&value, &dl) || !value.empty()) {
@@ -444,12 +467,7 @@ absl::StatusOr<std::vector<std::pair<int64_t, float>>> Bm25Index::Search(
     uint32_t dl;
   };
   // One snapshot so every term sees the same committed state.
-  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
-  struct SnapshotRelease {
-    rocksdb::DB* db;
-    const rocksdb::Snapshot* snap;
-    ~SnapshotRelease() { db->ReleaseSnapshot(snap); }
-  } release{db_, snapshot};
+  const ScopedSnapshot snapshot(db_);
 
   absl::flat_hash_map<int64_t, double> scores;
   std::vector<Posting> postings;
@@ -460,15 +478,9 @@ absl::StatusOr<std::vector<std::pair<int64_t, float>>> Bm25Index::Search(
     const double query_tf = static_cast<double>(j - i);
     i = j;
 
-    std::string lower = PostingPrefix(term);
-    std::string upper = keys::PrefixEnd(lower);
-    rocksdb::Slice upper_slice = ToSlice(upper);
-    rocksdb::ReadOptions ro;
-    ro.snapshot = snapshot;
-    ro.iterate_upper_bound = &upper_slice;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_));
+    PrefixScan it(db_, cf_, PostingPrefix(term), snapshot.get());
     postings.clear();
-    for (it->Seek(lower); it->Valid(); it->Next()) {
+    for (; it->Valid(); it->Next()) {
       rocksdb::Slice key = it->key();
       absl::string_view value = View(it->value());
       Posting p;
@@ -528,14 +540,9 @@ absl::StatusOr<std::vector<std::pair<int64_t, float>>> Bm25Index::SearchAmong(
   docs.erase(std::unique(docs.begin(), docs.end()), docs.end());
 
   // One snapshot for the term lists and the postings.
-  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
-  struct SnapshotRelease {
-    rocksdb::DB* db;
-    const rocksdb::Snapshot* snap;
-    ~SnapshotRelease() { db->ReleaseSnapshot(snap); }
-  } release{db_, snapshot};
+  const ScopedSnapshot snapshot(db_);
   rocksdb::ReadOptions ro;
-  ro.snapshot = snapshot;
+  ro.snapshot = snapshot.get();
 
   // The candidates' term lists, then the postings of the query terms they hold.
   auto multi_get = [&](const std::vector<std::string>& keys, std::vector<std::string>* values) {
