@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "server/convert.h"
 #include "server/logging.h"
@@ -30,8 +31,8 @@ constexpr int kMessages = 3;
 class KvBlockSender final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
  public:
   KvBlockSender(db::Store* store, grpc::CallbackServerContext* ctx,
-                const v1::GetKvRequest& request)
-      : ctx_(ctx) {
+                const v1::GetKvRequest& request, size_t max_message_bytes)
+      : ctx_(ctx), max_message_bytes_(max_message_bytes) {
     absl::Status status = Open(store, request);
     if (!status.ok()) {
       LogRpcFailure("GetKv", status, ctx_->peer());
@@ -100,7 +101,16 @@ class KvBlockSender final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
         free_.pop_back();
       }
       absl::StatusOr<bool> more = reader_->Next(&block_);
-      if (more.ok() && *more) KvBlockToProto(block_, dtype_, slot);
+      if (more.ok() && *more) {
+        KvBlockToProto(block_, dtype_, slot);
+        if (const size_t bytes = slot->ByteSizeLong(); bytes > max_message_bytes_) {
+          more = absl::ResourceExhaustedError(absl::StrCat(
+              "GetKv: the block of chunk '", block_.chunk_id, "' layer ", block_.layer, " takes ",
+              bytes, " bytes in one message, over the server's message limit of ",
+              max_message_bytes_, " (mnemod --max-message-bytes); ask for a smaller dtype "
+              "(fp16 / bf16), read it through the shared-memory KV arena, or raise the limit"));
+        }
+      }
       Action action;
       bool last = false;
       {
@@ -150,6 +160,7 @@ class KvBlockSender final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
   }
 
   grpc::CallbackServerContext* const ctx_;
+  const size_t max_message_bytes_;
   db::KvDtype dtype_ = db::KvDtype::kFp32;
   std::unique_ptr<db::KvReader> reader_;  // the producer's
   db::KvBlock block_;                     // the producer's
@@ -172,8 +183,9 @@ class KvBlockSender final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
 
 grpc::ServerWriteReactor<v1::GetKvResponse>* NewKvBlockSender(db::Store* store,
                                                               grpc::CallbackServerContext* ctx,
-                                                              const v1::GetKvRequest& request) {
-  return new KvBlockSender(store, ctx, request);
+                                                              const v1::GetKvRequest& request,
+                                                              size_t max_message_bytes) {
+  return new KvBlockSender(store, ctx, request, max_message_bytes);
 }
 
 }  // namespace mnemo::server

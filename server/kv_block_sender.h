@@ -14,10 +14,14 @@
 namespace mnemo::server {
 
 // A new reactor for `request` (which names no arena session). Deletes
-// itself when the call is done.
+// itself when the call is done. A block whose message would exceed
+// `max_message_bytes` (mnemod's --max-message-bytes) ends the stream, after
+// the blocks before it, with RESOURCE_EXHAUSTED naming the chunk, the layer,
+// both sizes and the ways around it, instead of a broken stream.
 grpc::ServerWriteReactor<v1::GetKvResponse>* NewKvBlockSender(db::Store* store,
                                                               grpc::CallbackServerContext* ctx,
-                                                              const v1::GetKvRequest& request);
+                                                              const v1::GetKvRequest& request,
+                                                              size_t max_message_bytes);
 
 }  // namespace mnemo::server
 

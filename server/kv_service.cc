@@ -218,11 +218,12 @@ class AttendReactor final
 }  // namespace
 
 KvService::KvService(db::Store* store, KvArena* arena, std::string arena_socket,
-                     Authorizer* auth)
+                     Authorizer* auth, size_t max_message_bytes)
     : store_(store),
       arena_(arena),
       arena_socket_(std::move(arena_socket)),
-      auth_(auth != nullptr ? *auth : Authorizer::Off()) {}
+      auth_(auth != nullptr ? *auth : Authorizer::Off()),
+      max_message_bytes_(max_message_bytes) {}
 
 grpc::ServerUnaryReactor* KvService::RegisterKvModel(
     grpc::CallbackServerContext* ctx, const v1::RegisterKvModelRequest* request,
@@ -267,7 +268,7 @@ grpc::ServerWriteReactor<v1::GetKvResponse>* KvService::GetKv(
     // The session must be the caller's key's (checked by the reactor).
     return NewKvArenaGetReactor(store_, arena_, caller->key_id, ctx, *request);
   }
-  return NewKvBlockSender(store_, ctx, *request);
+  return NewKvBlockSender(store_, ctx, *request, max_message_bytes_);
 }
 
 grpc::ServerUnaryReactor* KvService::ExistsKv(grpc::CallbackServerContext* ctx,

@@ -27,8 +27,10 @@ class KvService final : public v1::MnemoKv::CallbackService {
   // registered with). `arena` (may be null: no hot tier) is borrowed too;
   // `arena_socket` is where clients get it (server/kv_arena_socket.h).
   // `auth` (borrowed; null = Authorizer::Off()) checks every call.
+  // `max_message_bytes`: the server's send limit (--max-message-bytes); a
+  // GetKv block over it is RESOURCE_EXHAUSTED (kv_block_sender.h).
   explicit KvService(db::Store* store, KvArena* arena = nullptr, std::string arena_socket = "",
-                     Authorizer* auth = nullptr);
+                     Authorizer* auth = nullptr, size_t max_message_bytes = 64 << 20);
 
   grpc::ServerUnaryReactor* RegisterKvModel(grpc::CallbackServerContext* ctx,
                                             const v1::RegisterKvModelRequest* request,
@@ -73,6 +75,7 @@ class KvService final : public v1::MnemoKv::CallbackService {
   KvArena* const arena_;
   const std::string arena_socket_;
   Authorizer& auth_;
+  const size_t max_message_bytes_;
 };
 
 }  // namespace mnemo::server

@@ -296,7 +296,8 @@ int Run(const Flags& flags) {
     return 1;
   }
   KvService kv_service(store.get(), arena.get(),
-                       arena_socket != nullptr ? arena_socket->path() : "", authorizer.get());
+                       arena_socket != nullptr ? arena_socket->path() : "", authorizer.get(),
+                       static_cast<size_t>(flags.max_message_bytes));
   InjectService inject_service(store.get(), authorizer.get());
   AuthService auth_service(authorizer != nullptr ? authorizer.get() : &Authorizer::Off());
   // Metrics: the RPC interceptor records from the first call on; the

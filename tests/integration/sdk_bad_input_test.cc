@@ -5,6 +5,7 @@
 #include <limits>
 
 #include <grpcpp/grpcpp.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "mnemo/v1/mnemo.grpc.pb.h"
@@ -277,6 +278,72 @@ TEST(OversizedMessageTest, RequestAboveMaxMessageBytesIsResourceExhausted) {
   ASSERT_EQ(hits->at(0).size(), 1u);
   EXPECT_EQ(hits->at(0)[0].id, "small");
   client.reset();  // an idle connected client would delay the graceful stop
+  EXPECT_TRUE((*server)->Stop().ok());
+}
+
+// A KV block whose GetKv message would exceed the server's send limit (a
+// chunk stored as fp16 and asked for as fp32, twice the bytes) ends the
+// stream with RESOURCE_EXHAUSTED naming the block and the limit, not a
+// broken stream; the same read in fp16 fits, and the stored KV is intact.
+TEST(OversizedMessageTest, KvBlockOverTheSendLimitIsResourceExhaustedNamingIt) {
+  constexpr int kLimit = 256 << 10;
+  auto server = MnemodProcess::Start({"--max-message-bytes", std::to_string(kLimit)});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto client = ConnectOrDie((*server)->target());
+  ASSERT_NE(client, nullptr);
+  NamespaceConfig config;
+  config.name = "kv";
+  config.dim = 4;
+  ASSERT_TRUE(client->CreateNamespace(config).ok());
+  ASSERT_TRUE(client->Upsert("kv", {}, {Chunk{"a", "", "text", "{}", Basis(4, 0)}}).ok());
+  ModelFingerprint model;
+  model.architecture = "llama";
+  model.n_layers = 2;
+  model.n_heads = 2;
+  model.n_kv_heads = 2;
+  model.head_dim = 8;
+  model.dim = 16;
+  model.rope_theta = 10000.0;
+  model.rope_style = "half";
+  model.dtype = "float32";
+  model.tokenizer_sha256 = std::string(64, 'a');
+  KvConfig kv;
+  kv.model = model;
+  kv.codec = KvCodec::kFp16;
+  ASSERT_TRUE(client->RegisterKvModel("kv", kv).ok());
+
+  // 3000 tokens: K and V of a layer are 2 * 2 * 3000 * 8 elements, 192 KB
+  // in fp16 (under the limit), 384 KB in fp32 (over it).
+  constexpr int kTokens = 3000;
+  KvPut put;
+  put.chunk_id = "a";
+  put.model = model;
+  put.dtype = KvDtype::kFp16;
+  for (int i = 0; i < kTokens; ++i) put.tokens.push_back(i);
+  for (int l = 0; l < 2; ++l) {
+    put.k.emplace_back(2 * kTokens * 8, 0.25f * static_cast<float>(l + 1));
+    put.v.emplace_back(2 * kTokens * 8, -0.5f);
+  }
+  ASSERT_TRUE(client->PutKv("kv", put).ok());
+
+  KvGetRequest get;
+  get.chunk_ids = {"a"};
+  get.model = model;
+  get.dtype = KvDtype::kFp32;
+  auto too_big = client->GetKv("kv", get);
+  ASSERT_FALSE(too_big.ok());
+  EXPECT_EQ(too_big.status().code(), absl::StatusCode::kResourceExhausted) << too_big.status();
+  EXPECT_THAT(std::string(too_big.status().message()),
+              ::testing::AllOf(::testing::HasSubstr("chunk 'a' layer 0"),
+                               ::testing::HasSubstr(std::to_string(kLimit)),
+                               ::testing::HasSubstr("--max-message-bytes")));
+  get.dtype = KvDtype::kFp16;
+  auto fits = client->GetKv("kv", get);
+  ASSERT_TRUE(fits.ok()) << fits.status();
+  ASSERT_EQ(fits->size(), 2u);
+  EXPECT_EQ((*fits)[1].v.size(), static_cast<size_t>(2 * kTokens * 8));
+  EXPECT_EQ((*fits)[1].k[5], 0.5f);
+  client.reset();
   EXPECT_TRUE((*server)->Stop().ok());
 }
 
