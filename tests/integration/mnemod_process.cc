@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 #include <system_error>
+#include <algorithm>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -115,9 +116,15 @@ absl::StatusOr<std::unique_ptr<MnemodProcess>> MnemodProcess::Start(
   }
   const std::string port_file = proc->work_dir_ + "/port";
 
-  std::vector<std::string> args = {binary,        "--listen",   "127.0.0.1:0",
-                                   "--port-file", port_file,    "--data-dir",
+  // A test may name the address (to restart on the same port).
+  const bool listens = std::find(extra_flags.begin(), extra_flags.end(), "--listen") !=
+                       extra_flags.end();
+  std::vector<std::string> args = {binary, "--port-file", port_file, "--data-dir",
                                    proc->data_dir_};
+  if (!listens) {
+    args.push_back("--listen");
+    args.push_back("127.0.0.1:0");
+  }
   for (auto& flag : extra_flags) args.push_back(std::move(flag));
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());

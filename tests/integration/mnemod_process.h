@@ -37,6 +37,7 @@ absl::StatusOr<std::string> MakeTempDir(const std::string& prefix = "mnemo-test"
 class MnemodProcess {
  public:
   // Spawns mnemod and waits (at most `ready_timeout`) until it is serving.
+  // It listens on 127.0.0.1:0 unless `extra_flags` hold a --listen.
   // Fails with the reason and the log tail when the binary is missing, the
   // process exits early, or it does not become ready in time (it is killed
   // then).
