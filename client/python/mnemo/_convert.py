@@ -115,7 +115,8 @@ def namespace_info_from_pb(m: pb.NamespaceInfo) -> t.NamespaceInfo:
                            created_unix_ms=m.created_unix_ms,
                            approximate_bytes=m.approximate_bytes,
                            usage=t.NamespaceUsage(bytes=m.usage.bytes, chunks=m.usage.chunks,
-                                                  kv_bytes=m.usage.kv_bytes))
+                                                  kv_bytes=m.usage.kv_bytes),
+                           damaged=m.damaged, damage=m.damage)
 
 
 # --- records ----------------------------------------------------------------

@@ -55,6 +55,11 @@ class NamespaceInfo:
     created_unix_ms: int = 0
     approximate_bytes: int = 0
     usage: NamespaceUsage = field(default_factory=NamespaceUsage)
+    # True when mnemod found the namespace's stored data damaged at start;
+    # `damage` says where and what to do (every other call on it raises
+    # DataLossError).
+    damaged: bool = False
+    damage: str = ""
 
 
 @dataclass
