@@ -39,6 +39,7 @@
 #include "mnemo/client.h"
 #include "mnemo/kv_arena_wire.h"
 #include "mnemo/v1/mnemo.grpc.pb.h"
+#include "tests/integration/kv_arena_reads.h"
 #include "tests/integration/mnemod_process.h"
 
 namespace mnemo::testing {
@@ -77,10 +78,6 @@ KvPut MakePut(const std::string& id, uint32_t seed) {
     for (float& x : put.v.back()) x = normal(rng);
   }
   return put;
-}
-
-std::string_view BytesOf(const std::vector<float>& x) {
-  return std::string_view(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(float));
 }
 
 // A raw connection to the arena socket: its hello and descriptor.
@@ -280,22 +277,7 @@ class KvArenaAuthTest : public ::testing::Test {
   // Reads `ids` of `ns` raw through the SDK's arena session.
   static absl::StatusOr<std::vector<KvBlock>> ReadRaw(Client* client, const std::string& ns,
                                                       std::vector<std::string> ids) {
-    KvGetRequest get;
-    get.chunk_ids = std::move(ids);
-    get.model = Model();
-    get.shared_memory = true;
-    get.raw = true;
-    auto reader = client->OpenKvReader(ns, get);
-    if (!reader.ok()) return reader.status();
-    std::vector<KvBlock> blocks;
-    while (true) {
-      KvBlock block;
-      absl::StatusOr<bool> more = (*reader)->Next(&block);
-      if (!more.ok()) return more.status();
-      if (!*more) break;
-      blocks.push_back(std::move(block));
-    }
-    return blocks;
+    return ReadThroughArena(client, ns, Model(), std::move(ids));
   }
 
   // Every block is a lease whose K and V equal the put's, byte for byte.

@@ -33,6 +33,7 @@
 #include "mnemo/client.h"
 #include "mnemo/kv_arena_wire.h"
 #include "mnemo/v1/mnemo.grpc.pb.h"
+#include "tests/integration/kv_arena_reads.h"
 #include "tests/integration/mnemod_process.h"
 #include "tests/integration/sdk_test_util.h"
 
@@ -75,10 +76,6 @@ KvPut MakePut(const std::string& id, uint32_t seed, int tokens = kTokens) {
   return put;
 }
 
-std::string_view BytesOf(const std::vector<float>& x) {
-  return std::string_view(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(float));
-}
-
 class KvArenaTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -119,22 +116,7 @@ class KvArenaTest : public ::testing::Test {
 
   // Reads `ids` raw through the arena; every block must be a lease.
   absl::StatusOr<std::vector<KvBlock>> ReadRaw(Client* client, std::vector<std::string> ids) {
-    KvGetRequest get;
-    get.chunk_ids = std::move(ids);
-    get.model = Model();
-    get.shared_memory = true;
-    get.raw = true;
-    auto reader = client->OpenKvReader("kv", get);
-    if (!reader.ok()) return reader.status();
-    std::vector<KvBlock> blocks;
-    while (true) {
-      KvBlock block;
-      absl::StatusOr<bool> more = (*reader)->Next(&block);
-      if (!more.ok()) return more.status();
-      if (!*more) break;
-      blocks.push_back(std::move(block));
-    }
-    return blocks;
+    return ReadThroughArena(client, "kv", Model(), std::move(ids));
   }
 
   // Every block's K and V equal the put's, byte for byte.

@@ -1,0 +1,48 @@
+// Test helpers of the KV arena tests (sdk_kv_arena_test, kv_arena_auth_test):
+// a raw read through the SDK's arena session, and the bytes of a put's
+// tensor to compare a lease with.
+#ifndef MNEMO_TESTS_INTEGRATION_KV_ARENA_READS_H_
+#define MNEMO_TESTS_INTEGRATION_KV_ARENA_READS_H_
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "mnemo/client.h"
+
+namespace mnemo::testing {
+
+// The little-endian bytes of `x`, as a raw fp32 read returns them.
+inline std::string_view BytesOf(const std::vector<float>& x) {
+  return std::string_view(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(float));
+}
+
+// Reads `ids` of `ns` raw (fp32 bytes) through the Client's arena session,
+// every block of the stream.
+inline absl::StatusOr<std::vector<KvBlock>> ReadThroughArena(Client* client,
+                                                             const std::string& ns,
+                                                             const ModelFingerprint& model,
+                                                             std::vector<std::string> ids) {
+  KvGetRequest get;
+  get.chunk_ids = std::move(ids);
+  get.model = model;
+  get.shared_memory = true;
+  get.raw = true;
+  auto reader = client->OpenKvReader(ns, get);
+  if (!reader.ok()) return reader.status();
+  std::vector<KvBlock> blocks;
+  while (true) {
+    KvBlock block;
+    absl::StatusOr<bool> more = (*reader)->Next(&block);
+    if (!more.ok()) return more.status();
+    if (!*more) break;
+    blocks.push_back(std::move(block));
+  }
+  return blocks;
+}
+
+}  // namespace mnemo::testing
+
+#endif  // MNEMO_TESTS_INTEGRATION_KV_ARENA_READS_H_
