@@ -22,10 +22,11 @@
 // byte-plane transpose, which groups the compressible sign/exponent bytes)
 // runs on top, and is kept only when it shrinks the payload.
 //
-// Block format, version 1 (integers little-endian):
+// Block format, version 2 (integers little-endian):
 //   off size
 //    0   4   magic "MKVT"
-//    4   1   version (1)
+//    4   1   version (2; version 1 blocks, which differ only in the
+//            payload checksum, are read as well)
 //    5   1   codec kind (KvCodecKind)
 //    6   1   role (KvTensorRole)
 //    7   1   flags: bit 0 entropy stage applied, bit 1 fp32 quantization
@@ -36,9 +37,9 @@
 //   20   4   group_size (int4; 0 for the other kinds)
 //   24   4   relative_error (float32), measured at encode time
 //   28   8   payload_bytes, the bytes after the header
-//   36   8   checksum of the payload: four lanes of xxHash64 rounds over
-//            64-bit words (see kv_codec.cc; detects every change confined
-//            to one 8-byte word, at memory speed)
+//   36   8   checksum of the payload: XXH3-64 (xxHash, Debian's
+//            libxxhash; version 1: four lanes of xxHash64 rounds over
+//            64-bit words, see kv_codec.cc)
 //   44   8   FNV-1a 64 of bytes [0, 44) (common/hash.h)
 //   52       payload: the codec's raw bytes, or one zstd frame of them that
 //            declares their exact size

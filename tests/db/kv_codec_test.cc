@@ -531,7 +531,8 @@ TEST(KvCodecCorruptionTest, ResealedBadFieldsAreDataLoss) {
   const std::string zstd = SmallBlocks()[3];  // fp16 + entropy
   ASSERT_TRUE(PeekKvTensor(zstd)->entropy);
 
-  ExpectCorrupt(Resealed(fp16, 4, "\x02"), "unsupported version 2");
+  ExpectCorrupt(Resealed(fp16, 4, "\x03"), "unsupported version 3");
+  ExpectCorrupt(Resealed(fp16, 4, std::string(1, '\0')), "unsupported version 0");
   ExpectCorrupt(Resealed(fp16, 5, "\x06"), "unknown codec kind 6");
   ExpectCorrupt(Resealed(fp16, 6, "\x02"), "unknown role 2");
   ExpectCorrupt(Resealed(fp16, 7, "\x04"), "bad flags");
@@ -597,6 +598,25 @@ std::string Frame(size_t raw_bytes, bool declare_size = true) {
   EXPECT_FALSE(ZSTD_isError(n));
   out.resize(n);
   return out;
+}
+
+// Version 1 blocks (stored before XXH3 became the payload checksum) still
+// decode, to the same values, and their own checksum still guards them.
+TEST(KvCodecCorruptionTest, VersionOneBlocksStillDecode) {
+  for (const std::string& block : SmallBlocks()) {
+    ASSERT_EQ(block[4], '\x02');
+    const std::string v1 = Resealed(block, 4, "\x01");
+    // Same header but for the version (and its checksum), another payload
+    // checksum: the two versions' checksums are different functions.
+    EXPECT_NE(v1.substr(36, 8), block.substr(36, 8));
+    std::vector<float> want, got;
+    ASSERT_TRUE(DecodeKvTensor(block, &want).ok());
+    ASSERT_TRUE(DecodeKvTensor(v1, &got).ok());
+    EXPECT_EQ(got, want);
+    std::string bad = v1;
+    bad.back() = static_cast<char>(bad.back() ^ 1);
+    EXPECT_EQ(DecodeKvTensor(bad, &got).code(), absl::StatusCode::kDataLoss);
+  }
 }
 
 TEST(KvCodecCorruptionTest, ZstdFramesMustMatchTheHeader) {
