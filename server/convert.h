@@ -114,9 +114,10 @@ void KvPutResultToProto(const db::KvPutResult& result, v1::PutKvResponse* out);
 
 // A GetKv read; the blocks are asked for as bytes of the request's dtype.
 absl::StatusOr<db::KvReadOptions> KvReadOptionsFromProto(const v1::GetKvRequest& request);
-// One block read as bytes of `dtype`, K and V in the message (leased
-// arena blocks: server/convert_kv_arena.h).
-void KvBlockToProto(const db::KvBlock& block, db::KvDtype dtype, v1::GetKvResponse* out);
+// One block read as bytes of `dtype`, all but K and V, which
+// server/kv_block_wire.h appends on the wire (leased arena blocks:
+// server/convert_kv_arena.h).
+void KvBlockHeaderToProto(const db::KvBlock& block, db::KvDtype dtype, v1::GetKvResponse* out);
 
 // Per id, whether it holds KV and its token count (0 when absent).
 void ExistsKvToProto(const std::vector<uint32_t>& tokens, v1::ExistsKvResponse* out);

@@ -167,7 +167,7 @@ absl::StatusOr<db::KvReadOptions> KvReadOptionsFromProto(const v1::GetKvRequest&
   return options;
 }
 
-void KvBlockToProto(const db::KvBlock& block, db::KvDtype dtype, v1::GetKvResponse* out) {
+void KvBlockHeaderToProto(const db::KvBlock& block, db::KvDtype dtype, v1::GetKvResponse* out) {
   out->Clear();
   out->set_chunk_index(static_cast<uint32_t>(block.chunk_index));
   out->set_chunk_id(block.chunk_id);
@@ -177,8 +177,6 @@ void KvBlockToProto(const db::KvBlock& block, db::KvDtype dtype, v1::GetKvRespon
   layer->set_n_kv_heads(block.shape.heads);
   layer->set_tokens(block.shape.tokens);
   layer->set_head_dim(block.shape.head_dim);
-  layer->set_k(block.k_bytes.data(), block.k_bytes.size());
-  layer->set_v(block.v_bytes.data(), block.v_bytes.size());
   out->set_key_error(block.key_error);
   out->set_value_error(block.value_error);
   for (int32_t t : block.tokens) out->add_tokens(t);

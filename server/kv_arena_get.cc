@@ -13,6 +13,7 @@
 #include "common/status_macros.h"
 #include "server/convert.h"
 #include "server/convert_kv_arena.h"
+#include "server/kv_block_wire.h"
 #include "server/logging.h"
 #include "server/service.h"
 #include "server/status_mapping.h"
@@ -20,12 +21,14 @@
 namespace mnemo::server {
 namespace {
 
-class KvArenaGetReactor final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
+class KvArenaGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   KvArenaGetReactor(db::Store* store, KvArena* arena, const std::string& key_id,
-                    grpc::CallbackServerContext* ctx, const v1::GetKvRequest& request)
+                    grpc::CallbackServerContext* ctx, const v1::GetKvRequest& request,
+                    const KvArenaGetOptions& options)
       : arena_(arena),
         ctx_(ctx),
+        options_(options),
         token_(request.arena_session()),
         key_id_(key_id),
         ns_(request.namespace_()) {
@@ -48,8 +51,15 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<v1::GetKvRespons
   void OnDone() override { delete this; }
 
  private:
+  // A block the arena could not take (inline_bytes only): its own copy.
+  struct HeldBlock {
+    std::string k, v;
+    std::shared_ptr<const KvArenaMeta> meta;
+  };
+
   struct Layer {
     std::vector<std::optional<KvArenaBlock>> blocks;  // per chunk, pinned
+    std::vector<std::shared_ptr<const HeldBlock>> held;  // per chunk, when not in the arena
     std::unique_ptr<db::KvReader> reader;             // of the misses
     std::vector<size_t> missing;                      // chunk indexes the reader reads
     // Set by the fill thread under mu_ when the layer's misses are in.
@@ -62,7 +72,7 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<v1::GetKvRespons
       return absl::FailedPreconditionError(
           "this mnemod runs without a KV arena (mnemod --kv-arena-bytes)");
     }
-    RETURN_IF_ERROR(arena_->CheckSession(token_, key_id_));
+    if (!options_.inline_bytes) RETURN_IF_ERROR(arena_->CheckSession(token_, key_id_));
     ASSIGN_OR_RETURN(db::KvReadOptions options, KvReadOptionsFromProto(request));
     dtype_ = *options.as_bytes;
     ids_ = options.chunk_ids;
@@ -83,6 +93,7 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<v1::GetKvRespons
     for (uint32_t i = 0; i < layers; ++i) {
       Layer& layer = layers_[i];
       layer.blocks.resize(ids_.size());
+      layer.held.resize(ids_.size());
       for (size_t c = 0; c < ids_.size(); ++c) {
         layer.blocks[c] = arena_->Lookup(KeyOf(c, layer_begin_ + i, options), generation_);
         if (!layer.blocks[c].has_value()) layer.missing.push_back(c);
@@ -154,10 +165,19 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<v1::GetKvRespons
       const size_t c = layer.missing[block.chunk_index];
       const KvArenaKey key{ns_, ids_[c], layer_begin_ + i, static_cast<int>(dtype_),
                            positions_.empty() ? -1 : positions_[c]};
-      ASSIGN_OR_RETURN(KvArenaBlock pinned,
-                       arena_->Insert(key, generation_, block.k_bytes, block.v_bytes,
-                                      std::make_shared<const KvArenaMeta>(KvArenaMetaOf(block))));
-      layer.blocks[c] = std::move(pinned);
+      auto meta = std::make_shared<const KvArenaMeta>(KvArenaMetaOf(block));
+      absl::StatusOr<KvArenaBlock> pinned =
+          arena_->Insert(key, generation_, block.k_bytes, block.v_bytes, meta);
+      if (!pinned.ok() && options_.inline_bytes &&
+          pinned.status().code() == absl::StatusCode::kResourceExhausted) {
+        // No room (larger than the arena, or all of it pinned): the block
+        // is sent from a copy of its own instead.
+        layer.held[c] = std::make_shared<const HeldBlock>(
+            HeldBlock{std::string(block.k_bytes), std::string(block.v_bytes), std::move(meta)});
+        continue;
+      }
+      if (!pinned.ok()) return pinned.status();
+      layer.blocks[c] = *std::move(pinned);
     }
     layer.reader.reset();
     return absl::OkStatus();
@@ -183,26 +203,70 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<v1::GetKvRespons
         return;
       }
     }
+    const uint32_t layer_id = layer_begin_ + static_cast<uint32_t>(layer_);
     std::optional<KvArenaBlock>& block = layer.blocks[chunk_];
-    if (!block.has_value()) {
-      End(absl::InternalError("a KV arena block was not filled"));
-      return;
+    if (options_.inline_bytes) {
+      absl::Status status = InlineBlock(&block, layer.held[chunk_], layer_id);
+      if (!status.ok()) {
+        End(status);
+        return;
+      }
+    } else {
+      if (!block.has_value()) {
+        End(absl::InternalError("a KV arena block was not filled"));
+        return;
+      }
+      const KvArenaBlock pinned = *block;
+      block.reset();  // its pin becomes the lease
+      absl::StatusOr<uint64_t> lease = arena_->Lease(token_, pinned.entry);
+      if (!lease.ok()) {
+        End(lease.status());
+        return;
+      }
+      KvArenaBlockToProto(pinned, *lease, static_cast<uint32_t>(chunk_), ids_[chunk_], layer_id,
+                          dtype_, layer_ == 0, &response_);
+      wire_ = ResponseBuffer(response_);
     }
-    const KvArenaBlock pinned = *block;
-    block.reset();  // its pin becomes the lease
-    absl::StatusOr<uint64_t> lease = arena_->Lease(token_, pinned.entry);
-    if (!lease.ok()) {
-      End(lease.status());
-      return;
-    }
-    KvArenaBlockToProto(pinned, *lease, static_cast<uint32_t>(chunk_), ids_[chunk_],
-                        layer_begin_ + static_cast<uint32_t>(layer_), dtype_, layer_ == 0,
-                        &response_);
     if (++chunk_ == ids_.size()) {
       chunk_ = 0;
       ++layer_;
     }
-    StartWrite(&response_);
+    StartWrite(&wire_);
+  }
+
+  // The block's bytes into wire_ (inline_bytes): from the arena, where
+  // they stay pinned until gRPC is done with them, or from its own copy.
+  absl::Status InlineBlock(std::optional<KvArenaBlock>* block,
+                           const std::shared_ptr<const HeldBlock>& held, uint32_t layer_id) {
+    KvArenaBlock pinned;
+    if (block->has_value()) {
+      pinned = **block;
+      block->reset();  // the pin is released with the slices
+    } else if (held != nullptr) {
+      pinned.meta = held->meta;
+      pinned.bytes = held->k.size();
+    } else {
+      return absl::InternalError("a KV arena block was not filled");
+    }
+    KvArenaBlockToProto(pinned, 0, static_cast<uint32_t>(chunk_), ids_[chunk_], layer_id, dtype_,
+                        layer_ == 0, &response_);
+    response_.clear_lease();
+    if (held != nullptr) {
+      wire_ = BorrowedBlockResponseBuffer(response_, held->k, held->v, [held] {});
+    } else {
+      const char* base = arena_->data();
+      KvArena* arena = arena_;
+      const uint64_t entry = pinned.entry;
+      wire_ = BorrowedBlockResponseBuffer(
+          response_, absl::string_view(base + pinned.k_offset, pinned.bytes),
+          absl::string_view(base + pinned.v_offset, pinned.bytes),
+          [arena, entry] { arena->Unpin(entry); });
+    }
+    if (const size_t bytes = wire_.Length(); bytes > options_.max_message_bytes) {
+      wire_.Clear();
+      return BlockOverMessageLimit(ids_[chunk_], layer_id, bytes, options_.max_message_bytes);
+    }
+    return absl::OkStatus();
   }
 
   // Stops the fill thread and drops the pins no lease took over.
@@ -226,6 +290,7 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<v1::GetKvRespons
 
   KvArena* const arena_;
   grpc::CallbackServerContext* const ctx_;
+  const KvArenaGetOptions options_;
   const std::string token_;
   const std::string key_id_;  // of the caller, who must own the session
   const std::string ns_;
@@ -237,6 +302,9 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<v1::GetKvRespons
   std::vector<Layer> layers_;
   size_t layer_ = 0, chunk_ = 0;
   v1::GetKvResponse response_;
+  // The message on the wire (GetKv is served raw): response_ serialized, or
+  // with inline_bytes also the block's bytes.
+  grpc::ByteBuffer wire_;
   // Between the stream and the fill thread: the layer being sent, each
   // layer's filled flag and status, and the stop request.
   std::mutex mu_;
@@ -248,10 +316,11 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<v1::GetKvRespons
 
 }  // namespace
 
-grpc::ServerWriteReactor<v1::GetKvResponse>* NewKvArenaGetReactor(
+grpc::ServerWriteReactor<grpc::ByteBuffer>* NewKvArenaGetReactor(
     db::Store* store, KvArena* arena, const std::string& key_id,
-    grpc::CallbackServerContext* ctx, const v1::GetKvRequest& request) {
-  return new KvArenaGetReactor(store, arena, key_id, ctx, request);
+    grpc::CallbackServerContext* ctx, const v1::GetKvRequest& request,
+    const KvArenaGetOptions& options) {
+  return new KvArenaGetReactor(store, arena, key_id, ctx, request, options);
 }
 
 }  // namespace mnemo::server

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "server/convert.h"
+#include "server/kv_block_wire.h"
 #include "server/logging.h"
 #include "server/service.h"
 #include "server/status_mapping.h"
@@ -28,7 +29,7 @@ constexpr int kMessages = 3;
 // write instead of overlapping it. Decisions are made under mu_ and acted
 // on (StartWrite, Finish) outside it; OnDone joins the producer before the
 // reactor is deleted.
-class KvBlockSender final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
+class KvBlockSender final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   KvBlockSender(db::Store* store, grpc::CallbackServerContext* ctx,
                 const v1::GetKvRequest& request, size_t max_message_bytes)
@@ -39,7 +40,7 @@ class KvBlockSender final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
       Finish(ToGrpcStatus(status));
       return;
     }
-    for (v1::GetKvResponse& m : messages_) free_.push_back(&m);
+    for (grpc::ByteBuffer& m : messages_) free_.push_back(&m);
     producer_ = std::thread([this] { Produce(); });
   }
 
@@ -78,7 +79,7 @@ class KvBlockSender final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
 
  private:
   struct Action {
-    v1::GetKvResponse* write = nullptr;
+    grpc::ByteBuffer* write = nullptr;
     bool finish = false;
     grpc::Status status;
   };
@@ -92,7 +93,7 @@ class KvBlockSender final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
 
   void Produce() {
     while (true) {
-      v1::GetKvResponse* slot;
+      grpc::ByteBuffer* slot;
       {
         std::unique_lock<std::mutex> lock(mu_);
         space_.wait(lock, [&] { return stop_ || !free_.empty(); });
@@ -102,13 +103,9 @@ class KvBlockSender final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
       }
       absl::StatusOr<bool> more = reader_->Next(&block_);
       if (more.ok() && *more) {
-        KvBlockToProto(block_, dtype_, slot);
-        if (const size_t bytes = slot->ByteSizeLong(); bytes > max_message_bytes_) {
-          more = absl::ResourceExhaustedError(absl::StrCat(
-              "GetKv: the block of chunk '", block_.chunk_id, "' layer ", block_.layer, " takes ",
-              bytes, " bytes in one message, over the server's message limit of ",
-              max_message_bytes_, " (mnemod --max-message-bytes); ask for a smaller dtype "
-              "(fp16 / bf16), read it through the shared-memory KV arena, or raise the limit"));
+        *slot = KvBlockResponseBuffer(block_, dtype_);
+        if (const size_t bytes = slot->Length(); bytes > max_message_bytes_) {
+          more = BlockOverMessageLimit(block_.chunk_id, block_.layer, bytes, max_message_bytes_);
         }
       }
       Action action;
@@ -164,14 +161,14 @@ class KvBlockSender final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
   db::KvDtype dtype_ = db::KvDtype::kFp32;
   std::unique_ptr<db::KvReader> reader_;  // the producer's
   db::KvBlock block_;                     // the producer's
-  v1::GetKvResponse messages_[kMessages];
+  grpc::ByteBuffer messages_[kMessages];
   std::thread producer_;
   std::mutex mu_;
   std::condition_variable space_;  // a message was freed, or stop_
   // Guarded by mu_:
-  std::vector<v1::GetKvResponse*> free_;
-  std::deque<v1::GetKvResponse*> ready_;  // filled, in block order
-  v1::GetKvResponse* in_flight_ = nullptr;
+  std::vector<grpc::ByteBuffer*> free_;
+  std::deque<grpc::ByteBuffer*> ready_;  // filled, in block order
+  grpc::ByteBuffer* in_flight_ = nullptr;
   bool idle_ = true;  // no write in flight and none started
   bool produced_all_ = false;
   absl::Status end_;  // the read's outcome, once produced_all_
@@ -181,7 +178,7 @@ class KvBlockSender final : public grpc::ServerWriteReactor<v1::GetKvResponse> {
 
 }  // namespace
 
-grpc::ServerWriteReactor<v1::GetKvResponse>* NewKvBlockSender(db::Store* store,
+grpc::ServerWriteReactor<grpc::ByteBuffer>* NewKvBlockSender(db::Store* store,
                                                               grpc::CallbackServerContext* ctx,
                                                               const v1::GetKvRequest& request,
                                                               size_t max_message_bytes) {

@@ -1,8 +1,9 @@
 // GetKv over the gRPC stream (no arena session): the reactor that sends a
-// read's blocks, one per message. Two response messages alternate: while
-// one is on the wire, the next block is read from the store and written
-// into the other, so the db read, the checksum and the copy into the
-// message overlap gRPC's send instead of following it.
+// read's blocks, one per message, in their wire form (server/
+// kv_block_wire.h). Three messages rotate: while one is on the wire, the
+// next blocks are read from the store and copied into the others, so the
+// db read, the checksum and the copy overlap gRPC's send instead of
+// following it.
 #ifndef MNEMO_SERVER_KV_BLOCK_SENDER_H_
 #define MNEMO_SERVER_KV_BLOCK_SENDER_H_
 
@@ -18,7 +19,7 @@ namespace mnemo::server {
 // `max_message_bytes` (mnemod's --max-message-bytes) ends the stream, after
 // the blocks before it, with RESOURCE_EXHAUSTED naming the chunk, the layer,
 // both sizes and the ways around it, instead of a broken stream.
-grpc::ServerWriteReactor<v1::GetKvResponse>* NewKvBlockSender(db::Store* store,
+grpc::ServerWriteReactor<grpc::ByteBuffer>* NewKvBlockSender(db::Store* store,
                                                               grpc::CallbackServerContext* ctx,
                                                               const v1::GetKvRequest& request,
                                                               size_t max_message_bytes);

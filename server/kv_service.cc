@@ -17,6 +17,7 @@
 #include "server/convert.h"
 #include "server/kv_arena_get.h"
 #include "server/kv_block_sender.h"
+#include "server/kv_block_wire.h"
 #include "server/logging.h"
 #include "server/refused_reactor.h"
 #include "server/service.h"
@@ -255,18 +256,26 @@ grpc::ServerReadReactor<v1::PutKvRequest>* KvService::PutKv(grpc::CallbackServer
   return new PutKvReactor(store_, arena_, *std::move(caller), ctx, response);
 }
 
-grpc::ServerWriteReactor<v1::GetKvResponse>* KvService::GetKv(
-    grpc::CallbackServerContext* ctx, const v1::GetKvRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* KvService::GetKv(grpc::CallbackServerContext* ctx,
+                                                             const grpc::ByteBuffer* raw) {
   absl::StatusOr<Caller> caller = auth_.Authenticate(*ctx);
-  absl::Status s = caller.ok() ? Authorizer::Permit(*caller, request->namespace_(), Role::kRead)
-                               : caller.status();
+  absl::StatusOr<v1::GetKvRequest> request = ParseGetKvRequest(*raw);
+  absl::Status s = !caller.ok()    ? caller.status()
+                   : !request.ok() ? request.status()
+                                   : Authorizer::Permit(*caller, request->namespace_(), Role::kRead);
   if (!s.ok()) {
     LogRpcFailure("GetKv", s, ctx->peer());
-    return new RefusedWriter<v1::GetKvResponse>(s);
+    return new RefusedWriter<grpc::ByteBuffer>(s);
   }
   if (!request->arena_session().empty()) {
     // The session must be the caller's key's (checked by the reactor).
-    return NewKvArenaGetReactor(store_, arena_, caller->key_id, ctx, *request);
+    return NewKvArenaGetReactor(store_, arena_, caller->key_id, ctx, *request,
+                                KvArenaGetOptions{false, max_message_bytes_});
+  }
+  if (arena_ != nullptr) {
+    // The arena is the hot tier of remote reads too: hits are sent from it.
+    return NewKvArenaGetReactor(store_, arena_, caller->key_id, ctx, *request,
+                                KvArenaGetOptions{true, max_message_bytes_});
   }
   return NewKvBlockSender(store_, ctx, *request, max_message_bytes_);
 }

@@ -21,7 +21,8 @@
 
 namespace mnemo::server {
 
-class KvService final : public v1::MnemoKv::CallbackService {
+class KvService final
+    : public v1::MnemoKv::WithRawCallbackMethod_GetKv<v1::MnemoKv::CallbackService> {
  public:
   // Borrows `store`, which must outlive the service (and the server it is
   // registered with). `arena` (may be null: no hot tier) is borrowed too;
@@ -39,9 +40,11 @@ class KvService final : public v1::MnemoKv::CallbackService {
   // after the last layer. Any error ends the call and stores nothing.
   grpc::ServerReadReactor<v1::PutKvRequest>* PutKv(grpc::CallbackServerContext* ctx,
                                                    v1::PutKvResponse* response) override;
-  // Reads and writes one block at a time, layer by layer.
-  grpc::ServerWriteReactor<v1::GetKvResponse>* GetKv(grpc::CallbackServerContext* ctx,
-                                                     const v1::GetKvRequest* request) override;
+  // Reads and writes one block at a time, layer by layer. Served raw
+  // (server/kv_block_wire.h): the request is parsed here, K and V go out as
+  // slices of their own.
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* GetKv(grpc::CallbackServerContext* ctx,
+                                                    const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* ExistsKv(grpc::CallbackServerContext* ctx,
                                      const v1::ExistsKvRequest* request,
                                      v1::ExistsKvResponse* response) override;

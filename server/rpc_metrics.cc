@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "mnemo/v1/mnemo.pb.h"
+#include "server/kv_block_wire.h"
 
 namespace mnemo::server {
 
@@ -45,6 +46,7 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
     // Only mnemo's own services carry protobuf messages we may inspect
     // (the health and reflection services are served from byte buffers).
     ours_ = full.rfind("/mnemo.v1.", 0) == 0;
+    raw_ = IsRawMethod(full);
     upsert_ = full == kUpsert || full == kUpsertStream;
     const Labels labels{{"service", service_}, {"method", method_}};
     in_flight_ = &metrics_->in_flight_.Add(labels);
@@ -76,8 +78,12 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
       void* message = m->GetRecvMessage();
       if (message != nullptr) {
         received_messages_->Increment();
-        if (ours_) {
-          // Every request type of mnemo.v1 is a generated protobuf message.
+        if (raw_) {
+          received_bytes_->Increment(
+              static_cast<double>(static_cast<const grpc::ByteBuffer*>(message)->Length()));
+        } else if (ours_) {
+          // Every request type of mnemo.v1 served from protobuf messages
+          // (not raw: server/kv_block_wire.h) is a generated one.
           const auto* proto = static_cast<const google::protobuf::MessageLite*>(
               static_cast<const google::protobuf::Message*>(message));
           received_bytes_->Increment(static_cast<double>(proto->ByteSizeLong()));
@@ -120,7 +126,7 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
   RpcMetrics* const metrics_;
   const std::chrono::steady_clock::time_point start_;
   std::string service_, method_, namespace_;
-  bool ours_ = false, upsert_ = false, status_sent_ = false, done_ = false;
+  bool ours_ = false, raw_ = false, upsert_ = false, status_sent_ = false, done_ = false;
   grpc::StatusCode code_ = grpc::StatusCode::OK;
   uint64_t chunks_written_ = 0, documents_written_ = 0;
   prometheus::Gauge* in_flight_;

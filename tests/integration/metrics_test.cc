@@ -28,6 +28,7 @@
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "mnemo/client.h"
+#include "mnemo/v1/mnemo.grpc.pb.h"
 #include "mnemod_process.h"
 #include "nlohmann/json.hpp"
 
@@ -197,6 +198,34 @@ TEST_F(MetricsTest, ExpositionCountsTheRpcsAndTheStore) {
   EXPECT_EQ(Sample(text, "mnemo_namespace_chunks{namespace=\"m\"}"), 3);
   EXPECT_EQ(Sample(text, "mnemo_namespace_chunks{namespace=\"nope\"}"), -1);
 
+  ExpectPromtoolAccepts(text);
+}
+
+// GetKv is served raw (server/kv_block_wire.h): the interceptor sees byte
+// buffers there, not protobuf messages, and still counts the call and its
+// request bytes.
+TEST_F(MetricsTest, RawGetKvIsCountedLikeTheOthers) {
+  auto stub = v1::MnemoKv::NewStub(
+      grpc::CreateChannel(mnemod_->target(), grpc::InsecureChannelCredentials()));
+  v1::GetKvRequest request;
+  request.set_namespace_("nokv");
+  request.add_chunk_ids("x");
+  for (int i = 0; i < 2; ++i) {
+    grpc::ClientContext ctx;
+    auto reader = stub->GetKv(&ctx, request);
+    v1::GetKvResponse response;
+    EXPECT_FALSE(reader->Read(&response));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  const std::string text = Scrape();
+  ASSERT_FALSE(text.empty());
+  const std::string svc = "service=\"mnemo.v1.MnemoKv\"";
+  EXPECT_EQ(Sample(text, "mnemo_rpc_handled_total{code=\"NOT_FOUND\",method=\"GetKv\"," + svc +
+                             "}"),
+            2);
+  EXPECT_EQ(Sample(text, "mnemo_rpc_received_messages_total{method=\"GetKv\"," + svc + "}"), 2);
+  EXPECT_EQ(Sample(text, "mnemo_rpc_received_bytes_total{method=\"GetKv\"," + svc + "}"),
+            2.0 * request.ByteSizeLong());
   ExpectPromtoolAccepts(text);
 }
 

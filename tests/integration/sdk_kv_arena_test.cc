@@ -309,6 +309,72 @@ TEST_F(KvArenaTest, LeasedBlocksSurviveEvictionUntilReleased) {
   ExpectBlocks(*c_held, {&c}, "c stays leased");
 }
 
+// A GetKv without an arena session (a remote decoder's) is served through
+// the arena too, with the bytes in the messages: the stored bytes on a miss
+// and a hit, never a replaced chunk's old ones, and, when the arena has no
+// room (every byte leased), from a copy of the block's own.
+TEST_F(KvArenaTest, ReadsWithoutASessionGoThroughTheArenaWithTheirBytes) {
+  const KvPut a = MakePut("a", 1), b = MakePut("b", 2), c = MakePut("c", 3);
+  Put(a);
+  Put(b);
+  Put(c);
+  // Raw fp32 over the gRPC stream: per layer, its K and V bytes as received
+  // (views into the message, copied before the next block).
+  struct Layer {
+    bool leased = false;
+    std::string k, v;
+  };
+  auto read = [&](const std::string& id) -> absl::StatusOr<std::vector<Layer>> {
+    KvGetRequest get;
+    get.chunk_ids = {id};
+    get.model = Model();
+    get.dtype = KvDtype::kFp32;
+    get.raw = true;
+    absl::StatusOr<std::unique_ptr<KvReader>> reader = client_->OpenKvReader("kv", get);
+    if (!reader.ok()) return reader.status();
+    std::vector<Layer> layers;
+    KvBlock blk;
+    while (true) {
+      absl::StatusOr<bool> more = (*reader)->Next(&blk);
+      if (!more.ok()) return more.status();
+      if (!*more) break;
+      layers.push_back(Layer{blk.lease != nullptr, std::string(blk.k_raw), std::string(blk.v_raw)});
+    }
+    return layers;
+  };
+  auto expect = [&](const std::vector<Layer>& layers, const KvPut& put, const std::string& what) {
+    ASSERT_EQ(layers.size(), size_t{kLayers}) << what;
+    for (size_t l = 0; l < layers.size(); ++l) {
+      EXPECT_FALSE(layers[l].leased) << what << ": bytes in the message, not a lease";
+      EXPECT_TRUE(layers[l].k == BytesOf(put.k[l])) << what << " K layer " << l;
+      EXPECT_TRUE(layers[l].v == BytesOf(put.v[l])) << what << " V layer " << l;
+    }
+  };
+  for (const char* what : {"miss (filled into the arena)", "hit"}) {
+    auto blocks = read("a");
+    ASSERT_TRUE(blocks.ok()) << blocks.status();
+    expect(*blocks, a, what);
+  }
+  const KvPut a2 = MakePut("a", 11);
+  Put(a2);
+  auto replaced = read("a");
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  expect(*replaced, a2, "after a replace");
+
+  // a and c leased fill the arena: b is sent from its own copy.
+  auto a_held = ReadRaw(client_.get(), {"a"});
+  ASSERT_TRUE(a_held.ok()) << a_held.status();
+  auto c_held = ReadRaw(client_.get(), {"c"});
+  ASSERT_TRUE(c_held.ok()) << c_held.status();
+  auto b_blocks = read("b");
+  ASSERT_TRUE(b_blocks.ok()) << b_blocks.status();
+  expect(*b_blocks, b, "arena full of leases");
+  ExpectBlocks(*a_held, {&a2}, "a stays leased");
+
+  ASSERT_TRUE(client_->DeleteKv("kv", {"c"}).ok());
+  EXPECT_EQ(read("c").status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(KvArenaTest, ReplacedOrDeletedChunkNeverReturnsOldBytes) {
   const KvPut old_a = MakePut("a", 1);
   Put(old_a);
