@@ -71,7 +71,8 @@ class RpcFuzzServer {
   // messages (serialized bytes, sent as they are) and half-closes, reading
   // every response meanwhile, and returns the final status. Unary methods
   // are served from the same kind of stream, as the wire protocol allows.
-  // Each call has a 10 s deadline.
+  // Each call has a 10 s deadline ($MNEMO_RPC_FUZZ_DEADLINE_SECONDS
+  // overrides it).
   RpcOutcome Call(size_t method, const std::vector<std::string>& requests);
 
   // The directory the store lives in, and a scratch directory beside it
