@@ -1,7 +1,9 @@
 // RpcMetrics: the families and the gRPC interceptor that fills them.
 #include "server/rpc_metrics.h"
 
+#include <algorithm>
 #include <chrono>
+#include <mutex>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -38,32 +40,19 @@ constexpr std::string_view kUpsertStream = "/mnemo.v1.Mnemo/UpsertStream";
 class MetricsInterceptor final : public grpc::experimental::Interceptor {
  public:
   MetricsInterceptor(RpcMetrics* metrics, grpc::experimental::ServerRpcInfo* info)
-      : metrics_(metrics), start_(std::chrono::steady_clock::now()) {
-    const std::string_view full = info->method() != nullptr ? info->method() : "";
-    auto [service, method] = RpcMetrics::SplitMethod(full);
-    service_ = std::move(service);
-    method_ = std::move(method);
-    // Only mnemo's own services carry protobuf messages we may inspect
-    // (the health and reflection services are served from byte buffers).
-    ours_ = full.rfind("/mnemo.v1.", 0) == 0;
-    raw_ = IsRawMethod(full);
-    upsert_ = full == kUpsert || full == kUpsertStream;
-    const Labels labels{{"service", service_}, {"method", method_}};
-    in_flight_ = &metrics_->in_flight_.Add(labels);
-    received_bytes_ = &metrics_->received_bytes_.Add(labels);
-    sent_bytes_ = &metrics_->sent_bytes_.Add(labels);
-    received_messages_ = &metrics_->received_messages_.Add(labels);
-    sent_messages_ = &metrics_->sent_messages_.Add(labels);
-    in_flight_->Increment();
+      : metrics_(metrics),
+        start_(std::chrono::steady_clock::now()),
+        series_(metrics->SeriesOf(info->method() != nullptr ? info->method() : "")) {
+    series_.in_flight->Increment();
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* m) override {
     using H = grpc::experimental::InterceptionHookPoints;
     if (m->QueryInterceptionHookPoint(H::PRE_SEND_MESSAGE)) {
-      sent_messages_->Increment();
+      series_.sent_messages->Increment();
       // Before GetSerializedSendMessage, which serializes the message and
       // drops the unserialized form.
-      if (upsert_ && ours_) {
+      if (series_.upsert) {
         const auto* response = static_cast<const v1::UpsertResponse*>(m->GetSendMessage());
         if (response != nullptr) {
           chunks_written_ += response->chunks_written();
@@ -71,23 +60,23 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
         }
       }
       if (grpc::ByteBuffer* buffer = m->GetSerializedSendMessage(); buffer != nullptr) {
-        sent_bytes_->Increment(static_cast<double>(buffer->Length()));
+        series_.sent_bytes->Increment(static_cast<double>(buffer->Length()));
       }
     }
     if (m->QueryInterceptionHookPoint(H::POST_RECV_MESSAGE)) {
       void* message = m->GetRecvMessage();
       if (message != nullptr) {
-        received_messages_->Increment();
-        if (raw_) {
-          received_bytes_->Increment(
+        series_.received_messages->Increment();
+        if (series_.raw) {
+          series_.received_bytes->Increment(
               static_cast<double>(static_cast<const grpc::ByteBuffer*>(message)->Length()));
-        } else if (ours_) {
+        } else if (series_.ours) {
           // Every request type of mnemo.v1 served from protobuf messages
           // (not raw: server/kv_block_wire.h) is a generated one.
           const auto* proto = static_cast<const google::protobuf::MessageLite*>(
               static_cast<const google::protobuf::Message*>(message));
-          received_bytes_->Increment(static_cast<double>(proto->ByteSizeLong()));
-          if (upsert_ && namespace_.empty()) {
+          series_.received_bytes->Increment(static_cast<double>(proto->ByteSizeLong()));
+          if (series_.upsert && namespace_.empty()) {
             namespace_ = static_cast<const v1::UpsertRequest*>(message)->namespace_();
           }
         }
@@ -109,14 +98,13 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
   void Done() {
     if (done_) return;
     done_ = true;
-    in_flight_->Decrement();
+    series_.in_flight->Decrement();
     const grpc::StatusCode code = status_sent_ ? code_ : grpc::StatusCode::CANCELLED;
-    const Labels labels{{"service", service_}, {"method", method_}, {"code", CodeName(code)}};
-    metrics_->handled_.Add(labels).Increment();
-    metrics_->seconds_.Add(labels, LatencyBuckets())
-        .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
-                     .count());
-    if (upsert_ && code == grpc::StatusCode::OK && !namespace_.empty()) {
+    const RpcMetrics::CodeSeries& done = metrics_->CodeSeriesOf(series_, code);
+    done.handled->Increment();
+    done.seconds->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+    if (series_.upsert && code == grpc::StatusCode::OK && !namespace_.empty()) {
       const Labels ns{{"namespace", namespace_}};
       metrics_->ingested_chunks_.Add(ns).Increment(static_cast<double>(chunks_written_));
       metrics_->ingested_documents_.Add(ns).Increment(static_cast<double>(documents_written_));
@@ -125,15 +113,11 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
 
   RpcMetrics* const metrics_;
   const std::chrono::steady_clock::time_point start_;
-  std::string service_, method_, namespace_;
-  bool ours_ = false, raw_ = false, upsert_ = false, status_sent_ = false, done_ = false;
+  RpcMetrics::MethodSeries& series_;
+  std::string namespace_;
+  bool status_sent_ = false, done_ = false;
   grpc::StatusCode code_ = grpc::StatusCode::OK;
   uint64_t chunks_written_ = 0, documents_written_ = 0;
-  prometheus::Gauge* in_flight_;
-  prometheus::Counter* received_bytes_;
-  prometheus::Counter* sent_bytes_;
-  prometheus::Counter* received_messages_;
-  prometheus::Counter* sent_messages_;
 };
 
 namespace {
@@ -193,6 +177,52 @@ RpcMetrics::RpcMetrics(prometheus::Registry& registry)
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
 RpcMetrics::NewInterceptorFactory() {
   return std::make_unique<Factory>(this);
+}
+
+RpcMetrics::MethodSeries& RpcMetrics::SeriesOf(std::string_view full) {
+  {
+    std::shared_lock lock(series_mu_);
+    if (auto it = series_.find(absl::string_view(full.data(), full.size()));
+        it != series_.end()) {
+      return *it->second;
+    }
+  }
+  std::unique_lock lock(series_mu_);
+  auto& slot = series_[std::string(full)];
+  if (slot == nullptr) {
+    auto s = std::make_unique<MethodSeries>();
+    auto [service, method] = SplitMethod(full);
+    s->service = std::move(service);
+    s->method = std::move(method);
+    // Only mnemo's own services carry protobuf messages we may inspect
+    // (the health and reflection services are served from byte buffers,
+    // and so is GetKv: server/kv_block_wire.h).
+    s->ours = full.rfind("/mnemo.v1.", 0) == 0;
+    s->raw = IsRawMethod(full);
+    s->upsert = full == kUpsert || full == kUpsertStream;
+    const Labels labels{{"service", s->service}, {"method", s->method}};
+    s->in_flight = &in_flight_.Add(labels);
+    s->received_bytes = &received_bytes_.Add(labels);
+    s->sent_bytes = &sent_bytes_.Add(labels);
+    s->received_messages = &received_messages_.Add(labels);
+    s->sent_messages = &sent_messages_.Add(labels);
+    slot = std::move(s);
+  }
+  return *slot;
+}
+
+const RpcMetrics::CodeSeries& RpcMetrics::CodeSeriesOf(MethodSeries& series,
+                                                       grpc::StatusCode code) {
+  const size_t i = std::min<size_t>(static_cast<size_t>(code), kCodes - 1);
+  if (const CodeSeries* known = series.by_code[i].load(std::memory_order_acquire)) return *known;
+  std::unique_lock lock(series_mu_);
+  if (const CodeSeries* known = series.by_code[i].load(std::memory_order_relaxed)) return *known;
+  const Labels labels{{"service", series.service}, {"method", series.method},
+                      {"code", CodeName(code)}};
+  auto* made = new CodeSeries{&handled_.Add(labels), &seconds_.Add(labels, LatencyBuckets())};
+  code_series_.emplace_back(made);
+  series.by_code[i].store(made, std::memory_order_release);
+  return *made;
 }
 
 std::pair<std::string, std::string> RpcMetrics::SplitMethod(std::string_view full) {

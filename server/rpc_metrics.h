@@ -7,9 +7,15 @@
 #ifndef MNEMO_SERVER_RPC_METRICS_H_
 #define MNEMO_SERVER_RPC_METRICS_H_
 
+#include <array>
+#include <atomic>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
 
 #include "grpcpp/support/server_interceptor.h"
 #include "prometheus/counter.h"
@@ -35,6 +41,31 @@ class RpcMetrics {
 
  private:
   friend class MetricsInterceptor;
+  // A method's series, found in the families once per method rather than
+  // on every call (each Family::Add hashes the labels under the family's
+  // mutex; a call needs seven).
+  static constexpr size_t kCodes = 17;  // grpc::StatusCode OK .. UNAUTHENTICATED
+  struct CodeSeries {
+    prometheus::Counter* handled;
+    prometheus::Histogram* seconds;
+  };
+  struct MethodSeries {
+    std::string service, method;
+    bool ours = false, raw = false, upsert = false;
+    prometheus::Gauge* in_flight = nullptr;
+    prometheus::Counter* received_bytes = nullptr;
+    prometheus::Counter* sent_bytes = nullptr;
+    prometheus::Counter* received_messages = nullptr;
+    prometheus::Counter* sent_messages = nullptr;
+    std::array<std::atomic<const CodeSeries*>, kCodes> by_code{};  // made on first use
+  };
+  MethodSeries& SeriesOf(std::string_view full_method);
+  const CodeSeries& CodeSeriesOf(MethodSeries& series, grpc::StatusCode code);
+
+  std::shared_mutex series_mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<MethodSeries>> series_;
+  std::vector<std::unique_ptr<const CodeSeries>> code_series_;
+
   prometheus::Family<prometheus::Counter>& handled_;
   prometheus::Family<prometheus::Histogram>& seconds_;
   prometheus::Family<prometheus::Counter>& received_bytes_;
