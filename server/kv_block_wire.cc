@@ -11,43 +11,36 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "server/convert.h"
 
 namespace mnemo::server {
 namespace {
 
 // Length-delimited fields of GetKvResponse and KvLayer (mnemo.proto).
-constexpr uint32_t kResponseBlockField = 3;
-constexpr uint32_t kLayerKField = 6;
-constexpr uint32_t kLayerVField = 7;
-constexpr uint32_t kLengthDelimited = 2;
+constexpr int kResponseBlockField = 3;
+constexpr int kLayerKField = 6;
+constexpr int kLayerVField = 7;
 
-void AppendVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
+using google::protobuf::io::CodedOutputStream;
+using google::protobuf::internal::WireFormatLite;
 
-size_t VarintSize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
+uint32_t LengthDelimitedTag(int field) {
+  return WireFormatLite::MakeTag(field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
 }
 
 // Tag and length of a length-delimited field of `size` bytes.
-void AppendFieldHead(uint32_t field, uint64_t size, std::string* out) {
-  AppendVarint((uint64_t{field} << 3) | kLengthDelimited, out);
-  AppendVarint(size, out);
+void AppendFieldHead(int field, uint64_t size, std::string* out) {
+  uint8_t head[5 + 10];  // the longest varint32 and varint64
+  uint8_t* end = CodedOutputStream::WriteVarint32ToArray(LengthDelimitedTag(field), head);
+  end = CodedOutputStream::WriteVarint64ToArray(size, end);
+  out->append(reinterpret_cast<const char*>(head), static_cast<size_t>(end - head));
 }
 
-size_t FieldSize(uint32_t field, uint64_t size) {
-  return VarintSize((uint64_t{field} << 3) | kLengthDelimited) + VarintSize(size) + size;
+size_t FieldSize(int field, uint64_t size) {
+  return CodedOutputStream::VarintSize32(LengthDelimitedTag(field)) +
+         CodedOutputStream::VarintSize64(size) + size;
 }
 
 // The memory of K and V slices, reused across blocks and calls. A block
