@@ -285,9 +285,16 @@ TEST(OversizedMessageTest, RequestAboveMaxMessageBytesIsResourceExhausted) {
 // chunk stored as fp16 and asked for as fp32, twice the bytes) ends the
 // stream with RESOURCE_EXHAUSTED naming the block and the limit, not a
 // broken stream; the same read in fp16 fits, and the stored KV is intact.
-TEST(OversizedMessageTest, KvBlockOverTheSendLimitIsResourceExhaustedNamingIt) {
+// Without an arena the store path (server/kv_block_sender.h) checks the
+// limit; with one, a session-less GetKv is answered from the arena
+// (server/kv_arena_get.h) and checks it there.
+class OversizedKvBlockTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(OversizedKvBlockTest, KvBlockOverTheSendLimitIsResourceExhaustedNamingIt) {
   constexpr int kLimit = 256 << 10;
-  auto server = MnemodProcess::Start({"--max-message-bytes", std::to_string(kLimit)});
+  std::vector<std::string> flags = {"--max-message-bytes", std::to_string(kLimit)};
+  if (GetParam()) flags.insert(flags.end(), {"--kv-arena-bytes", std::to_string(16 << 20)});
+  auto server = MnemodProcess::Start(flags);
   ASSERT_TRUE(server.ok()) << server.status();
   auto client = ConnectOrDie((*server)->target());
   ASSERT_NE(client, nullptr);
@@ -346,6 +353,11 @@ TEST(OversizedMessageTest, KvBlockOverTheSendLimitIsResourceExhaustedNamingIt) {
   client.reset();
   EXPECT_TRUE((*server)->Stop().ok());
 }
+
+INSTANTIATE_TEST_SUITE_P(StoreOrArena, OversizedKvBlockTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "FromTheArena" : "FromTheStore";
+                         });
 
 }  // namespace
 }  // namespace mnemo::testing
