@@ -407,6 +407,7 @@ absl::StatusOr<KvStats> KvStatsFromProto(const v1::KvStats& p) {
   s.blocks = p.blocks();
   s.tokens = p.tokens();
   s.stored_bytes = p.stored_bytes();
+  s.index_bytes = p.index_bytes();
   s.fp16_bytes = p.fp16_bytes();
   s.pinned_chunks = p.pinned_chunks();
   s.evicted_chunks = p.evicted_chunks();

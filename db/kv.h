@@ -71,6 +71,7 @@ struct KvStats {
   uint64_t blocks = 0;        // (chunk, layer) blocks
   uint64_t tokens = 0;
   uint64_t stored_bytes = 0;  // encoded bytes, what capacity_bytes counts
+  uint64_t index_bytes = 0;   // of stored_bytes, the key indexes' (retrieval attention)
   uint64_t fp16_bytes = 0;    // the same K and V at 2 bytes per element
   uint64_t pinned_chunks = 0;
   uint64_t evicted_chunks = 0;  // since the store was opened

@@ -118,6 +118,7 @@ std::string EncodeChunkRecord(const KvChunkRecord& r) {
   PutLe(&out, r.value_error_sum);
   PutLe(&out, static_cast<uint32_t>(r.tokens.size()));
   for (int32_t t : r.tokens) PutLe(&out, t);
+  PutLe(&out, r.index_bytes);
   return out;
 }
 
@@ -135,11 +136,17 @@ absl::StatusOr<KvChunkRecord> DecodeChunkRecord(absl::string_view value) {
   }
   if (pinned > 1) return Corrupt("chunk record: bad pin flag");
   r.pinned = pinned == 1;
-  if (in.rest().size() != static_cast<size_t>(ntokens) * sizeof(int32_t)) {
+  const size_t token_bytes = static_cast<size_t>(ntokens) * sizeof(int32_t);
+  const size_t rest = in.rest().size();
+  if (rest != token_bytes && rest != token_bytes + sizeof(uint64_t)) {
     return Corrupt("chunk record: token count does not match its size");
   }
   r.tokens.resize(ntokens);
-  if (ntokens > 0) std::memcpy(r.tokens.data(), in.rest().data(), in.rest().size());
+  if (ntokens > 0) std::memcpy(r.tokens.data(), in.rest().data(), token_bytes);
+  if (rest > token_bytes) {
+    std::memcpy(&r.index_bytes, in.rest().data() + token_bytes, sizeof(uint64_t));
+    if (r.index_bytes > r.stored_bytes) return Corrupt("chunk record: index larger than the KV");
+  }
   return r;
 }
 

@@ -73,6 +73,9 @@ struct KvChunkRecord {
   double key_error_sum = 0;
   double value_error_sum = 0;
   std::vector<int32_t> tokens;
+  // Of stored_bytes, the key indexes' (0 in records written before it was
+  // kept: it follows the tokens, and older records end with them).
+  uint64_t index_bytes = 0;
 };
 std::string EncodeChunkRecord(const KvChunkRecord& r);
 absl::StatusOr<KvChunkRecord> DecodeChunkRecord(absl::string_view value);

@@ -251,6 +251,7 @@ KvStats KvSpace::Stats(int64_t now_ms) const {
     s.blocks += e.n_layers;
     s.tokens += e.n_tokens;
     s.stored_bytes += e.stored_bytes;
+    s.index_bytes += e.index_bytes;
     s.fp16_bytes += e.fp16_bytes;
     if (e.pinned) ++s.pinned_chunks;
     key_sum += e.key_error_sum;

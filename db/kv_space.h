@@ -51,6 +51,7 @@ struct KvEntry {
   uint32_t n_tokens = 0;
   uint32_t n_layers = 0;
   uint64_t stored_bytes = 0;
+  uint64_t index_bytes = 0;  // of stored_bytes, the key indexes'
   uint64_t fp16_bytes = 0;
   int64_t expires_ms = 0;  // 0 = never
   bool pinned = false;

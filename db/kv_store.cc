@@ -37,6 +37,7 @@ KvEntry KvEntryOf(const kvrecords::KvChunkRecord& r) {
   e.n_tokens = static_cast<uint32_t>(r.tokens.size());
   e.n_layers = r.n_layers;
   e.stored_bytes = r.stored_bytes;
+  e.index_bytes = r.index_bytes;
   e.fp16_bytes = r.fp16_bytes;
   e.expires_ms = r.expires_ms;
   e.pinned = r.pinned;
@@ -230,6 +231,7 @@ absl::StatusOr<KvPutResult> KvStore::CommitPut(const NamespacePtr& ns, const KvP
   record.fingerprint_hash = fingerprint_hash;
   record.n_layers = static_cast<uint32_t>(blocks.size());
   record.stored_bytes = encoded.stored_bytes;
+  record.index_bytes = encoded.index_bytes;
   record.fp16_bytes = fp16_bytes;
   record.created_ms = now;
   record.expires_ms = ExpiryMs(

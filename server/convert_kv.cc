@@ -116,6 +116,7 @@ void KvStatsToProto(const db::KvStats& stats, v1::KvStats* out) {
   out->set_blocks(stats.blocks);
   out->set_tokens(stats.tokens);
   out->set_stored_bytes(stats.stored_bytes);
+  out->set_index_bytes(stats.index_bytes);
   out->set_fp16_bytes(stats.fp16_bytes);
   out->set_pinned_chunks(stats.pinned_chunks);
   out->set_evicted_chunks(stats.evicted_chunks);

@@ -65,6 +65,7 @@ json KvStatsToJson(const std::string& ns, const KvStats& s) {
       {"blocks", s.blocks},
       {"tokens", s.tokens},
       {"stored_bytes", s.stored_bytes},
+      {"index_bytes", s.index_bytes},
       {"fp16_bytes", s.fp16_bytes},
       {"pinned_chunks", s.pinned_chunks},
       {"evicted_chunks", s.evicted_chunks},
@@ -126,6 +127,9 @@ std::string KvStatsText(const std::string& ns, const KvStats& s) {
                           HumanBytes(s.fp16_bytes));
   }
   t += "\n";
+  if (s.index_bytes > 0) {
+    absl::StrAppendFormat(&t, "  of it key index: %s\n", HumanBytes(s.index_bytes));
+  }
   absl::StrAppendFormat(&t, "evicted / expired: %d / %d (since mnemod started)\n",
                         s.evicted_chunks, s.expired_chunks);
   absl::StrAppendFormat(&t, "mean rel. error:   K %.3g, V %.3g\n", s.mean_key_error,

@@ -204,6 +204,23 @@ TEST_F(KvContextTest, PutBuildsAKeyIndexInTheSameCommit) {
   auto plain = Put("b", 40, 2);
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(plain->index_bytes, 0u);
+  // The stats keep the index's share, also across a reopen (the chunk
+  // record holds it), and lose it with the chunk's KV.
+  for (const char* when : {"before", "after a reopen"}) {
+    auto stats = store_->GetKvStats("ns");
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    EXPECT_EQ(stats->index_bytes, put->index_bytes) << when;
+    EXPECT_EQ(stats->stored_bytes, put->stored_bytes + plain->stored_bytes) << when;
+    ASSERT_TRUE(store_->Close().ok());
+    auto reopened = Store::Open(StoreOptions{}, dir_);
+    ASSERT_TRUE(reopened.ok()) << reopened.status();
+    store_ = *std::move(reopened);
+  }
+  ASSERT_TRUE(store_->DeleteKv("ns", {"a"}).ok());
+  EXPECT_EQ(store_->GetKvStats("ns")->index_bytes, 0u);
+  Register();
+  ASSERT_TRUE(Put("a", 40, 1).ok());  // with its index again
+  EXPECT_EQ(store_->GetKvStats("ns")->index_bytes, put->index_bytes);
   auto ctx = Open({"a", "b"}, {1, 41});
   ASSERT_TRUE(ctx.ok()) << ctx.status();
   attention::PartialResult r;

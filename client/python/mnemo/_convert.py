@@ -288,7 +288,8 @@ def kv_config_from_pb(m: pb.KvConfig) -> t.KvConfig:
 def kv_stats_from_pb(m: pb.KvStats) -> t.KvStats:
     return t.KvStats(config=kv_config_from_pb(m.config) if m.HasField("config") else None,
                      chunks=m.chunks, blocks=m.blocks, tokens=m.tokens,
-                     stored_bytes=m.stored_bytes, fp16_bytes=m.fp16_bytes,
+                     stored_bytes=m.stored_bytes, index_bytes=m.index_bytes,
+                     fp16_bytes=m.fp16_bytes,
                      pinned_chunks=m.pinned_chunks, evicted_chunks=m.evicted_chunks,
                      expired_chunks=m.expired_chunks, mean_key_error=m.mean_key_error,
                      mean_value_error=m.mean_value_error)

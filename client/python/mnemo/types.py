@@ -150,6 +150,7 @@ class KvStats:
     blocks: int = 0
     tokens: int = 0
     stored_bytes: int = 0
+    index_bytes: int = 0  # of stored_bytes, the key indexes'
     fp16_bytes: int = 0
     pinned_chunks: int = 0
     evicted_chunks: int = 0
