@@ -5,7 +5,8 @@
 
 namespace mnemo::server {
 
-void KvArenaBlockToProto(const KvArenaBlock& block, uint64_t lease_id, uint32_t chunk_index,
+void KvArenaBlockToProto(const KvArenaBlock& block, std::optional<uint64_t> lease_id,
+                         uint32_t chunk_index,
                          const std::string& chunk_id, uint32_t layer, db::KvDtype dtype,
                          bool first, v1::GetKvResponse* out) {
   out->Clear();
@@ -22,8 +23,9 @@ void KvArenaBlockToProto(const KvArenaBlock& block, uint64_t lease_id, uint32_t 
   out->set_value_error(meta.value_error);
   if (first) out->mutable_tokens()->Assign(meta.tokens_ids.begin(), meta.tokens_ids.end());
   out->set_position(meta.position);
+  if (!lease_id.has_value()) return;
   v1::KvArenaLease* lease = out->mutable_lease();
-  lease->set_id(lease_id);
+  lease->set_id(*lease_id);
   lease->set_k_offset(block.k_offset);
   lease->set_v_offset(block.v_offset);
   lease->set_bytes(block.bytes);

@@ -7,15 +7,18 @@
 #include <string>
 
 #include "db/kv.h"
+#include <optional>
+
 #include "mnemo/v1/mnemo.pb.h"
 #include "server/kv_arena.h"
 
 namespace mnemo::server {
 
 // The block of chunk `chunk_index` (`chunk_id`), layer `layer`, leased as
-// `lease_id`; `first` marks the chunk's first block of the read (it carries
-// the tokens).
-void KvArenaBlockToProto(const KvArenaBlock& block, uint64_t lease_id, uint32_t chunk_index,
+// `lease_id` (none: the bytes travel in the message, server/kv_block_wire.h);
+// `first` marks the chunk's first block of the read (it carries the tokens).
+void KvArenaBlockToProto(const KvArenaBlock& block, std::optional<uint64_t> lease_id,
+                         uint32_t chunk_index,
                          const std::string& chunk_id, uint32_t layer, db::KvDtype dtype,
                          bool first, v1::GetKvResponse* out);
 

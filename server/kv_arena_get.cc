@@ -248,9 +248,8 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer
     } else {
       return absl::InternalError("a KV arena block was not filled");
     }
-    KvArenaBlockToProto(pinned, 0, static_cast<uint32_t>(chunk_), ids_[chunk_], layer_id, dtype_,
-                        layer_ == 0, &response_);
-    response_.clear_lease();
+    KvArenaBlockToProto(pinned, std::nullopt, static_cast<uint32_t>(chunk_), ids_[chunk_],
+                        layer_id, dtype_, layer_ == 0, &response_);
     if (held != nullptr) {
       wire_ = BorrowedBlockResponseBuffer(response_, held->k, held->v, [held] {});
     } else {
