@@ -23,10 +23,10 @@ namespace {
 
 class KvArenaGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  KvArenaGetReactor(db::Store* store, KvArena* arena, const std::string& key_id,
+  KvArenaGetReactor(db::Store* store, std::shared_ptr<KvArena> arena, const std::string& key_id,
                     grpc::CallbackServerContext* ctx, const v1::GetKvRequest& request,
                     const KvArenaGetOptions& options)
-      : arena_(arena),
+      : arena_(std::move(arena)),
         ctx_(ctx),
         options_(options),
         token_(request.arena_session()),
@@ -254,7 +254,9 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer
       wire_ = BorrowedBlockResponseBuffer(response_, held->k, held->v, [held] {});
     } else {
       const char* base = arena_->data();
-      KvArena* arena = arena_;
+      // The slices may outlive this reactor and the server: they hold the
+      // arena until they release the pin.
+      std::shared_ptr<KvArena> arena = arena_;
       const uint64_t entry = pinned.entry;
       wire_ = BorrowedBlockResponseBuffer(
           response_, absl::string_view(base + pinned.k_offset, pinned.bytes),
@@ -287,7 +289,7 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer
     Finish(ToGrpcStatus(status));
   }
 
-  KvArena* const arena_;
+  const std::shared_ptr<KvArena> arena_;
   grpc::CallbackServerContext* const ctx_;
   const KvArenaGetOptions options_;
   const std::string token_;
@@ -316,10 +318,10 @@ class KvArenaGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer
 }  // namespace
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* NewKvArenaGetReactor(
-    db::Store* store, KvArena* arena, const std::string& key_id,
+    db::Store* store, std::shared_ptr<KvArena> arena, const std::string& key_id,
     grpc::CallbackServerContext* ctx, const v1::GetKvRequest& request,
     const KvArenaGetOptions& options) {
-  return new KvArenaGetReactor(store, arena, key_id, ctx, request, options);
+  return new KvArenaGetReactor(store, std::move(arena), key_id, ctx, request, options);
 }
 
 }  // namespace mnemo::server

@@ -11,6 +11,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <memory>
 #include <string>
 
 #include "db/store.h"
@@ -37,10 +38,10 @@ struct KvArenaGetOptions {
 
 // A new reactor for `request` of the caller authenticated as `key_id` (""
 // with authentication off); `arena` may be null (the call then fails with
-// FAILED_PRECONDITION). Without inline_bytes, a session of another key is
+// FAILED_PRECONDITION); the slices sent from it hold it. Without inline_bytes, a session of another key is
 // PERMISSION_DENIED. Deletes itself.
 grpc::ServerWriteReactor<grpc::ByteBuffer>* NewKvArenaGetReactor(
-    db::Store* store, KvArena* arena, const std::string& key_id,
+    db::Store* store, std::shared_ptr<KvArena> arena, const std::string& key_id,
     grpc::CallbackServerContext* ctx, const v1::GetKvRequest& request,
     const KvArenaGetOptions& options);
 

@@ -218,10 +218,10 @@ class AttendReactor final
 
 }  // namespace
 
-KvService::KvService(db::Store* store, KvArena* arena, std::string arena_socket,
+KvService::KvService(db::Store* store, std::shared_ptr<KvArena> arena, std::string arena_socket,
                      Authorizer* auth, size_t max_message_bytes)
     : store_(store),
-      arena_(arena),
+      arena_(std::move(arena)),
       arena_socket_(std::move(arena_socket)),
       auth_(auth != nullptr ? *auth : Authorizer::Off()),
       max_message_bytes_(max_message_bytes) {}
@@ -235,7 +235,7 @@ grpc::ServerUnaryReactor* KvService::RegisterKvModel(
   }
   absl::Status status = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(db::KvConfig config, KvConfigFromProto(request->config()));
-    KvArena::WriteLock arena_lock(arena_, request->namespace_());
+    KvArena::WriteLock arena_lock(arena_.get(), request->namespace_());
     ASSIGN_OR_RETURN(db::KvStats stats, store_->RegisterKvModel(request->namespace_(), config));
     KvStatsToProto(stats, response->mutable_stats());
     LogEvent(spdlog::level::info, "KV model registered",
@@ -253,7 +253,7 @@ grpc::ServerReadReactor<v1::PutKvRequest>* KvService::PutKv(grpc::CallbackServer
     LogRpcFailure("PutKv", caller.status(), ctx->peer());
     return new RefusedReader<v1::PutKvRequest>(caller.status());
   }
-  return new PutKvReactor(store_, arena_, *std::move(caller), ctx, response);
+  return new PutKvReactor(store_, arena_.get(), *std::move(caller), ctx, response);
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* KvService::GetKv(grpc::CallbackServerContext* ctx,
@@ -305,7 +305,7 @@ grpc::ServerUnaryReactor* KvService::DeleteKv(grpc::CallbackServerContext* ctx,
     return r;
   }
   absl::Status status = [&]() -> absl::Status {
-    KvArena::WriteLock arena_lock(arena_, request->namespace_());
+    KvArena::WriteLock arena_lock(arena_.get(), request->namespace_());
     ASSIGN_OR_RETURN(uint64_t deleted,
                      store_->DeleteKv(request->namespace_(), IdsFromProto(request->chunk_ids())));
     response->set_deleted(deleted);
@@ -341,7 +341,7 @@ grpc::ServerUnaryReactor* KvService::SetKvRetention(grpc::CallbackServerContext*
   }
   absl::Status status = [&]() -> absl::Status {
     const KvRetention retention = KvRetentionFromProto(*request);
-    KvArena::WriteLock arena_lock(arena_, request->namespace_());
+    KvArena::WriteLock arena_lock(arena_.get(), request->namespace_());
     ASSIGN_OR_RETURN(uint64_t updated,
                      store_->SetKvRetention(request->namespace_(),
                                             IdsFromProto(request->chunk_ids()), retention.pin,

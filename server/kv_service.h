@@ -12,6 +12,7 @@
 #ifndef MNEMO_SERVER_KV_SERVICE_H_
 #define MNEMO_SERVER_KV_SERVICE_H_
 
+#include <memory>
 #include <string>
 
 #include "db/store.h"
@@ -25,12 +26,15 @@ class KvService final
     : public v1::MnemoKv::WithRawCallbackMethod_GetKv<v1::MnemoKv::CallbackService> {
  public:
   // Borrows `store`, which must outlive the service (and the server it is
-  // registered with). `arena` (may be null: no hot tier) is borrowed too;
-  // `arena_socket` is where clients get it (server/kv_arena_socket.h).
+  // registered with). `arena` (may be null: no hot tier) is shared: K and
+  // V sent from it stay pinned until gRPC releases their slices, which may
+  // be after the server is gone; `arena_socket` is where clients get it
+  // (server/kv_arena_socket.h).
   // `auth` (borrowed; null = Authorizer::Off()) checks every call.
   // `max_message_bytes`: the server's send limit (--max-message-bytes); a
   // GetKv block over it is RESOURCE_EXHAUSTED (kv_block_sender.h).
-  explicit KvService(db::Store* store, KvArena* arena = nullptr, std::string arena_socket = "",
+  explicit KvService(db::Store* store, std::shared_ptr<KvArena> arena = nullptr,
+                     std::string arena_socket = "",
                      Authorizer* auth = nullptr, size_t max_message_bytes = 64 << 20);
 
   grpc::ServerUnaryReactor* RegisterKvModel(grpc::CallbackServerContext* ctx,
@@ -75,7 +79,7 @@ class KvService final
 
  private:
   db::Store* const store_;
-  KvArena* const arena_;
+  const std::shared_ptr<KvArena> arena_;
   const std::string arena_socket_;
   Authorizer& auth_;
   const size_t max_message_bytes_;

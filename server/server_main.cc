@@ -258,7 +258,7 @@ int Run(const Flags& flags) {
     authorizer = std::make_unique<Authorizer>(api_keys.get(), admin_key, flags.rate_limit);
   }
   MnemoService service(store.get(), MNEMO_VERSION, authorizer.get());
-  std::unique_ptr<KvArena> arena;
+  std::shared_ptr<KvArena> arena;  // shared with the slices GetKv sends from it
   std::unique_ptr<KvArenaSocket> arena_socket;
   if (flags.kv_arena_bytes > 0) {
     absl::StatusOr<std::unique_ptr<KvArena>> made = KvArena::Create(flags.kv_arena_bytes);
@@ -295,7 +295,7 @@ int Run(const Flags& flags) {
     mnemo::IgnoreError(store->Close());
     return 1;
   }
-  KvService kv_service(store.get(), arena.get(),
+  KvService kv_service(store.get(), arena,
                        arena_socket != nullptr ? arena_socket->path() : "", authorizer.get(),
                        static_cast<size_t>(flags.max_message_bytes));
   InjectService inject_service(store.get(), authorizer.get());

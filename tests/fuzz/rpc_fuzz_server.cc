@@ -117,7 +117,7 @@ absl::StatusOr<std::unique_ptr<RpcFuzzServer>> RpcFuzzServer::Start(const std::s
   ASSIGN_OR_RETURN(s->arena_socket_,
                    server::KvArenaSocket::Start(
                        (std::filesystem::path(pattern) / "arena.sock").string(), s->arena_.get()));
-  s->kv_ = std::make_unique<server::KvService>(s->store_.get(), s->arena_.get(),
+  s->kv_ = std::make_unique<server::KvService>(s->store_.get(), s->arena_,
                                                s->arena_socket_->path(), auth);
   s->inject_ = std::make_unique<server::InjectService>(s->store_.get(), auth);
   s->memory_ = std::make_unique<server::MemoryService>(s->store_.get(), auth);

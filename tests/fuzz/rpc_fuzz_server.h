@@ -89,7 +89,7 @@ class RpcFuzzServer {
   std::unique_ptr<db::Store> store_;
   std::unique_ptr<server::ApiKeys> api_keys_;
   std::unique_ptr<server::Authorizer> authorizer_;
-  std::unique_ptr<server::KvArena> arena_;
+  std::shared_ptr<server::KvArena> arena_;  // shared with GetKv's slices
   std::unique_ptr<server::KvArenaSocket> arena_socket_;
   std::unique_ptr<server::MnemoService> mnemo_;
   std::unique_ptr<server::KvService> kv_;
