@@ -71,6 +71,12 @@ struct StoreOptions {
   uint64_t snapshot_every_ops = 100000;
   // RocksDB block cache size in bytes.
   uint64_t block_cache_bytes = 256ull << 20;
+  // Budget of every column family's memtables together (RocksDB's
+  // db_write_buffer_size): past it the largest memtable is flushed. With the
+  // block cache it bounds what the store holds in memory; 0 = no shared
+  // budget (each of the dozen column families may then hold up to twice
+  // its 64 MiB write buffer).
+  uint64_t memtable_bytes = 64ull << 20;
   // Chunk KV retention timers (background threads, stopped by Close), at
   // most one day each. Every kv_expiry_interval_ms the KV of chunks whose
   // TTL ran out is removed (blocks, key indexes and record in one commit,

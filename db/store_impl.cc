@@ -75,6 +75,7 @@ absl::Status StoreImpl::OpenDb() {
   db_options.listeners.push_back(write_resumer_.listener());
   // No LOG file in the data directory (see rocks_logger.h).
   db_options.info_log = NewRocksLogger();
+  db_options.db_write_buffer_size = options_.memtable_bytes;
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options_.block_cache_bytes);

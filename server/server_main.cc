@@ -139,6 +139,8 @@ struct Flags {
       static_cast<uint32_t>(db::StoreOptions{}.memory_expiry_interval_ms / 1000);
   uint64_t memory_expired_keep_seconds = db::StoreOptions{}.memory_expired_keep_ms / 1000;
   uint64_t kv_arena_bytes = 0;  // 0: no hot tier
+  uint64_t block_cache_bytes = db::StoreOptions{}.block_cache_bytes;
+  uint64_t memtable_bytes = db::StoreOptions{}.memtable_bytes;
   std::string kv_arena_socket;  // default: <data_dir>/kv-arena.sock
   std::string metrics_listen;   // empty: no /metrics endpoint
   TlsFiles tls;                 // no cert: plaintext
@@ -223,6 +225,8 @@ int Run(const Flags& flags) {
   }
   db::StoreOptions options;
   options.sync_writes = flags.sync_writes;
+  options.block_cache_bytes = flags.block_cache_bytes;
+  options.memtable_bytes = flags.memtable_bytes;
   options.kv_expiry_interval_ms = uint64_t{flags.kv_expiry_interval_seconds} * 1000;
   options.memory_expiry_interval_ms = uint64_t{flags.memory_expiry_interval_seconds} * 1000;
   options.memory_expired_keep_ms = flags.memory_expired_keep_seconds * 1000;
@@ -425,6 +429,15 @@ int main(int argc, char** argv) {
   app.add_option("--sync-writes", flags.sync_writes,
                  "sync the WAL before acknowledging writes (true/false)")
       ->capture_default_str();
+  app.add_option("--block-cache-bytes", flags.block_cache_bytes,
+                 "RocksDB block cache (uncompressed blocks of the store's tables)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1} << 20, uint64_t{1} << 40));
+  app.add_option("--memtable-bytes", flags.memtable_bytes,
+                 "budget of all memtables together; past it the largest is flushed "
+                 "(0 = only each column family's own limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 40));
   app.add_option("--kv-arena-bytes", flags.kv_arena_bytes,
                  "size of the shared memory hot tier for chunk KV, served to same-host clients "
                  "as read-only leases (0 = off)")
