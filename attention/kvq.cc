@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "attention/kv_quant.h"
 #include "attention/rans.h"
+#include "common/varint.h"
 
 namespace mnemo::attention {
 namespace {
@@ -146,26 +147,6 @@ std::vector<float> KMeansLevels(std::vector<float> sample, int n, double rate_we
   }
   *bits = std::move(sorted_bits);
   return out;
-}
-
-// Reads LEB128 unsigned integers from [p, end).
-bool ReadVarint(const uint8_t*& p, const uint8_t* end, uint64_t* v) {
-  *v = 0;
-  for (int shift = 0; shift < 40; shift += 7) {
-    if (p == end) return false;
-    const uint8_t b = *p++;
-    *v |= uint64_t{b & 0x7fu} << shift;
-    if ((b & 0x80) == 0) return true;
-  }
-  return false;  // more than 5 bytes
-}
-
-void PutVarint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
 }
 
 }  // namespace
@@ -465,9 +446,13 @@ absl::StatusOr<KvqPlanes> ParseKvq(absl::string_view payload, uint32_t heads, ui
   uint64_t next = 0;  // smallest index the next outlier may have
   for (uint32_t i = 0; i < count; ++i) {
     uint64_t delta;
-    if (!ReadVarint(q, pos_end, &delta)) return Bad("truncated outlier position");
+    absl::string_view rest(reinterpret_cast<const char*>(q), pos_end - q);
+    if (!GetVarint(&rest, &delta)) return Bad("truncated outlier position");
+    q = pos_end - rest.size();
+    if (next >= elements || delta >= elements - next) {
+      return Bad(absl::StrCat("outlier position ", next, " + ", delta, " beyond ", elements));
+    }
     const uint64_t e = next + delta;
-    if (e >= elements) return Bad(absl::StrCat("outlier position ", e, " beyond ", elements));
     if ((e / head_dim) % tokens < s.sink_tokens) {
       return Bad(absl::StrCat("outlier position ", e, " in a sink token"));
     }

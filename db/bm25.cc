@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/status_macros.h"
+#include "common/varint.h"
 #include "db/keys.h"
 #include "index/fusion.h"
 #include "rocksdb/db.h"
@@ -77,38 +78,6 @@ class PrefixScan {
   const rocksdb::Slice upper_slice_;
   std::unique_ptr<rocksdb::Iterator> it_;
 };
-
-void PutVarint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-// Decodes a varint at the front of `*in` and advances it; false when the
-// input ends early or the value exceeds 64 bits.
-bool GetVarint(absl::string_view* in, uint64_t* v) {
-  uint64_t result = 0;
-  for (int shift = 0; shift <= 63 && !in->empty(); shift += 7) {
-    uint8_t byte = static_cast<uint8_t>(in->front());
-    in->remove_prefix(1);
-    if (shift == 63 && byte > 1) return false;
-    result |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    if ((byte & 0x80) == 0) {
-      *v = result;
-      return true;
-    }
-  }
-  return false;
-}
-
-bool GetVarint32(absl::string_view* in, uint32_t* v) {
-  uint64_t wide = 0;
-  if (!GetVarint(in, &wide) || wide > std::numeric_limits<uint32_t>::max()) return false;
-  *v = static_cast<uint32_t>(wide);
-  return true;
-}
 
 std::string EncodeTermList(const std::vector<uint32_t>& sorted_distinct) {
   std::string out;

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/checksum_frame.h"
+#include "common/varint.h"
 #include "db/keys.h"
 #include "nlohmann/json.hpp"
 
@@ -23,16 +24,8 @@ constexpr char kChunkFormatWithSource = 2;
 constexpr char kSnapshotMagic[8] = {'M', 'N', 'E', 'M', 'O', 'I', 'D', 'X'};
 constexpr uint32_t kSnapshotFormat = 1;
 
-void AppendVarint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
 void AppendField(std::string* out, absl::string_view field) {
-  AppendVarint(out, field.size());
+  PutVarint(out, field.size());
   out->append(field.data(), field.size());
 }
 
@@ -43,37 +36,16 @@ class FieldReader {
 
   bool ReadField(std::string* out) {
     uint64_t len = 0;
-    int shift = 0;
-    while (true) {
-      if (pos_ >= in_.size() || shift > 63) return false;
-      auto byte = static_cast<uint8_t>(in_[pos_++]);
-      len |= static_cast<uint64_t>(byte & 0x7f) << shift;
-      if ((byte & 0x80) == 0) break;
-      shift += 7;
-    }
-    if (len > in_.size() - pos_) return false;
-    out->assign(in_.data() + pos_, len);
-    pos_ += len;
+    if (!GetVarint(&in_, &len) || len > in_.size()) return false;
+    out->assign(in_.data(), len);
+    in_.remove_prefix(len);
     return true;
   }
-  bool ReadVarint(uint64_t* out) {
-    uint64_t v = 0;
-    int shift = 0;
-    while (true) {
-      if (pos_ >= in_.size() || shift > 63) return false;
-      auto byte = static_cast<uint8_t>(in_[pos_++]);
-      v |= static_cast<uint64_t>(byte & 0x7f) << shift;
-      if ((byte & 0x80) == 0) break;
-      shift += 7;
-    }
-    *out = v;
-    return true;
-  }
-  bool AtEnd() const { return pos_ == in_.size(); }
+  bool ReadVarint(uint64_t* out) { return GetVarint(&in_, out); }
+  bool AtEnd() const { return in_.empty(); }
 
  private:
-  absl::string_view in_;
-  size_t pos_ = 0;
+  absl::string_view in_;  // what is left
 };
 
 template <typename T>
@@ -120,8 +92,8 @@ std::string EncodeChunk(absl::string_view chunk_id, absl::string_view document_i
   AppendField(&out, text);
   AppendField(&out, metadata_json);
   if (has_source) {
-    AppendVarint(&out, source_begin);
-    AppendVarint(&out, source_end);
+    PutVarint(&out, source_begin);
+    PutVarint(&out, source_end);
   }
   return out;
 }

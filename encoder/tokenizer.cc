@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/status_macros.h"
+#include "common/varint.h"
 #include "encoder/sentencepiece_bridge.h"
 #include "nlohmann/json.hpp"
 
@@ -31,26 +32,18 @@ constexpr absl::string_view kWordBoundary = "\u2581";
 
 enum WireType : uint32_t { kVarint = 0, kLengthDelimited = 2, kFixed32 = 5 };
 
-void PutVarint(uint64_t value, std::string* out) {
-  while (value >= 0x80) {
-    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
-    value >>= 7;
-  }
-  out->push_back(static_cast<char>(value));
-}
-
 void PutTag(uint32_t field, WireType type, std::string* out) {
-  PutVarint((static_cast<uint64_t>(field) << 3) | type, out);
+  PutVarint(out, (static_cast<uint64_t>(field) << 3) | type);
 }
 
 void PutVarintField(uint32_t field, uint64_t value, std::string* out) {
   PutTag(field, kVarint, out);
-  PutVarint(value, out);
+  PutVarint(out, value);
 }
 
 void PutBytesField(uint32_t field, absl::string_view bytes, std::string* out) {
   PutTag(field, kLengthDelimited, out);
-  PutVarint(bytes.size(), out);
+  PutVarint(out, bytes.size());
   out->append(bytes.data(), bytes.size());
 }
 
