@@ -4,11 +4,10 @@
 #define MNEMO_SERVER_CONVERT_KV_ARENA_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "db/kv.h"
-#include <optional>
-
 #include "mnemo/v1/mnemo.pb.h"
 #include "server/kv_arena.h"
 

@@ -38,8 +38,9 @@ struct KvArenaGetOptions {
 
 // A new reactor for `request` of the caller authenticated as `key_id` (""
 // with authentication off); `arena` may be null (the call then fails with
-// FAILED_PRECONDITION); the slices sent from it hold it. Without inline_bytes, a session of another key is
-// PERMISSION_DENIED. Deletes itself.
+// FAILED_PRECONDITION); the slices sent from it hold it. Without
+// inline_bytes, a session of another key is PERMISSION_DENIED. Deletes
+// itself.
 grpc::ServerWriteReactor<grpc::ByteBuffer>* NewKvArenaGetReactor(
     db::Store* store, std::shared_ptr<KvArena> arena, const std::string& key_id,
     grpc::CallbackServerContext* ctx, const v1::GetKvRequest& request,
