@@ -44,7 +44,6 @@
 #include "attention/partial.h"
 #include "attention/rope.h"
 #include "bench/bench_must.h"
-#include "bench/bench_must.h"
 #include "decoder/chunk_kv.h"
 #include "decoder/model.h"
 #include "decoder/session.h"
@@ -204,6 +203,10 @@ struct Tally {
   uint64_t keys = 0, exact_keys = 0;
   double recall_sum = 0;
   double oracle_sum = 0;  // the same number of keys, the truly largest ones
+  // The same number of keys, one set per KV head (GQA), by the group's mass.
+  double group_oracle_sum = 0;
+  // Whole clusters of the index, by the group's true mass, as many keys.
+  double cluster_oracle_sum = 0;
   uint64_t recall_n = 0;
 };
 
@@ -246,38 +249,93 @@ class LocalRetrieval final : public mnemo::decoder::ExternalAttention {
                mnemo::attention::QueryBlock{q_pre + size_t(i) * H * d, 1, first + i},
                budget_.exact_fraction, &sel, nullptr),
            "select");
-      for (int h = 0; h < H; ++h) {
-        const int kvh = h / G;
-        const float* q = q_post + (size_t(i) * H + h) * d;
-        // Full softmax over every chunk key of this KV head.
-        std::vector<float> scores;
+      for (int kvh = 0; kvh < shape.n_kv_heads; ++kvh) {
+        // Every chunk key of this KV head, in (chunk, token) order.
         std::vector<int32_t> positions;
-        for (size_t c = 0; c < ctx_.chunks.size(); ++c) {
-          const int T = ctx_.chunks[c].n_tokens();
-          const float* k = &ctx_.abs_keys[layer][c][size_t(kvh) * T * d];
-          for (int t = 0; t < T; ++t) {
-            float dot = 0;
-            for (int j = 0; j < d; ++j) dot += q[j] * k[size_t(t) * d + j];
-            scores.push_back(dot * shape.scale);
+        for (size_t c = 0; c < ctx_.chunks.size(); ++c)
+          for (int t = 0; t < ctx_.chunks[c].n_tokens(); ++t)
             positions.push_back(static_cast<int32_t>(ctx_.starts[c] + t));
+        const size_t N = positions.size();
+        // Per query head of the group, its full softmax over those keys.
+        std::vector<std::vector<double>> p(G, std::vector<double>(N));
+        for (int g = 0; g < G; ++g) {
+          const float* q = q_post + (size_t(i) * H + kvh * G + g) * d;
+          std::vector<float> scores(N);
+          size_t j = 0;
+          for (size_t c = 0; c < ctx_.chunks.size(); ++c) {
+            const int T = ctx_.chunks[c].n_tokens();
+            const float* k = &ctx_.abs_keys[layer][c][size_t(kvh) * T * d];
+            for (int t = 0; t < T; ++t, ++j) {
+              float dot = 0;
+              for (int e = 0; e < d; ++e) dot += q[e] * k[size_t(t) * d + e];
+              scores[j] = dot * shape.scale;
+            }
           }
+          const float m = *std::max_element(scores.begin(), scores.end());
+          double z = 0;
+          for (size_t e = 0; e < N; ++e) z += p[g][e] = std::exp(double(scores[e]) - m);
+          for (size_t e = 0; e < N; ++e) p[g][e] /= z;
         }
-        const float m = *std::max_element(scores.begin(), scores.end());
-        double z = 0, hit = 0;
         const auto& picked = sel.positions[kvh];
-        std::vector<double> w(scores.size());
-        for (size_t j = 0; j < scores.size(); ++j) {
-          w[j] = std::exp(double(scores[j]) - m);
-          z += w[j];
-          if (std::binary_search(picked.begin(), picked.end(), positions[j])) hit += w[j];
+        const size_t k = std::min(picked.size(), N);
+        std::vector<char> in_sel(N, 0);
+        for (size_t e = 0; e < N; ++e)
+          in_sel[e] = std::binary_search(picked.begin(), picked.end(), positions[e]);
+        // The group's mass per key: one selection serves the whole group.
+        std::vector<double> group(N, 0.0);
+        for (int g = 0; g < G; ++g)
+          for (size_t e = 0; e < N; ++e) group[e] += p[g][e];
+        std::vector<size_t> order(N);
+        for (size_t e = 0; e < N; ++e) order[e] = e;
+        std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                          [&](size_t x, size_t y) { return group[x] > group[y]; });
+        std::vector<char> in_group(N, 0);
+        for (size_t e = 0; e < k; ++e) in_group[order[e]] = 1;
+        // Whole clusters by their true group mass until k keys are taken.
+        struct Cl {
+          double mass;
+          size_t base;
+          const KeyClusters* kc;
+          int id;
+        };
+        std::vector<Cl> cls;
+        size_t base = 0;
+        for (size_t c = 0; c < ctx_.chunks.size(); ++c) {
+          const KeyClusters& kc = ctx_.clusters[layer][c][kvh];
+          for (int cl = 0; cl < kc.n_clusters; ++cl) {
+            double mass = 0;
+            for (int32_t m = kc.offsets[cl]; m < kc.offsets[cl + 1]; ++m)
+              mass += group[base + kc.members[m]];
+            cls.push_back({mass, base, &kc, cl});
+          }
+          base += ctx_.chunks[c].n_tokens();
         }
-        const size_t k = std::min(picked.size(), w.size());
-        std::partial_sort(w.begin(), w.begin() + k, w.end(), std::greater<double>());
-        double best = 0;
-        for (size_t j = 0; j < k; ++j) best += w[j];
-        tally_->recall_sum += hit / z;
-        tally_->oracle_sum += best / z;
-        ++tally_->recall_n;
+        std::sort(cls.begin(), cls.end(), [](const Cl& x, const Cl& y) { return x.mass > y.mass; });
+        std::vector<char> in_cluster(N, 0);
+        size_t taken = 0;
+        for (const Cl& cl : cls) {
+          if (taken >= k) break;
+          for (int32_t m = cl.kc->offsets[cl.id]; m < cl.kc->offsets[cl.id + 1]; ++m)
+            in_cluster[cl.base + cl.kc->members[m]] = 1;
+          taken += cl.kc->size(cl.id);
+        }
+        for (int g = 0; g < G; ++g) {
+          double hit = 0, hit_group = 0, hit_cluster = 0;
+          for (size_t e = 0; e < N; ++e) {
+            hit += in_sel[e] ? p[g][e] : 0.0;
+            hit_group += in_group[e] ? p[g][e] : 0.0;
+            hit_cluster += in_cluster[e] ? p[g][e] : 0.0;
+          }
+          std::vector<double> w = p[g];
+          std::partial_sort(w.begin(), w.begin() + k, w.end(), std::greater<double>());
+          double best = 0;
+          for (size_t e = 0; e < k; ++e) best += w[e];
+          tally_->recall_sum += hit;
+          tally_->oracle_sum += best;
+          tally_->group_oracle_sum += hit_group;
+          tally_->cluster_oracle_sum += hit_cluster;
+          ++tally_->recall_n;
+        }
       }
     }
   }
@@ -466,6 +524,8 @@ int main(int argc, char** argv) {
     if (configs[i].tally.recall_n == 0) {
       configs[i].tally.recall_sum = configs[i - 1].tally.recall_sum;
       configs[i].tally.oracle_sum = configs[i - 1].tally.oracle_sum;
+      configs[i].tally.group_oracle_sum = configs[i - 1].tally.group_oracle_sum;
+      configs[i].tally.cluster_oracle_sum = configs[i - 1].tally.cluster_oracle_sum;
       configs[i].tally.recall_n = configs[i - 1].tally.recall_n;
     }
   }
@@ -513,9 +573,9 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::printf("%-8s %-8s %10s %10s %10s %10s %10s %9s %9s %10s\n", "exact", "estim.",
+  std::printf("%-8s %-8s %10s %10s %10s %10s %10s %9s %9s %9s %9s %10s\n", "exact", "estim.",
               "keys read", "agreement", "ppl", "ppl full", "ppl ratio", "recall", "oracle",
-              "passkey");
+              "or.group", "or.clust", "passkey");
   const Config* best = nullptr;
   for (const Config& c : configs) {
     const double read = double(c.tally.exact_keys) / double(std::max<uint64_t>(1, c.tally.keys));
@@ -523,10 +583,12 @@ int main(int argc, char** argv) {
     const double ppl = std::exp(c.nll / double(c.positions));
     const double ppl_full = std::exp(c.full_nll / double(c.positions));
     const double recall = c.tally.recall_sum / double(std::max<uint64_t>(1, c.tally.recall_n));
-    const double oracle = c.tally.oracle_sum / double(std::max<uint64_t>(1, c.tally.recall_n));
-    std::printf("%-8.3f %-8.3f %10.4f %10.4f %10.3f %10.3f %10.4f %9.4f %9.4f %5d/%-4d\n",
+    const double rn = double(std::max<uint64_t>(1, c.tally.recall_n));
+    const double oracle = c.tally.oracle_sum / rn;
+    std::printf("%-8.3f %-8.3f %10.4f %10.4f %10.3f %10.3f %10.4f %9.4f %9.4f %9.4f %9.4f %5d/%-4d\n",
                 c.budget.exact_fraction, c.budget.estimated_fraction, read, agree, ppl, ppl_full,
-                ppl / ppl_full, recall, oracle, c.passkey_right, c.passkeys);
+                ppl / ppl_full, recall, oracle, c.tally.group_oracle_sum / rn,
+                c.tally.cluster_oracle_sum / rn, c.passkey_right, c.passkeys);
     if (read <= 0.05) {
       auto score = [](const Config& x) {
         return double(x.agree) / double(x.positions) - std::abs(x.nll / x.full_nll - 1.0);
