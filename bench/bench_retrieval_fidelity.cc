@@ -17,6 +17,9 @@
 //                     full softmax mass over the chunks' keys that falls on
 //                     the keys read exactly (averaged); "oracle" is the
 //                     share the same number of truly top keys would hold,
+//                     "or.group" the same with one key set per KV head
+//                     (by the group's summed mass, as GQA forces), and
+//                     "or.clust" whole index clusters by true group mass,
 //   keys read         keys scored exactly / keys of the context.
 // A passkey test: a five-digit number hidden in the context at a random
 // chunk, asked for at the end; greedy answer accuracy with full attention
