@@ -54,6 +54,7 @@
 #include "bench/bench_must.h"
 #include "mnemo/client.h"
 #include "nlohmann/json.hpp"
+#include "tests/integration/kv_test_model.h"
 #include "tests/integration/mnemod_process.h"
 
 namespace {
@@ -86,18 +87,7 @@ constexpr const char* kKindNames[kKinds] = {"search", "upsert",      "get",    "
 constexpr int kWeights[kKinds] = {30, 18, 12, 6, 4, 10, 8, 12};
 
 mnemo::ModelFingerprint KvModel() {
-  mnemo::ModelFingerprint m;
-  m.architecture = "llama";
-  m.n_layers = kLayers;
-  m.n_heads = 2 * kKvHeads;
-  m.n_kv_heads = kKvHeads;
-  m.head_dim = kHeadDim;
-  m.dim = m.n_heads * kHeadDim;
-  m.rope_theta = 10000;
-  m.rope_style = "half";
-  m.dtype = "float32";
-  m.tokenizer_sha256 = std::string(64, '5');
-  return m;
+  return mnemo::testing::KvTestModel(kLayers, 2 * kKvHeads, kKvHeads, kHeadDim, '5');
 }
 
 // Deterministic content of an id's writes, from a seed: what a client

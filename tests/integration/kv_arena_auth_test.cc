@@ -40,6 +40,7 @@
 #include "mnemo/kv_arena_wire.h"
 #include "mnemo/v1/mnemo.grpc.pb.h"
 #include "tests/integration/kv_arena_reads.h"
+#include "tests/integration/kv_test_model.h"
 #include "tests/integration/mnemod_process.h"
 
 namespace mnemo::testing {
@@ -48,20 +49,7 @@ namespace {
 constexpr char kAdminKey[] = "arena-admin-key-0123456789abcdef";
 constexpr int kLayers = 2, kKvHeads = 8, kHeadDim = 64, kTokens = 256;
 
-ModelFingerprint Model() {
-  ModelFingerprint m;
-  m.architecture = "llama";
-  m.n_layers = kLayers;
-  m.n_heads = kKvHeads * 2;
-  m.n_kv_heads = kKvHeads;
-  m.head_dim = kHeadDim;
-  m.dim = m.n_heads * kHeadDim;
-  m.rope_theta = 10000;
-  m.rope_style = "half";
-  m.dtype = "float32";
-  m.tokenizer_sha256 = std::string(64, 'b');
-  return m;
-}
+ModelFingerprint Model() { return KvTestModel(kLayers, kKvHeads * 2, kKvHeads, kHeadDim, 'b'); }
 
 KvPut MakePut(const std::string& id, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -149,24 +137,7 @@ void Handshake(const std::string& path, const std::string& key, Request request,
 
 v1::GetKvRequest RawRequest(const std::string& ns, const std::string& token,
                             const std::vector<std::string>& ids) {
-  v1::GetKvRequest request;
-  request.set_namespace_(ns);
-  for (const std::string& id : ids) request.add_chunk_ids(id);
-  const ModelFingerprint m = Model();
-  v1::ModelFingerprint* f = request.mutable_model();
-  f->set_architecture(m.architecture);
-  f->set_n_layers(m.n_layers);
-  f->set_n_heads(m.n_heads);
-  f->set_n_kv_heads(m.n_kv_heads);
-  f->set_head_dim(m.head_dim);
-  f->set_dim(m.dim);
-  f->set_rope_theta(m.rope_theta);
-  f->set_rope_style(m.rope_style);
-  f->set_dtype(m.dtype);
-  f->set_tokenizer_sha256(m.tokenizer_sha256);
-  request.set_dtype(v1::KV_DTYPE_FP32);
-  request.set_arena_session(token);
-  return request;
+  return RawArenaGetKv(ns, token, Model(), ids);
 }
 
 class KvArenaAuthTest : public ::testing::Test {

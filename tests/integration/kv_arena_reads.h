@@ -1,6 +1,6 @@
 // Test helpers of the KV arena tests (sdk_kv_arena_test, kv_arena_auth_test):
-// a raw read through the SDK's arena session, and the bytes of a put's
-// tensor to compare a lease with.
+// a raw read through the SDK's arena session, the bytes of a put's tensor
+// to compare a lease with, and a raw GetKv request under a session token.
 #ifndef MNEMO_TESTS_INTEGRATION_KV_ARENA_READS_H_
 #define MNEMO_TESTS_INTEGRATION_KV_ARENA_READS_H_
 
@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "client/convert.h"
 #include "mnemo/client.h"
+#include "mnemo/v1/mnemo.pb.h"
 
 namespace mnemo::testing {
 
@@ -41,6 +43,20 @@ inline absl::StatusOr<std::vector<KvBlock>> ReadThroughArena(Client* client,
     blocks.push_back(std::move(block));
   }
   return blocks;
+}
+
+// A raw GetKv request (fp32) of `ids` under an arena session token, for
+// calls past the SDK: to another key's session, a closed or forged one.
+inline v1::GetKvRequest RawArenaGetKv(const std::string& ns, const std::string& token,
+                                      const ModelFingerprint& model,
+                                      const std::vector<std::string>& ids) {
+  v1::GetKvRequest request;
+  request.set_namespace_(ns);
+  for (const std::string& id : ids) request.add_chunk_ids(id);
+  client_internal::FingerprintToProto(model, request.mutable_model());
+  request.set_dtype(v1::KV_DTYPE_FP32);
+  request.set_arena_session(token);
+  return request;
 }
 
 }  // namespace mnemo::testing

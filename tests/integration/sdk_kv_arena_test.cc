@@ -34,6 +34,7 @@
 #include "mnemo/kv_arena_wire.h"
 #include "mnemo/v1/mnemo.grpc.pb.h"
 #include "tests/integration/kv_arena_reads.h"
+#include "tests/integration/kv_test_model.h"
 #include "tests/integration/mnemod_process.h"
 #include "tests/integration/sdk_test_util.h"
 
@@ -44,20 +45,7 @@ constexpr int kLayers = 2, kKvHeads = 8, kHeadDim = 64, kTokens = 256;
 constexpr size_t kElements = size_t{kKvHeads} * kTokens * kHeadDim;
 constexpr const char* kArenaBytes = "4194304";
 
-ModelFingerprint Model() {
-  ModelFingerprint m;
-  m.architecture = "llama";
-  m.n_layers = kLayers;
-  m.n_heads = kKvHeads * 2;
-  m.n_kv_heads = kKvHeads;
-  m.head_dim = kHeadDim;
-  m.dim = m.n_heads * kHeadDim;
-  m.rope_theta = 10000;
-  m.rope_style = "half";
-  m.dtype = "float32";
-  m.tokenizer_sha256 = std::string(64, 'b');
-  return m;
-}
+ModelFingerprint Model() { return KvTestModel(kLayers, kKvHeads * 2, kKvHeads, kHeadDim, 'b'); }
 
 KvPut MakePut(const std::string& id, uint32_t seed, int tokens = kTokens) {
   std::mt19937 rng(seed);
@@ -196,24 +184,7 @@ grpc::Status RawGetKv(v1::MnemoKv::Stub* stub, const v1::GetKvRequest& request,
 }
 
 v1::GetKvRequest RawRequest(const std::string& token, const std::vector<std::string>& ids) {
-  v1::GetKvRequest request;
-  request.set_namespace_("kv");
-  for (const std::string& id : ids) request.add_chunk_ids(id);
-  const ModelFingerprint m = Model();
-  v1::ModelFingerprint* f = request.mutable_model();
-  f->set_architecture(m.architecture);
-  f->set_n_layers(m.n_layers);
-  f->set_n_heads(m.n_heads);
-  f->set_n_kv_heads(m.n_kv_heads);
-  f->set_head_dim(m.head_dim);
-  f->set_dim(m.dim);
-  f->set_rope_theta(m.rope_theta);
-  f->set_rope_style(m.rope_style);
-  f->set_dtype(m.dtype);
-  f->set_tokenizer_sha256(m.tokenizer_sha256);
-  request.set_dtype(v1::KV_DTYPE_FP32);
-  request.set_arena_session(token);
-  return request;
+  return RawArenaGetKv("kv", token, Model(), ids);
 }
 
 TEST_F(KvArenaTest, HitsAreLeasesWithTheStoredBytes) {

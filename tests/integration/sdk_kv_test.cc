@@ -32,6 +32,7 @@
 #include "common/status_macros.h"
 #include "mnemo/client.h"
 #include "mnemo/v1/mnemo.grpc.pb.h"
+#include "tests/integration/kv_test_model.h"
 #include "tests/integration/mnemod_process.h"
 #include "tests/integration/sdk_test_util.h"
 
@@ -44,22 +45,9 @@ constexpr int kLayers = 2;
 constexpr int kHeads = 4;
 constexpr int kKvHeads = 2;
 constexpr int kHeadDim = 8;
-constexpr double kRopeTheta = 10000.0;
+constexpr double kRopeTheta = kKvTestRopeTheta;
 
-ModelFingerprint TestModel() {
-  ModelFingerprint m;
-  m.architecture = "llama";
-  m.n_layers = kLayers;
-  m.n_heads = kHeads;
-  m.n_kv_heads = kKvHeads;
-  m.head_dim = kHeadDim;
-  m.dim = kHeads * kHeadDim;
-  m.rope_theta = kRopeTheta;
-  m.rope_style = "half";
-  m.dtype = "float32";
-  m.tokenizer_sha256 = std::string(64, 'a');
-  return m;
-}
+ModelFingerprint TestModel() { return KvTestModel(kLayers, kHeads, kKvHeads, kHeadDim, 'a'); }
 
 size_t Elements(size_t tokens) { return static_cast<size_t>(kKvHeads) * tokens * kHeadDim; }
 
