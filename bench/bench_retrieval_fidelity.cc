@@ -38,6 +38,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "CLI/CLI.hpp"
@@ -417,7 +418,7 @@ int main(int argc, char** argv) {
   std::string text_path = ".assets/decoder-data/val.txt";
   int prompts = 64, cont = 32, min_context = 2048, max_context = 3840, passkeys = 16;
   int keys_per_cluster = 16;
-  bool query_aware = false;
+  bool query_aware = false, within_documents = false;
   std::vector<double> exact = {0.02, 0.04}, estimated = {0.0, 0.25, 0.9};
   app.add_option("--model", model_dir, "model directory")->capture_default_str();
   app.add_option("--text", text_path, "validation text")->capture_default_str();
@@ -428,6 +429,10 @@ int main(int argc, char** argv) {
   app.add_option("--passkeys", passkeys, "passkey prompts")->capture_default_str();
   app.add_option("--keys-per-cluster", keys_per_cluster, "key index granularity")
       ->capture_default_str();
+  app.add_flag("--within-documents", within_documents,
+               "draw every window inside one document (separated by a form-feed line, as "
+               "scripts/fetch_decoder_corpora writes them) long enough for --max-context + "
+               "--cont tokens, instead of across the text's document boundaries");
   app.add_flag("--query-aware", query_aware,
                "cluster keys under the prefill queries' per-RoPE-pair energy (see "
                "LearnQueryWeights) instead of plain spherical k-means");
@@ -481,12 +486,59 @@ int main(int argc, char** argv) {
   const int vocab = cfg.vocab_size;
   double index_s = 0, encode_s = 0;
   uint64_t context_tokens = 0;
+  // Where windows may start: [first, last] ranges of `source`, the whole
+  // text, or each long enough document of it on its own.
+  std::vector<int32_t> source = ids;
+  std::vector<std::pair<size_t, size_t>> ranges;
+  const size_t need = size_t(max_context) + cont + 2;
+  if (within_documents) {
+    source.clear();
+    const std::string text = buf.str();
+    const std::string separator = "\n\n\f\n";
+    size_t documents = 0;
+    for (size_t at = 0; at < text.size();) {
+      size_t end = text.find(separator, at);
+      if (end == std::string::npos) end = text.size();
+      const std::vector<int> doc = Must(tokenizer->Encode(text.substr(at, end - at)), "tokenizing");
+      if (doc.size() >= need) {
+        ranges.push_back({source.size(), source.size() + doc.size() - need});
+        source.insert(source.end(), doc.begin(), doc.end());
+        ++documents;
+      }
+      at = end + separator.size();
+    }
+    if (ranges.empty()) {
+      std::fprintf(stderr, "bench_retrieval_fidelity: no document of %s holds %zu tokens\n",
+                   text_path.c_str(), need);
+      return 1;
+    }
+    std::printf("windows within %zu documents of at least %zu tokens (%zu tokens)\n\n",
+                documents, need, source.size());
+  } else if (ids.size() < need) {
+    std::fprintf(stderr, "bench_retrieval_fidelity: %s has %zu tokens, fewer than %zu\n",
+                 text_path.c_str(), ids.size(), need);
+    return 1;
+  }
+  size_t span = 0;  // the start positions of all ranges, in a row
+  for (const auto& r : ranges) span += r.second - r.first + 1;
   const size_t stride = ids.size() / std::max(1, prompts);
   for (int p = 0; p < prompts; ++p) {
     const int C = std::uniform_int_distribution<int>(min_context, max_context)(rng);
-    const size_t start = std::min(size_t(p) * stride, ids.size() - C - cont - 2);
-    const std::vector<int32_t> context(ids.begin() + start, ids.begin() + start + C);
-    const std::vector<int32_t> tail(ids.begin() + start + C, ids.begin() + start + C + cont + 1);
+    // The p-th of `prompts` evenly spaced start positions.
+    size_t start = std::min(size_t(p) * stride, ids.size() - C - cont - 2);
+    if (within_documents) {
+      size_t k = size_t(p) * (span / std::max(1, prompts));
+      for (const auto& r : ranges) {
+        if (k <= r.second - r.first) {
+          start = r.first + k;
+          break;
+        }
+        k -= r.second - r.first + 1;
+      }
+    }
+    const std::vector<int32_t> context(source.begin() + start, source.begin() + start + C);
+    const std::vector<int32_t> tail(source.begin() + start + C,
+                                    source.begin() + start + C + cont + 1);
     const std::vector<int32_t> input(tail.begin(), tail.end() - 1), target(tail.begin() + 1, tail.end());
     const Context ctx = Prepare(*model, Cut(context, &rng), keys_per_cluster, w);
     index_s += ctx.index_seconds;
