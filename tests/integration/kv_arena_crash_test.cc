@@ -25,6 +25,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "mnemo/client.h"
+#include "tests/integration/kv_test_model.h"
 #include "tests/integration/mnemod_process.h"
 #include "tests/integration/sdk_test_util.h"
 
@@ -36,20 +37,7 @@ constexpr size_t kElements = size_t{kKvHeads} * kTokens * kHeadDim;
 // 2 MiB: 32 blocks of 2 x 32 KiB, the whole namespace, so reads evict.
 const std::vector<std::string> kFlags = {"--kv-arena-bytes", "2097152"};
 
-ModelFingerprint Model() {
-  ModelFingerprint m;
-  m.architecture = "llama";
-  m.n_layers = kLayers;
-  m.n_heads = kKvHeads;
-  m.n_kv_heads = kKvHeads;
-  m.head_dim = kHeadDim;
-  m.dim = kKvHeads * kHeadDim;
-  m.rope_theta = 10000;
-  m.rope_style = "half";
-  m.dtype = "float32";
-  m.tokenizer_sha256 = std::string(64, 'c');
-  return m;
-}
+ModelFingerprint Model() { return KvTestModel(kLayers, kKvHeads, kKvHeads, kHeadDim, 'c'); }
 
 // The value of element i of K (v = false) or V of a version: exact in fp32.
 float Value(int chunk, int version, int layer, bool v, size_t i) {

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "mnemo/client.h"
+#include "tests/integration/kv_test_model.h"
 #include "tests/integration/mnemod_process.h"
 #include "tests/integration/sdk_test_util.h"
 
@@ -27,20 +28,7 @@ constexpr int kHeadDim = 8;
 constexpr int kTokens = 4;
 constexpr char kNs[] = "kv";
 
-ModelFingerprint TestModel() {
-  ModelFingerprint m;
-  m.architecture = "llama";
-  m.n_layers = kLayers;
-  m.n_heads = 4;
-  m.n_kv_heads = kKvHeads;
-  m.head_dim = kHeadDim;
-  m.dim = 4 * kHeadDim;
-  m.rope_theta = 10000.0;
-  m.rope_style = "half";
-  m.dtype = "float32";
-  m.tokenizer_sha256 = std::string(64, 'a');
-  return m;
-}
+ModelFingerprint TestModel() { return KvTestModel(kLayers, 4, kKvHeads, kHeadDim, 'a'); }
 
 KvPut MakePut(const std::string& chunk_id, uint32_t seed, int64_t ttl_seconds = 0) {
   std::mt19937 rng(seed);

@@ -18,6 +18,7 @@
 #include "attention/partial.h"
 #include "attention/rope.h"
 #include "mnemo/client.h"
+#include "tests/integration/kv_test_model.h"
 #include "tests/integration/mnemod_process.h"
 #include "tests/integration/sdk_test_util.h"
 
@@ -26,20 +27,7 @@ namespace {
 
 constexpr int kLayers = 2, kHeads = 4, kKvHeads = 2, kHeadDim = 16;
 
-ModelFingerprint Model() {
-  ModelFingerprint m;
-  m.architecture = "llama";
-  m.n_layers = kLayers;
-  m.n_heads = kHeads;
-  m.n_kv_heads = kKvHeads;
-  m.head_dim = kHeadDim;
-  m.dim = kHeads * kHeadDim;
-  m.rope_theta = 10000.0;
-  m.rope_style = "half";
-  m.dtype = "float32";
-  m.tokenizer_sha256 = std::string(64, 'b');
-  return m;
-}
+ModelFingerprint Model() { return KvTestModel(kLayers, kHeads, kKvHeads, kHeadDim, 'b'); }
 
 std::vector<float> Random(size_t n, unsigned seed) {
   std::mt19937 rng(seed);

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "mnemo/v1/mnemo.grpc.pb.h"
+#include "tests/integration/kv_test_model.h"
 #include "tests/integration/sdk_test_util.h"
 
 namespace mnemo::testing {
@@ -303,17 +304,7 @@ TEST_P(OversizedKvBlockTest, KvBlockOverTheSendLimitIsResourceExhaustedNamingIt)
   config.dim = 4;
   ASSERT_TRUE(client->CreateNamespace(config).ok());
   ASSERT_TRUE(client->Upsert("kv", {}, {Chunk{"a", "", "text", "{}", Basis(4, 0)}}).ok());
-  ModelFingerprint model;
-  model.architecture = "llama";
-  model.n_layers = 2;
-  model.n_heads = 2;
-  model.n_kv_heads = 2;
-  model.head_dim = 8;
-  model.dim = 16;
-  model.rope_theta = 10000.0;
-  model.rope_style = "half";
-  model.dtype = "float32";
-  model.tokenizer_sha256 = std::string(64, 'a');
+  const ModelFingerprint model = KvTestModel(2, 2, 2, 8, 'a');
   KvConfig kv;
   kv.model = model;
   kv.codec = KvCodec::kFp16;

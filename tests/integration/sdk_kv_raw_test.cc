@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "mnemo/client.h"
+#include "tests/integration/kv_test_model.h"
 #include "tests/integration/sdk_test_util.h"
 
 namespace mnemo::testing {
@@ -22,20 +23,7 @@ constexpr int kLayers = 3;
 constexpr int kKvHeads = 2;
 constexpr int kHeadDim = 16;
 
-ModelFingerprint TestModel() {
-  ModelFingerprint m;
-  m.architecture = "llama";
-  m.n_layers = kLayers;
-  m.n_heads = 4;
-  m.n_kv_heads = kKvHeads;
-  m.head_dim = kHeadDim;
-  m.dim = 4 * kHeadDim;
-  m.rope_theta = 10000.0;
-  m.rope_style = "half";
-  m.dtype = "float32";
-  m.tokenizer_sha256 = std::string(64, 'b');
-  return m;
-}
+ModelFingerprint TestModel() { return KvTestModel(kLayers, 4, kKvHeads, kHeadDim, 'b'); }
 
 // The floats as little-endian elements of `dtype`, by an independent
 // conversion (the compiler's binary16; bf16 as the top half of a float that
