@@ -33,6 +33,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "bench/bench_must.h"
+#include "bench/percentile.h"
 #include "db/memory.h"
 #include "db/store.h"
 #include "db/text.h"
@@ -113,13 +114,6 @@ std::vector<std::string> Sentences(const std::string& dir) {
     }
   }
   return out;
-}
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5));
-  return v[i];
 }
 
 int Run(const Flags& flags) {

@@ -12,11 +12,14 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "bench/percentile.h"
 #include "bench_must.h"
 #include "mnemo/client.h"
 #include "nlohmann/json.hpp"
 
 namespace {
+
+using mnemo::bench::Percentile;
 
 // The `field` of each line of `path` (at most `limit`).
 template <typename T>
@@ -33,12 +36,6 @@ std::vector<T> ReadField(const std::string& path, const char* field, int limit) 
   }
   if (out.empty()) mnemo::bench::Die(path, absl::InvalidArgumentError(std::string("no ") + field));
   return out;
-}
-
-double Percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5));
-  return v[i];
 }
 
 // Per-call microseconds of `call(i)` over `n` queries, `rounds` times,

@@ -52,6 +52,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "bench/bench_must.h"
+#include "bench/percentile.h"
 #include "mnemo/client.h"
 #include "nlohmann/json.hpp"
 #include "tests/integration/kv_test_model.h"
@@ -62,6 +63,7 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using mnemo::bench::Must;
+using mnemo::bench::Percentile;
 
 constexpr char kVecNs[] = "soak_vec";
 constexpr char kTextNs[] = "soak_text";
@@ -128,12 +130,6 @@ std::string TextOf(uint64_t seed, int words) {
     text += Words()[pick(rng)];
   }
   return text + ".";
-}
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5))];
 }
 
 // mnemod's resident set in bytes (0 when unreadable).
