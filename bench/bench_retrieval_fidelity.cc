@@ -246,6 +246,13 @@ class LocalRetrieval final : public mnemo::decoder::ExternalAttention {
   void MassRecall(int layer, const float* q_pre, const float* q_post, int n, int first,
                   const AttentionShape& shape) {
     const int H = shape.n_heads, G = H / shape.n_kv_heads, d = shape.head_dim;
+    // Every chunk key's position, in (chunk, token) order: the same for
+    // every KV head.
+    std::vector<int32_t> positions;
+    for (size_t c = 0; c < ctx_.chunks.size(); ++c)
+      for (int t = 0; t < ctx_.chunks[c].n_tokens(); ++t)
+        positions.push_back(static_cast<int32_t>(ctx_.starts[c] + t));
+    const size_t N = positions.size();
     for (int i = 0; i < n; ++i) {
       mnemo::attention::SelectedKeys sel;
       Must(mnemo::attention::SelectContextKeys(
@@ -254,12 +261,6 @@ class LocalRetrieval final : public mnemo::decoder::ExternalAttention {
                budget_.exact_fraction, &sel, nullptr),
            "select");
       for (int kvh = 0; kvh < shape.n_kv_heads; ++kvh) {
-        // Every chunk key of this KV head, in (chunk, token) order.
-        std::vector<int32_t> positions;
-        for (size_t c = 0; c < ctx_.chunks.size(); ++c)
-          for (int t = 0; t < ctx_.chunks[c].n_tokens(); ++t)
-            positions.push_back(static_cast<int32_t>(ctx_.starts[c] + t));
-        const size_t N = positions.size();
         // Per query head of the group, its full softmax over those keys.
         std::vector<std::vector<double>> p(G, std::vector<double>(N));
         for (int g = 0; g < G; ++g) {
